@@ -1,0 +1,43 @@
+"""ApiFunction: the HTTP API's single Lambda. Parsing, routing and error shapes live
+in fundrouter.http; this module wires them to AWS."""
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fundrouter import METRICS_NAMESPACE
+from fundrouter.domain.clock import utc_now
+from fundrouter.http.app import build_app
+from fundrouter.persistence.orders import DynamoOrderRepository
+from fundrouter.service.orders import OrderService
+from fundrouter.settings import ApiSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+app = build_app()
+
+
+@cache
+def order_service() -> OrderService:
+    """Built on first use, once per container, so importing this module stays cheap
+    and a missing setting fails loudly on the first request."""
+    settings = ApiSettings.from_env()
+    client = boto3.client("dynamodb")
+    return OrderService(DynamoOrderRepository(client, settings.orders_table_name), utc_now)
+
+
+def handle(event: dict[str, Any], context: LambdaContext, orders: OrderService) -> dict[str, Any]:
+    """The seam tests call with their own service."""
+    app.append_context(orders=orders)
+    return app.resolve(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context, order_service())

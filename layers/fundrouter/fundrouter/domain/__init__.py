@@ -1,0 +1,1 @@
+"""Pure domain: no boto3, no Lambda types, no environment."""

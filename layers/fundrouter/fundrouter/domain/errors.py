@@ -1,0 +1,52 @@
+"""Domain errors. Each names what was refused and why; the HTTP edge maps them to
+status codes in one place (fundrouter.http.errors)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    reason: str
+
+
+class DomainError(Exception):
+    """An expected refusal, never a bug: logged as info, answered with a 4xx."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, fields: tuple[FieldProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+class OrderNotFound(DomainError):
+    code = "order_not_found"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
+        self.order_id = order_id
+
+
+class OrderConflict(DomainError):
+    """The tenant already sent this orderId with different content."""
+
+    code = "order_conflict"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id} already exists with different content",
+            (FieldProblem("orderId", "already used for an order with different content"),),
+        )
+        self.order_id = order_id
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cursor is not one this API returned for this listing",
+            (FieldProblem("cursor", "not a cursor returned by this listing"),),
+        )

@@ -1,0 +1,153 @@
+"""Orders: what a business system submits, and the order resource it reads back."""
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Any, Final, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from fundrouter.domain.clock import Timestamp
+from fundrouter.domain.currency import is_iso_4217
+
+# 10^12 minor units (ten billion yuan in fen): far above any single consumer or SME
+# financing order, low enough that sums over many orders stay exact everywhere.
+MAX_AMOUNT: Final = 10**12
+MAX_TERM_MONTHS: Final = 480
+MAX_METADATA_KEYS: Final = 20
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=False)]
+MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
+MetadataValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+def _known_currency(code: str) -> str:
+    if not is_iso_4217(code):
+        raise ValueError("not an ISO 4217 currency code")
+    return code
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    MATCHED = "MATCHED"
+    APPROVED = "APPROVED"
+    DISBURSED = "DISBURSED"
+    REPAID = "REPAID"
+    UNMATCHED = "UNMATCHED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Customer(CamelModel):
+    id: ShortText
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,16}$")] | None = None
+    credit_grade: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+-]{1,8}$")] | None = None
+
+
+class OrderRequest(CamelModel):
+    """The body of POST /v1/orders: everything the tenant says about its order."""
+
+    order_id: OrderId
+    amount: Amount
+    currency: Currency
+    term_months: Annotated[StrictInt, Field(ge=1, le=MAX_TERM_MONTHS)]
+    product: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    customer: Customer
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = (
+        Field(default_factory=dict)
+    )
+
+    def content_hash(self) -> str:
+        """A digest of the content, so a retry with the same content is told apart
+        from a different order reusing the id, without storing a second copy."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", by_alias=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class HistoryEntry(CamelModel):
+    status: OrderStatus
+    at: Timestamp
+    line_id: str | None = None
+
+
+class Candidate(CamelModel):
+    line_id: str
+    outcome: str
+    reason: str | None = None
+
+
+class Decision(CamelModel):
+    strategy: str
+    candidates: list[Candidate]
+
+
+class Order(CamelModel):
+    """The order resource as stored and as served."""
+
+    order_id: OrderId
+    tenant_id: str
+    amount: Amount
+    currency: Currency
+    term_months: int
+    product: str
+    customer: Customer
+    metadata: dict[str, str]
+    status: OrderStatus
+    line_id: str | None = None
+    funder_id: str | None = None
+    reserved: int = 0
+    outstanding: int = 0
+    hold_expires_at: Timestamp | None = None
+    decision: Decision | None = None
+    history: list[HistoryEntry]
+    content_hash: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+    @classmethod
+    def received(cls, tenant_id: str, request: OrderRequest, now: Timestamp) -> Self:
+        return cls(
+            order_id=request.order_id,
+            tenant_id=tenant_id,
+            amount=request.amount,
+            currency=request.currency,
+            term_months=request.term_months,
+            product=request.product,
+            customer=request.customer,
+            metadata=request.metadata,
+            status=OrderStatus.RECEIVED,
+            history=[HistoryEntry(status=OrderStatus.RECEIVED, at=now)],
+            content_hash=request.content_hash(),
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+    def resource(self) -> dict[str, Any]:
+        """The JSON the API serves: the stored order less internal bookkeeping."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"content_hash"})

@@ -1,0 +1,85 @@
+"""Order routes: parse, call the OrderService, shape the response."""
+
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from fundrouter import METRICS_NAMESPACE
+from fundrouter.domain.orders import OrderId, OrderRequest, OrderStatus
+from fundrouter.http.auth import Caller, Forbidden, Scope
+from fundrouter.http.responses import json_response
+from fundrouter.service.orders import OrderService
+
+router = APIGatewayHttpRouter()
+metrics = Metrics(
+    namespace=METRICS_NAMESPACE
+)  # shares the handler's buffer; flushed by its log_metrics
+
+TenantQuery = Annotated[
+    str | None,
+    Query(
+        alias="tenantId",
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description="Admin callers only: whose orders to read.",
+    ),
+]
+
+
+def _caller() -> Caller:
+    return Caller.from_claims(router.current_event.request_context.authorizer.jwt_claim)
+
+
+def _service() -> OrderService:
+    service: OrderService = router.context["orders"]
+    return service
+
+
+def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
+    """Tenants read their own orders; an admin reads any tenant's by naming it."""
+    caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
+    if tenant_id is None or tenant_id == caller.client_id:
+        return caller.client_id
+    if not caller.is_admin:
+        raise Forbidden((Scope.LINES_ADMIN,))
+    return tenant_id
+
+
+@router.post("/v1/orders", summary="Submit an order for financing")
+def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
+    caller = _caller()
+    caller.require(Scope.ORDERS_WRITE)
+    submission = _service().submit(caller.client_id, order)
+    metrics.add_metric(
+        "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
+    )
+    status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
+    return json_response(status, submission.order.resource())
+
+
+@router.get("/v1/orders/<orderId>", summary="Read one order")
+def get_order(
+    order_id: Annotated[OrderId, Path(alias="orderId")],
+    tenant_id: TenantQuery = None,
+) -> Response[str]:
+    tenant = _tenant_for_read(_caller(), tenant_id)
+    return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
+
+
+@router.get("/v1/orders", summary="List orders, newest first")
+def list_orders(
+    status: Annotated[OrderStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    tenant_id: TenantQuery = None,
+) -> Response[str]:
+    tenant = _tenant_for_read(_caller(), tenant_id)
+    page = _service().list(tenant, status, limit, cursor)
+    return json_response(
+        HTTPStatus.OK,
+        {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},
+    )

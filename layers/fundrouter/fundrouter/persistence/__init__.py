@@ -1,0 +1,2 @@
+"""DynamoDB adapters. The only package that speaks DynamoDB; everything above it
+speaks the domain."""

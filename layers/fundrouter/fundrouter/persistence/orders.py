@@ -1,0 +1,147 @@
+"""The Orders table.
+
+Keys (the table and its indexes are defined in template.yaml):
+- pk ``T#{tenantId}#O#{orderId}``, sk ``ORDER``: one order, addressed by what the
+  tenant calls it, so intake is a single conditional put.
+- GSI ``byTenant``: ``T#{tenantId}`` / ``{createdAt}#{orderId}``: the tenant's
+  orders, newest first.
+- GSI ``byTenantStatus``: ``T#{tenantId}#S#{status}`` / same sort key: filtered
+  listings without a scan or a filter expression.
+"""
+
+import base64
+import binascii
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from fundrouter.domain.clock import format_timestamp
+from fundrouter.domain.errors import InvalidCursor
+from fundrouter.domain.orders import Order, OrderStatus
+from fundrouter.domain.paging import Page
+from fundrouter.persistence.codec import from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+ORDER_SK: Final = "ORDER"
+BY_TENANT: Final = "byTenant"
+BY_TENANT_STATUS: Final = "byTenantStatus"
+_KEY_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+
+
+def order_pk(tenant_id: str, order_id: str) -> str:
+    return f"T#{tenant_id}#O#{order_id}"
+
+
+def _tenant_key(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def _status_key(tenant_id: str, status: OrderStatus) -> str:
+    return f"T#{tenant_id}#S#{status}"
+
+
+def order_item(order: Order) -> dict[str, Any]:
+    values = order.model_dump(mode="json", by_alias=True, exclude_none=True)
+    newest_first = f"{format_timestamp(order.created_at)}#{order.order_id}"
+    values |= {
+        "pk": order_pk(order.tenant_id, order.order_id),
+        "sk": ORDER_SK,
+        "gsi1pk": _tenant_key(order.tenant_id),
+        "gsi1sk": newest_first,
+        "gsi2pk": _status_key(order.tenant_id, order.status),
+        "gsi2sk": newest_first,
+    }
+    return to_item(values)
+
+
+def order_from_item(item: dict[str, Any]) -> Order:
+    values = from_item(item)
+    for key in _KEY_ATTRIBUTES:
+        values.pop(key, None)
+    return Order.model_validate(values)
+
+
+class DynamoOrderRepository:
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def add(self, order: Order) -> Order | None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=order_item(order),
+                ConditionExpression="attribute_not_exists(pk)",
+                # The stored order explains the refusal without a second read.
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            existing: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+            if existing is None:  # pragma: no cover - DynamoDB always returns it here
+                raise
+            return order_from_item(existing)
+        return None
+
+    def get(self, tenant_id: str, order_id: str) -> Order | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": order_pk(tenant_id, order_id)}, "sk": {"S": ORDER_SK}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else order_from_item(item)
+
+    def list_for_tenant(
+        self, tenant_id: str, status: OrderStatus | None, limit: int, cursor: str | None
+    ) -> Page[Order]:
+        if status is None:
+            index, key_name, key = BY_TENANT, "gsi1pk", _tenant_key(tenant_id)
+        else:
+            index, key_name, key = BY_TENANT_STATUS, "gsi2pk", _status_key(tenant_id, status)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": key_name},
+            "ExpressionAttributeValues": {":k": {"S": key}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, key_name, key)
+        response = self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return Page(
+            items=[order_from_item(item) for item in response.get("Items", [])],
+            next_cursor=None if last is None else _encode_cursor(last),
+        )
+
+
+def _encode_cursor(last_key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in last_key.items()}
+    raw = json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, key_name: str, key: str) -> dict[str, Any]:
+    """Accept only a cursor for this very listing: a cursor minted for another tenant
+    or filter would otherwise start a query at a key outside the caller's range."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        plain = json.loads(raw)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidCursor from error
+    if (
+        not isinstance(plain, dict)
+        or plain.get(key_name) != key
+        or not all(isinstance(value, str) for value in plain.values())
+        or not set(plain) <= set(_KEY_ATTRIBUTES)
+        or not {"pk", "sk"} <= set(plain)
+    ):
+        raise InvalidCursor
+    return {name: {"S": value} for name, value in plain.items()}

@@ -1,0 +1,88 @@
+"""Shared fixtures. Nothing here reaches a network: AWS is moto in-process, and the
+integration tests start their own local stack (tests/integration/conftest.py)."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support.template import ROOT, create_table_kwargs
+
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region for every test, so no test can touch a real
+    account; in-process moto streams need the account-id endpoint mode off."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-east-1")
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "fundrouter")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "fundrouter")
+
+
+def load_event(relative: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / relative).read_text())
+    return loaded
+
+
+def event_names(folder: str) -> list[str]:
+    return sorted(path.stem for path in (EVENTS / folder).glob("*.json"))
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "fundrouter-ApiFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-ApiFunction"
+    )
+    aws_request_id: str = "5b2f6f9a-1c1e-4b8a-9d0e-2f5f1a3b4c5d"
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def orders_table(aws: None) -> str:
+    """The Orders table exactly as template.yaml defines it, on moto."""
+    name = "fundrouter-test-orders"
+    boto3.client("dynamodb").create_table(**create_table_kwargs("OrdersTable", name))
+    return name
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    return boto3.client("dynamodb")
+
+
+def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+__all__ = ["EVENTS", "FakeLambdaContext", "Path", "event_names", "load_event", "scan_all"]
