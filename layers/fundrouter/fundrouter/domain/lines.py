@@ -1,0 +1,420 @@
+"""Lending lines: a funder's offer (its configuration), the capacity it has used (its
+counters), and the only operations allowed to move those counters.
+
+Every operation is pure: it returns a new Line or raises a LineRefusal and leaves the
+line as it was. The DynamoDB adapter enforces the same rules with condition expressions;
+keeping them here first lets the rules be tested in microseconds.
+"""
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Annotated, Final, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from fundrouter.domain.clock import Timestamp, format_timestamp
+from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.orders import MAX_TERM_MONTHS, Amount, CamelModel, Currency
+
+# Limits cover many orders, so they may exceed MAX_AMOUNT; 10^15 still sums exactly in
+# DynamoDB numbers and in every JSON client.
+MAX_LIMIT: Final = 10**15
+MAX_LIST_ENTRIES: Final = 50
+MIN_HOLD_SECONDS: Final = 60
+MAX_HOLD_SECONDS: Final = 30 * 24 * 60 * 60
+MAX_APR_BPS: Final = 100_000
+MAX_PRIORITY: Final = 1_000_000
+MAX_WEIGHT: Final = 100
+DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+# Names that resolve to whatever the host is set to, so a line would change days with
+# the machine it runs on.
+_HOST_DEPENDENT_ZONES: Final = frozenset({"localtime", "posixrules"})
+
+
+def require_unique[T: Hashable](values: list[T]) -> list[T]:
+    """A repeated entry in a rule list is almost always a typo; say so instead of
+    silently collapsing it."""
+    seen: set[T] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"entries must be unique; {value} is repeated")
+        seen.add(value)
+    return values
+
+
+def _known_zone(name: str) -> str:
+    if name in _HOST_DEPENDENT_ZONES:
+        raise ValueError("must name a fixed IANA time zone, not the host's")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError("not an IANA time zone name") from error
+    return name
+
+
+LineId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+FunderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+LimitAmount = Annotated[StrictInt, Field(gt=0, le=MAX_LIMIT)]
+Term = Annotated[StrictInt, Field(ge=1, le=MAX_TERM_MONTHS)]
+# The same shapes OrderRequest accepts, so every value an order can carry can be listed.
+Product = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,16}$")]
+CreditGrade = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+-]{1,8}$")]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$"),
+    AfterValidator(_known_zone),
+]
+
+
+class LineStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+
+
+class LineConfig(CamelModel):
+    """The body of PUT /v1/lines/{lineId}. Empty rule lists mean "any"."""
+
+    funder_id: FunderId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    currency: Currency
+    limit: LimitAmount
+    daily_limit: LimitAmount | None = None
+    min_amount: Amount
+    max_amount: Amount
+    terms: Annotated[
+        list[Term], Field(max_length=MAX_LIST_ENTRIES), AfterValidator(require_unique)
+    ] = Field(default_factory=list)
+    products: Annotated[
+        list[Product], Field(max_length=MAX_LIST_ENTRIES), AfterValidator(require_unique)
+    ] = Field(default_factory=list)
+    regions: Annotated[
+        list[Region], Field(max_length=MAX_LIST_ENTRIES), AfterValidator(require_unique)
+    ] = Field(default_factory=list)
+    credit_grades: Annotated[
+        list[CreditGrade], Field(max_length=MAX_LIST_ENTRIES), AfterValidator(require_unique)
+    ] = Field(default_factory=list)
+    apr_bps: Annotated[StrictInt, Field(ge=0, le=MAX_APR_BPS)]
+    priority: Annotated[StrictInt, Field(ge=0, le=MAX_PRIORITY)]
+    weight: Annotated[StrictInt, Field(ge=0, le=MAX_WEIGHT)]
+    hold_seconds: Annotated[StrictInt, Field(ge=MIN_HOLD_SECONDS, le=MAX_HOLD_SECONDS)]
+    active_from: Timestamp | None = None
+    active_until: Timestamp | None = None
+    status: LineStatus = LineStatus.ACTIVE
+    timezone: TimeZoneName = DEFAULT_TIMEZONE
+
+    # Cross-field rules are field validators on the later field, not a model validator,
+    # so the error's loc names the field the operator has to change.
+    @field_validator("max_amount")
+    @classmethod
+    def _max_amount_not_below_min(cls, max_amount: int, info: ValidationInfo) -> int:
+        min_amount = info.data.get("min_amount")
+        if min_amount is not None and max_amount < min_amount:
+            raise ValueError(f"must not be below minAmount {min_amount}")
+        return max_amount
+
+    @field_validator("active_until")
+    @classmethod
+    def _window_not_empty(
+        cls, active_until: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        active_from = info.data.get("active_from")
+        if active_from is not None and active_until is not None and active_until <= active_from:
+            raise ValueError(f"must be after activeFrom {format_timestamp(active_from)}")
+        return active_until
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None:
+        raise ValueError("moment must carry a time zone")
+
+
+def local_day(config: LineConfig, moment: datetime) -> str:
+    """The calendar day of `moment` where the line's funder counts its daily cap."""
+    _require_aware(moment)
+    return moment.astimezone(ZoneInfo(config.timezone)).date().isoformat()
+
+
+def _require_day(day: str) -> None:
+    try:
+        valid = date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"day must be a calendar date YYYY-MM-DD, got {day!r}")
+
+
+def _require_positive(amount: int) -> None:
+    # Amounts are validated at the edge; a non-positive one here is a bug, not a refusal.
+    if amount <= 0:
+        raise ValueError(f"amount must be positive, got {amount}")
+
+
+@dataclass(frozen=True)
+class LineCounters:
+    """What a line has handed out. Each day's usage is its own stored item keyed by
+    line and local date, so nothing is ever reset; only the days loaded appear here."""
+
+    reserved: int = 0
+    drawn: int = 0
+    daily_used: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reserved < 0 or self.drawn < 0:
+            raise ValueError("reserved and drawn are never negative")
+        for day, used in self.daily_used.items():
+            _require_day(day)
+            if used < 0:
+                raise ValueError(f"usage on {day} is negative")
+        # Read-only, and without zero days, so a claim and its release give back counters
+        # equal to the ones before.
+        kept = {day: used for day, used in sorted(self.daily_used.items()) if used}
+        object.__setattr__(self, "daily_used", MappingProxyType(kept))
+
+    def __hash__(self) -> int:
+        return hash((self.reserved, self.drawn, tuple(self.daily_used.items())))
+
+    def used_on(self, day: str) -> int:
+        return self.daily_used.get(day, 0)
+
+
+class LineRefusal(DomainError):
+    """A capacity operation the line refused. `reason` is the line-free phrase that
+    routing decisions show as well."""
+
+    code = "line_refused"
+
+    def __init__(self, line_id: str, reason: str, fields: tuple[FieldProblem, ...] = ()) -> None:
+        super().__init__(f"line {line_id}: {reason}", fields)
+        self.line_id = line_id
+        self.reason = reason
+
+
+class LinePaused(LineRefusal):
+    code = "line_paused"
+
+    def __init__(self, line_id: str) -> None:
+        super().__init__(line_id, f"line is {LineStatus.PAUSED}")
+
+
+class OutsideValidityWindow(LineRefusal):
+    code = "outside_validity_window"
+
+    def __init__(self, line_id: str, boundary: datetime, *, not_yet_open: bool) -> None:
+        edge = "opens" if not_yet_open else "ended"
+        super().__init__(line_id, f"outside validity window: {edge} {format_timestamp(boundary)}")
+        self.boundary = boundary
+        self.not_yet_open = not_yet_open
+
+
+class CurrencyMismatch(LineRefusal):
+    code = "currency_mismatch"
+
+    def __init__(self, line_id: str, currency: str, line_currency: str) -> None:
+        super().__init__(line_id, f"currency {currency} not offered ({line_currency})")
+        self.currency = currency
+        self.line_currency = line_currency
+
+
+class InsufficientCapacity(LineRefusal):
+    code = "insufficient_capacity"
+
+    def __init__(self, line_id: str, available: int, amount: int) -> None:
+        super().__init__(line_id, f"insufficient capacity: available {available} < amount {amount}")
+        self.available = available
+        self.amount = amount
+
+
+class DailyLimitReached(LineRefusal):
+    code = "daily_limit_reached"
+
+    def __init__(self, line_id: str, day: str, room: int, amount: int) -> None:
+        super().__init__(line_id, f"daily limit reached: room {room} on {day} < amount {amount}")
+        self.day = day
+        self.room = room
+        self.amount = amount
+
+
+class CounterUnderflow(LineRefusal):
+    """Giving back more than the line holds: a duplicate or a bookkeeping error upstream,
+    refused rather than letting a counter go negative."""
+
+    code = "counter_underflow"
+
+    def __init__(self, line_id: str, counter: str, held: int, amount: int) -> None:
+        super().__init__(line_id, f"counter underflow: {counter} {held} < amount {amount}")
+        self.counter = counter
+        self.held = held
+        self.amount = amount
+
+
+class DrawExceedsReservation(LineRefusal):
+    code = "draw_exceeds_reservation"
+
+    def __init__(self, line_id: str, reserved_amount: int, drawn_amount: int) -> None:
+        super().__init__(
+            line_id,
+            f"cannot draw {drawn_amount}: above the reservation of {reserved_amount}",
+            (FieldProblem("amount", f"above the reserved amount {reserved_amount}"),),
+        )
+        self.reserved_amount = reserved_amount
+        self.drawn_amount = drawn_amount
+
+
+@dataclass(frozen=True)
+class Line:
+    """One lending line: its id (from the URL, not the body), configuration and counters."""
+
+    line_id: str
+    config: LineConfig
+    counters: LineCounters = field(default_factory=LineCounters)
+
+    @property
+    def available(self) -> int:
+        """Negative when an operator lowered the limit below what is held."""
+        return self.config.limit - self.counters.reserved - self.counters.drawn
+
+    def day_of(self, moment: datetime) -> str:
+        return local_day(self.config, moment)
+
+    def daily_room(self, day: str) -> int | None:
+        """What may still be claimed on `day`; None when the line has no daily cap."""
+        if self.config.daily_limit is None:
+            return None
+        return self.config.daily_limit - self.counters.used_on(day)
+
+    def admission_refusal(self, currency: str, now: datetime) -> LineRefusal | None:
+        """Why the line takes no claim in `currency` at `now` whatever the amount."""
+        _require_aware(now)
+        config = self.config
+        if config.status is not LineStatus.ACTIVE:
+            return LinePaused(self.line_id)
+        if config.active_from is not None and now < config.active_from:
+            return OutsideValidityWindow(self.line_id, config.active_from, not_yet_open=True)
+        if config.active_until is not None and now >= config.active_until:
+            return OutsideValidityWindow(self.line_id, config.active_until, not_yet_open=False)
+        if currency != config.currency:
+            return CurrencyMismatch(self.line_id, currency, config.currency)
+        return None
+
+    def capacity_refusal(self, amount: int, now: datetime) -> LineRefusal | None:
+        """Why `amount` does not fit in what is left overall or today."""
+        if amount > self.available:
+            return InsufficientCapacity(self.line_id, self.available, amount)
+        day = self.day_of(now)
+        room = self.daily_room(day)
+        if room is not None and amount > room:
+            return DailyLimitReached(self.line_id, day, room, amount)
+        return None
+
+    def claim(self, amount: int, currency: str, now: datetime) -> Self:
+        """Reserve `amount` for an order matched at `now`; it counts against the local
+        day of `now`, which the caller keeps to give it back on release."""
+        _require_positive(amount)
+        refusal = self.admission_refusal(currency, now) or self.capacity_refusal(amount, now)
+        if refusal is not None:
+            raise refusal
+        day = self.day_of(now)
+        counters = self.counters
+        return replace(
+            self,
+            counters=replace(
+                counters,
+                reserved=counters.reserved + amount,
+                daily_used={**counters.daily_used, day: counters.used_on(day) + amount},
+            ),
+        )
+
+    def release(self, amount: int, claim_day: str) -> Self:
+        """Give back a reservation (cancel, decline, expiry) and its share of the day it
+        was claimed on, so the daily cap counts only orders that went ahead."""
+        _require_positive(amount)
+        _require_day(claim_day)
+        counters = self.counters
+        if amount > counters.reserved:
+            raise CounterUnderflow(self.line_id, "reserved", counters.reserved, amount)
+        used = counters.used_on(claim_day)
+        if amount > used:
+            raise CounterUnderflow(self.line_id, f"used on {claim_day}", used, amount)
+        return replace(
+            self,
+            counters=replace(
+                counters,
+                reserved=counters.reserved - amount,
+                daily_used={**counters.daily_used, claim_day: used - amount},
+            ),
+        )
+
+    def draw(self, reserved_amount: int, drawn_amount: int) -> Self:
+        """Disburse: the whole reservation leaves `reserved`, `drawn_amount` of it
+        becomes outstanding and the rest is free again. The day's usage stays, since
+        the order did go ahead that day."""
+        _require_positive(reserved_amount)
+        _require_positive(drawn_amount)
+        if drawn_amount > reserved_amount:
+            raise DrawExceedsReservation(self.line_id, reserved_amount, drawn_amount)
+        counters = self.counters
+        if reserved_amount > counters.reserved:
+            raise CounterUnderflow(self.line_id, "reserved", counters.reserved, reserved_amount)
+        return replace(
+            self,
+            counters=replace(
+                counters,
+                reserved=counters.reserved - reserved_amount,
+                drawn=counters.drawn + drawn_amount,
+            ),
+        )
+
+    def restore(self, amount: int) -> Self:
+        """Repayment: a revolving line gets the repaid principal back."""
+        _require_positive(amount)
+        counters = self.counters
+        if amount > counters.drawn:
+            raise CounterUnderflow(self.line_id, "drawn", counters.drawn, amount)
+        return replace(self, counters=replace(counters, drawn=counters.drawn - amount))
+
+
+class StaleLineConfig(DomainError):
+    """The line's configuration changed between the read and the write: read again."""
+
+    code = "line_config_changed"
+
+    def __init__(self, line_id: str) -> None:
+        super().__init__(f"line {line_id} changed while it was being updated; retry")
+        self.line_id = line_id
+
+
+class LineCurrencyLocked(DomainError):
+    code = "line_currency_locked"
+
+    def __init__(self, line_id: str) -> None:
+        super().__init__(f"line {line_id} holds capacity: its currency cannot change now")
+
+
+class LineNotFound(DomainError):
+    code = "line_not_found"
+
+    def __init__(self, line_id: str) -> None:
+        super().__init__(f"line {line_id} not found")
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    """A line as stored: the line plus the configuration version its writes condition
+    on, so a write based on an older read is refused."""
+
+    line: Line
+    config_version: int
+    created_at: str
+    updated_at: str
