@@ -11,7 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
+from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderRepository
+from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
 from fundrouter.settings import ApiSettings
 
@@ -30,9 +32,21 @@ def order_service() -> OrderService:
     return OrderService(DynamoOrderRepository(client, settings.orders_table_name), utc_now)
 
 
-def handle(event: dict[str, Any], context: LambdaContext, orders: OrderService) -> dict[str, Any]:
-    """The seam tests call with their own service."""
-    app.append_context(orders=orders)
+@cache
+def line_service() -> LineService:
+    settings = ApiSettings.from_env()
+    client = boto3.client("dynamodb")
+    return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    orders: OrderService,
+    lines: LineService | None = None,
+) -> dict[str, Any]:
+    """The seam tests call with their own services."""
+    app.append_context(orders=orders, lines=lines)
     return app.resolve(event, context)
 
 
@@ -40,4 +54,4 @@ def handle(event: dict[str, Any], context: LambdaContext, orders: OrderService) 
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context, order_service())
+    return handle(event, context, order_service(), line_service())

@@ -15,6 +15,7 @@ class ApiSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=3)
+    lines_table_name: str = Field(alias="LINES_TABLE_NAME", min_length=3)
 
     @classmethod
     def from_env(cls) -> Self:

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from fundrouter.domain.errors import (
     DomainError,
@@ -17,9 +18,15 @@ from fundrouter.domain.errors import (
     OrderConflict,
     OrderNotFound,
 )
-from fundrouter.http import orders
+from fundrouter.domain.lines import (
+    LineCurrencyLocked,
+    LineNotFound,
+    StaleLineConfig,
+)
+from fundrouter.http import lines, orders
 from fundrouter.http.auth import Forbidden, Unauthenticated
 from fundrouter.http.responses import error_response
+from fundrouter.service.lines import UnknownLines
 
 logger = Logger(child=True)
 
@@ -27,12 +34,17 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     OrderNotFound: HTTPStatus.NOT_FOUND,
     OrderConflict: HTTPStatus.CONFLICT,
     InvalidCursor: HTTPStatus.UNPROCESSABLE_ENTITY,
+    LineNotFound: HTTPStatus.NOT_FOUND,
+    StaleLineConfig: HTTPStatus.CONFLICT,
+    LineCurrencyLocked: HTTPStatus.CONFLICT,
+    UnknownLines: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 
 def build_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     app.include_router(orders.router)
+    app.include_router(lines.router)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
@@ -50,6 +62,20 @@ def build_app() -> APIGatewayHttpResolver:
             return error_response(
                 HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON", problems
             )
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "request failed validation",
+            problems,
+        )
+
+    @app.exception_handler(ValidationError)
+    def invalid_merge(error: ValidationError) -> Response[str]:
+        # A PATCH is validated after merging with the stored configuration.
+        problems = [
+            FieldProblem(".".join(str(p) for p in e["loc"]) or "body", _reason(dict(e)))
+            for e in error.errors()
+        ]
         return error_response(
             HTTPStatus.UNPROCESSABLE_ENTITY,
             "validation_failed",

@@ -1,10 +1,14 @@
 """The storage the services need, as small interfaces: DynamoDB in Lambda, fakes in
 unit tests."""
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
+from fundrouter.domain.lines import LineConfig, LineRecord
 from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.domain.paging import Page
+from fundrouter.domain.routing import RoutingPolicy
 
 
 class OrderRepository(Protocol):
@@ -21,3 +25,23 @@ class OrderRepository(Protocol):
         """Newest first. Raises InvalidCursor for a cursor it did not issue for this
         tenant and filter."""
         ...
+
+
+class LineRepository(Protocol):
+    def put_config(
+        self,
+        line_id: str,
+        config: LineConfig,
+        now: datetime,
+        expected_version: int | None = None,
+    ) -> LineRecord: ...
+
+    def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None: ...
+
+    def list_lines(self) -> list[LineRecord]: ...
+
+    def usage_on(self, day_by_line: dict[str, str]) -> dict[str, int]: ...
+
+    def put_routing(self, tenant_id: str, policy: RoutingPolicy, now: datetime) -> None: ...
+
+    def get_routing(self, tenant_id: str) -> RoutingPolicy | None: ...

@@ -1,0 +1,433 @@
+"""The Lines table: lending lines' configuration and counters, their daily usage, and
+the tenants' routing policies (see docs/decisions.md).
+
+Items:
+- ``LINE#{lineId}`` / ``LINE``: configuration, ``configVersion``, and the counters
+  ``reserved``, ``drawn`` and ``held`` (= reserved + drawn, kept so a condition can
+  compare it with the limit: DynamoDB conditions cannot add). ``kind = LINE`` puts
+  it in the sparse ``lines`` index.
+- ``LINE#{lineId}`` / ``DAY#{yyyy-mm-dd}``: what was claimed on that local day. A new
+  day is a new item, so nothing is ever reset.
+- ``TENANT#{tenantId}`` / ``ROUTING``: a tenant's routing policy.
+
+Every capacity operation is one ``TransactWriteItems`` over the line item and, where
+the day's usage moves, its day item, conditioned on the same rules as the pure model
+in fundrouter.domain.lines. A refused condition is explained by running the pure model
+on the item DynamoDB returns with the cancellation, not by a second read.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from fundrouter.domain.clock import format_timestamp
+from fundrouter.domain.errors import DomainError
+from fundrouter.domain.lines import (
+    DailyLimitReached,
+    DrawExceedsReservation,
+    Line,
+    LineConfig,
+    LineCounters,
+    LineCurrencyLocked,
+    LineNotFound,
+    LineRecord,
+    LineRefusal,
+    StaleLineConfig,
+)
+from fundrouter.domain.routing import RoutingPolicy
+from fundrouter.persistence.codec import from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LINE_SK: Final = "LINE"
+ROUTING_SK: Final = "ROUTING"
+LINES_INDEX: Final = "lines"
+# Day items are kept for audits, then collected by TTL; TTL never moves capacity.
+DAY_ITEM_DAYS_KEPT: Final = 400
+_LINE_ATTRIBUTES: Final = (
+    "pk", "sk", "kind", "lineId", "reserved", "drawn", "held",
+    "configVersion", "createdAt", "updatedAt",
+)  # fmt: skip
+
+
+def line_pk(line_id: str) -> str:
+    return f"LINE#{line_id}"
+
+
+def day_sk(day: str) -> str:
+    return f"DAY#{day}"
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def line_from_item(item: dict[str, Any], days: dict[str, int] | None = None) -> LineRecord:
+    values = from_item(item)
+    config = LineConfig.model_validate(values["config"])
+    counters = LineCounters(
+        reserved=int(values.get("reserved", 0)),
+        drawn=int(values.get("drawn", 0)),
+        daily_used=days or {},
+    )
+    return LineRecord(
+        line=Line(line_id=str(values["lineId"]), config=config, counters=counters),
+        config_version=int(values["configVersion"]),
+        created_at=str(values["createdAt"]),
+        updated_at=str(values["updatedAt"]),
+    )
+
+
+class DynamoLineRepository:
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # ------------------------------------------------------------ configuration
+
+    def put_config(
+        self,
+        line_id: str,
+        config: LineConfig,
+        now: datetime,
+        expected_version: int | None = None,
+    ) -> LineRecord:
+        """Create or replace the configuration; the counters are never written here.
+        With ``expected_version`` (PATCH), only if nobody changed it since."""
+        # The configuration is one map attribute: replacing it cannot touch a counter.
+        attribute_values: dict[str, Any] = {
+            ":config": to_item(
+                {"c": config.model_dump(mode="json", by_alias=True, exclude_none=True)}
+            )["c"],
+            ":zero": _n(0),
+            ":one": _n(1),
+            ":now": _s(format_timestamp(now)),
+            ":kind": _s(LINE_SK),
+            ":id": _s(line_id),
+            ":cur": _s(config.currency),
+        }
+        expression = (
+            "SET config = :config,"
+            " configVersion = if_not_exists(configVersion, :zero) + :one,"
+            " reserved = if_not_exists(reserved, :zero), drawn = if_not_exists(drawn, :zero),"
+            " held = if_not_exists(held, :zero), kind = :kind, lineId = :id,"
+            " createdAt = if_not_exists(createdAt, :now), updatedAt = :now"
+        )
+        # Amounts held in one currency cannot be re-labelled as another.
+        condition = "attribute_not_exists(config) OR config.currency = :cur OR held = :zero"
+        if expected_version is not None:
+            condition = f"({condition}) AND configVersion = :expected"
+            attribute_values[":expected"] = _n(expected_version)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=attribute_values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = from_item(error.response.get("Item", {}))  # type: ignore[arg-type]
+            if expected_version is not None and old.get("configVersion") != expected_version:
+                raise StaleLineConfig(line_id) from error
+            raise LineCurrencyLocked(line_id) from error
+        return line_from_item(response["Attributes"])
+
+    def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None:
+        """The line and its usage on ``days``, in one consistent BatchGetItem."""
+        keys = [{"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)}]
+        keys += [{"pk": _s(line_pk(line_id)), "sk": _s(day_sk(day))} for day in days]
+        items = self._batch_get(keys)
+        line_item = next((i for i in items if i["sk"]["S"] == LINE_SK), None)
+        if line_item is None:
+            return None
+        return line_from_item(line_item, _day_usage(items))
+
+    def list_lines(self) -> list[LineRecord]:
+        """Every line, by lineId, through the sparse ``lines`` index (config is what
+        matters here; read one line with ``get`` for exact counters)."""
+        records: list[LineRecord] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": LINES_INDEX,
+            "KeyConditionExpression": "kind = :kind",
+            "ExpressionAttributeValues": {":kind": _s(LINE_SK)},
+        }
+        while True:
+            page = self._client.query(**query)
+            records += [line_from_item(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def usage_on(self, day_by_line: dict[str, str]) -> dict[str, int]:
+        """Each line's usage on its own local day (time zones differ per line)."""
+        keys = [
+            {"pk": _s(line_pk(line_id)), "sk": _s(day_sk(day))}
+            for line_id, day in day_by_line.items()
+        ]
+        usage = dict.fromkeys(day_by_line, 0)
+        for item in self._batch_get(keys):
+            usage[item["pk"]["S"].removeprefix("LINE#")] = int(item["used"]["N"])
+        return usage
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while pending:
+                response = self._client.batch_get_item(RequestItems=pending)
+                items += response["Responses"].get(self._table, [])
+                pending = dict(response.get("UnprocessedKeys") or {})
+        return items
+
+    # ------------------------------------------------------------ capacity
+
+    def claim_items(self, record: LineRecord, amount: int, now: datetime) -> list[dict[str, Any]]:
+        """The writes of a claim, for a transaction the caller may extend (the matcher
+        adds the order's transition). Conditions mirror Line.claim: same configuration
+        as read (so its limit, daily cap, window and currency hold), ACTIVE, inside the
+        window, held + amount <= limit, and today's usage + amount <= daily cap."""
+        line = record.line
+        config = line.config
+        if config.daily_limit is not None and amount > config.daily_limit:
+            # A first claim of the day meets no stored usage to compare: refuse here
+            # what no usage could make fit.
+            raise line.capacity_refusal(amount, now) or DailyLimitReached(
+                line.line_id, line.day_of(now), config.daily_limit, amount
+            )
+        day = line.day_of(now)
+        moment = format_timestamp(now)
+        line_update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": _s(line_pk(line.line_id)), "sk": _s(LINE_SK)},
+                "UpdateExpression": "SET reserved = reserved + :a, held = held + :a",
+                "ConditionExpression": (
+                    "configVersion = :cv AND config.#status = :active AND held <= :room"
+                    " AND (attribute_not_exists(config.activeFrom) OR config.activeFrom <= :now)"
+                    " AND (attribute_not_exists(config.activeUntil) OR config.activeUntil > :now)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":a": _n(amount),
+                    ":cv": _n(record.config_version),
+                    ":active": _s("ACTIVE"),
+                    ":room": _n(config.limit - amount),
+                    ":now": _s(moment),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        day_update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": _s(line_pk(line.line_id)), "sk": _s(day_sk(day))},
+            "UpdateExpression": "SET used = if_not_exists(used, :zero) + :a, expiresAt = :ttl",
+            "ExpressionAttributeValues": {
+                ":a": _n(amount),
+                ":zero": _n(0),
+                ":ttl": _n(int((now + timedelta(days=DAY_ITEM_DAYS_KEPT)).timestamp())),
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if config.daily_limit is not None:
+            day_update["ConditionExpression"] = "attribute_not_exists(used) OR used <= :dayroom"
+            day_update["ExpressionAttributeValues"][":dayroom"] = _n(config.daily_limit - amount)
+        return [line_update, {"Update": day_update}]
+
+    def release_items(self, line_id: str, amount: int, claim_day: str) -> list[dict[str, Any]]:
+        return [
+            self._counter_update(
+                line_id,
+                "SET reserved = reserved - :a, held = held - :a",
+                "reserved >= :a",
+                {":a": _n(amount)},
+            ),
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": _s(line_pk(line_id)), "sk": _s(day_sk(claim_day))},
+                    "UpdateExpression": "SET used = used - :a",
+                    "ConditionExpression": "used >= :a",
+                    "ExpressionAttributeValues": {":a": _n(amount)},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+        ]
+
+    def draw_items(
+        self, line_id: str, reserved_amount: int, drawn_amount: int
+    ) -> list[dict[str, Any]]:
+        return [
+            self._counter_update(
+                line_id,
+                "SET reserved = reserved - :r, drawn = drawn + :d, held = held - :freed",
+                "reserved >= :r",
+                {
+                    ":r": _n(reserved_amount),
+                    ":d": _n(drawn_amount),
+                    ":freed": _n(reserved_amount - drawn_amount),
+                },
+            )
+        ]
+
+    def restore_items(self, line_id: str, amount: int) -> list[dict[str, Any]]:
+        return [
+            self._counter_update(
+                line_id,
+                "SET drawn = drawn - :a, held = held - :a",
+                "drawn >= :a",
+                {":a": _n(amount)},
+            )
+        ]
+
+    def _counter_update(
+        self, line_id: str, expression: str, condition: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
+                "UpdateExpression": expression,
+                "ConditionExpression": f"attribute_exists(pk) AND {condition}",
+                "ExpressionAttributeValues": values,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def claim(self, record: LineRecord, amount: int, currency: str, now: datetime) -> None:
+        """Claim on its own (the matcher extends claim_items with the order instead)."""
+        # Currency, like the rest of the configuration, is pinned by configVersion.
+        refusal = record.line.admission_refusal(currency, now)
+        if refusal is not None:
+            raise refusal
+        reasons = self.transact(self.claim_items(record, amount, now))
+        if reasons:
+            raise self.explain_claim(record, amount, currency, now, reasons)
+
+    def release(self, line_id: str, amount: int, claim_day: str) -> None:
+        items = self.release_items(line_id, amount, claim_day)
+        self._apply(line_id, items, [claim_day], lambda line: line.release(amount, claim_day))
+
+    def draw(self, line_id: str, reserved_amount: int, drawn_amount: int) -> None:
+        if drawn_amount > reserved_amount:
+            raise DrawExceedsReservation(line_id, reserved_amount, drawn_amount)
+        items = self.draw_items(line_id, reserved_amount, drawn_amount)
+        self._apply(line_id, items, [], lambda line: line.draw(reserved_amount, drawn_amount))
+
+    def restore(self, line_id: str, amount: int) -> None:
+        items = self.restore_items(line_id, amount)
+        self._apply(line_id, items, [], lambda line: line.restore(amount))
+
+    def _apply(
+        self,
+        line_id: str,
+        items: list[dict[str, Any]],
+        days: list[str],
+        operation: Callable[[Line], Line],
+    ) -> None:
+        """Run the writes; when a condition refuses them, the pure operation run on
+        the line as it now stands raises the same refusal the model would."""
+        if not self.transact(items):
+            return
+        current = self.get(line_id, days)  # a refusal is rare: one read to explain it
+        if current is None:
+            raise LineNotFound(line_id)
+        operation(current.line)
+        raise StaleLineConfig(line_id)  # the line moved between the write and the read
+
+    def transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run one transaction. Returns [] when it committed, or the cancellation
+        reasons (one per item, in order) when a condition refused it. Conflicts and
+        throttling are raised: the caller decides how to retry."""
+        try:
+            self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = list(error.response.get("CancellationReasons", []))
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                return [dict(r) for r in reasons]
+            raise
+        return []
+
+    def explain_claim(
+        self,
+        record: LineRecord,
+        amount: int,
+        currency: str,
+        now: datetime,
+        reasons: list[dict[str, Any]],
+    ) -> DomainError:
+        """Which rule refused the claim, by running the pure model on the items as
+        DynamoDB returned them with the cancellation."""
+        line_item = reasons[0].get("Item")
+        day = record.line.day_of(now)
+        current = record
+        if line_item:
+            current = line_from_item(line_item)
+            if current.config_version != record.config_version:
+                return StaleLineConfig(record.line.line_id)
+        elif reasons[0].get("Code") == "ConditionalCheckFailed":
+            return LineNotFound(record.line.line_id)
+        used = from_item(reasons[1].get("Item", {})).get("used", 0) if len(reasons) > 1 else 0
+        line = current.line
+        line = Line(
+            line.line_id,
+            line.config,
+            LineCounters(line.counters.reserved, line.counters.drawn, {day: int(used)}),
+        )
+        refusal: LineRefusal | None = line.admission_refusal(
+            currency, now
+        ) or line.capacity_refusal(amount, now)
+        return refusal or StaleLineConfig(record.line.line_id)
+
+    # ------------------------------------------------------------ routing policies
+
+    def put_routing(self, tenant_id: str, policy: RoutingPolicy, now: datetime) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=to_item(
+                policy.model_dump(mode="json", by_alias=True)
+                | {
+                    "pk": f"TENANT#{tenant_id}",
+                    "sk": ROUTING_SK,
+                    "tenantId": tenant_id,
+                    "updatedAt": format_timestamp(now),
+                }
+            ),
+        )
+
+    def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": _s(f"TENANT#{tenant_id}"), "sk": _s(ROUTING_SK)},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        values = from_item(response["Item"])
+        return RoutingPolicy.model_validate(
+            {k: v for k, v in values.items() if k in {"strategy", "lineIds"}}
+        )
+
+
+def _day_usage(items: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        item["sk"]["S"].removeprefix("DAY#"): int(item["used"]["N"])
+        for item in items
+        if item["sk"]["S"].startswith("DAY#") and "used" in item
+    }

@@ -1,0 +1,141 @@
+"""Lending-line administration: configuration, utilization, routing policies.
+
+Configuration writes never touch the counters; reads of one line are consistent and
+show exactly what the line holds."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.lines import (
+    LineConfig,
+    LineNotFound,
+    LineRecord,
+    StaleLineConfig,
+    local_day,
+)
+from fundrouter.domain.routing import RoutingPolicy, Strategy
+from fundrouter.service.ports import LineRepository
+
+PATCH_ATTEMPTS = 3
+
+
+class UnknownLines(DomainError):
+    code = "unknown_lines"
+
+    def __init__(self, positions: list[tuple[int, str]]) -> None:
+        super().__init__(
+            "routing policy names lines that do not exist",
+            tuple(FieldProblem(f"lineIds.{i}", f"no line {line_id}") for i, line_id in positions),
+        )
+
+
+@dataclass(frozen=True)
+class LineView:
+    record: LineRecord
+    day: str
+    used_today: int
+
+    def resource(self) -> dict[str, Any]:
+        line = self.record.line
+        held = line.counters.reserved + line.counters.drawn
+        warnings = []
+        if held > line.config.limit:
+            warnings.append(
+                {
+                    "code": "limit_below_held",
+                    "message": f"limit {line.config.limit} is below reserved + drawn {held}:"
+                    " new claims stop until enough is released or repaid",
+                }
+            )
+        daily_limit = line.config.daily_limit
+        return (
+            {"lineId": line.line_id}
+            | line.config.model_dump(mode="json", by_alias=True)
+            | {
+                "reserved": line.counters.reserved,
+                "drawn": line.counters.drawn,
+                "available": line.available,
+                "usedToday": self.used_today,
+                "availableToday": None
+                if daily_limit is None
+                else max(0, min(line.available, daily_limit - self.used_today)),
+                "day": self.day,
+                "warnings": warnings,
+                "configVersion": self.record.config_version,
+                "createdAt": self.record.created_at,
+                "updatedAt": self.record.updated_at,
+            }
+        )
+
+
+class LineService:
+    def __init__(self, repository: LineRepository, clock: Callable[[], datetime]) -> None:
+        self._repository = repository
+        self._clock = clock
+
+    def put(self, line_id: str, config: LineConfig) -> tuple[LineView, bool]:
+        now = self._clock()
+        record = self._repository.put_config(line_id, config, now)
+        return self._view(line_id, record.line.day_of(now)), record.config_version == 1
+
+    def patch(self, line_id: str, changes: dict[str, Any]) -> LineView:
+        """Merge `changes` into the stored configuration and validate the result as a
+        whole, so a patch cannot leave a line inconsistent (minAmount > maxAmount)."""
+        for attempt in range(PATCH_ATTEMPTS):
+            current = self._record(line_id)
+            merged = current.line.config.model_dump(mode="json", by_alias=True) | changes
+            config = LineConfig.model_validate(merged)
+            now = self._clock()
+            try:
+                self._repository.put_config(line_id, config, now, current.config_version)
+            except StaleLineConfig:
+                if attempt == PATCH_ATTEMPTS - 1:
+                    raise
+                continue
+            return self._view(line_id, local_day(config, now))
+        raise StaleLineConfig(line_id)  # pragma: no cover - the loop returns or raises
+
+    def get(self, line_id: str) -> LineView:
+        record = self._record(line_id)
+        return self._view(line_id, record.line.day_of(self._clock()))
+
+    def list(self) -> list[LineView]:
+        now = self._clock()
+        records = self._repository.list_lines()
+        days = {r.line.line_id: r.line.day_of(now) for r in records}
+        usage = self._repository.usage_on(days)
+        return [
+            LineView(r, days[r.line.line_id], usage[r.line.line_id])
+            for r in sorted(records, key=lambda r: r.line.line_id)
+        ]
+
+    def put_routing(self, tenant_id: str, policy: RoutingPolicy) -> RoutingPolicy:
+        known = {r.line.line_id for r in self._repository.list_lines()}
+        unknown = [
+            (i, line_id) for i, line_id in enumerate(policy.line_ids) if line_id not in known
+        ]
+        if unknown:
+            raise UnknownLines(unknown)
+        self._repository.put_routing(tenant_id, policy, self._clock())
+        return policy
+
+    def routing(self, tenant_id: str) -> RoutingPolicy:
+        """The tenant's policy; a tenant without one is routed by priority over all lines."""
+        return self._repository.get_routing(tenant_id) or RoutingPolicy(
+            strategy=Strategy.PRIORITY, line_ids=[]
+        )
+
+    def _record(self, line_id: str) -> LineRecord:
+        record = self._repository.get(line_id)
+        if record is None:
+            raise LineNotFound(line_id)
+        return record
+
+    def _view(self, line_id: str, day: str) -> LineView:
+        record = self._repository.get(line_id, [day])
+        if record is None:  # pragma: no cover - just written
+            raise LineNotFound(line_id)
+        return LineView(record, day, record.line.counters.used_on(day))
