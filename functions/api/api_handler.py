@@ -15,7 +15,7 @@ from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
-from fundrouter.settings import ApiSettings
+from fundrouter.settings import TableSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -27,14 +27,14 @@ app = build_app()
 def order_service() -> OrderService:
     """Built on first use, once per container, so importing this module stays cheap
     and a missing setting fails loudly on the first request."""
-    settings = ApiSettings.from_env()
+    settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
     return OrderService(DynamoOrderRepository(client, settings.orders_table_name), utc_now)
 
 
 @cache
 def line_service() -> LineService:
-    settings = ApiSettings.from_env()
+    settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
     return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
 

@@ -381,7 +381,10 @@ def test_an_evaluation_becomes_a_decision_candidate() -> None:
     ineligible = Evaluation("trust-b", Outcome.AMOUNT_ABOVE_MAX, "amount above maxAmount 1000000")
 
     assert ineligible.as_candidate() == Candidate(
-        line_id="trust-b", outcome="INELIGIBLE", reason="amount above maxAmount 1000000"
+        line_id="trust-b",
+        outcome="INELIGIBLE",
+        code="AMOUNT_ABOVE_MAX",
+        reason="amount above maxAmount 1000000",
     )
     assert Evaluation("bank-a", Outcome.ELIGIBLE).as_candidate() == Candidate(
         line_id="bank-a", outcome="ELIGIBLE"

@@ -11,7 +11,7 @@ class MissingSetting(RuntimeError):
     pass
 
 
-class ApiSettings(BaseModel):
+class TableSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=3)

@@ -418,3 +418,5 @@ class LineRecord:
     config_version: int
     created_at: str
     updated_at: str
+    # Everything ever claimed on the line: the WEIGHTED strategy's measure of share.
+    matched_total: int = 0

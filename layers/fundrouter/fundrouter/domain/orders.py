@@ -95,8 +95,13 @@ class HistoryEntry(CamelModel):
 
 
 class Candidate(CamelModel):
+    """One line's part in a decision. `outcome` is CLAIMED, REFUSED (its claim lost
+    to a concurrent one or a changed configuration), ELIGIBLE (ranked below the line
+    that was claimed) or INELIGIBLE; `code` says which rule, `reason` in words."""
+
     line_id: str
     outcome: str
+    code: str | None = None
     reason: str | None = None
 
 
@@ -123,6 +128,10 @@ class Order(CamelModel):
     outstanding: int = 0
     hold_expires_at: Timestamp | None = None
     decision: Decision | None = None
+    # The line's local day the reservation counts against, to give it back there.
+    claim_day: str | None = None
+    # Lines that declined this order: never offered it again.
+    declined_line_ids: list[str] = Field(default_factory=list)
     history: list[HistoryEntry]
     content_hash: str
     created_at: Timestamp
@@ -150,4 +159,4 @@ class Order(CamelModel):
 
     def resource(self) -> dict[str, Any]:
         """The JSON the API serves: the stored order less internal bookkeeping."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"content_hash"})
+        return self.model_dump(mode="json", by_alias=True, exclude={"content_hash", "claim_day"})

@@ -77,6 +77,11 @@ _REFUSAL_OUTCOMES: Final[Mapping[type[LineRefusal], Outcome]] = {
 }
 
 
+def refusal_outcome(refusal: LineRefusal) -> Outcome | None:
+    """The outcome code of a line's own refusal, as a claim reports it."""
+    return _REFUSAL_OUTCOMES.get(type(refusal))
+
+
 @dataclass(frozen=True)
 class OrderFacts:
     """What routing needs to know about an order."""
@@ -116,6 +121,7 @@ class Evaluation:
         return Candidate(
             line_id=self.line_id,
             outcome="ELIGIBLE" if self.eligible else "INELIGIBLE",
+            code=None if self.eligible else self.outcome.value,
             reason=self.reason,
         )
 

@@ -82,6 +82,7 @@ def line_from_item(item: dict[str, Any], days: dict[str, int] | None = None) -> 
         config_version=int(values["configVersion"]),
         created_at=str(values["createdAt"]),
         updated_at=str(values["updatedAt"]),
+        matched_total=int(values.get("matchedTotal", 0)),
     )
 
 
@@ -215,7 +216,10 @@ class DynamoLineRepository:
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": _s(line_pk(line.line_id)), "sk": _s(LINE_SK)},
-                "UpdateExpression": "SET reserved = reserved + :a, held = held + :a",
+                "UpdateExpression": (
+                    "SET reserved = reserved + :a, held = held + :a,"
+                    " matchedTotal = if_not_exists(matchedTotal, :zero) + :a"
+                ),
                 "ConditionExpression": (
                     "configVersion = :cv AND config.#status = :active AND held <= :room"
                     " AND (attribute_not_exists(config.activeFrom) OR config.activeFrom <= :now)"
@@ -228,6 +232,7 @@ class DynamoLineRepository:
                     ":active": _s("ACTIVE"),
                     ":room": _n(config.limit - amount),
                     ":now": _s(moment),
+                    ":zero": _n(0),
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }

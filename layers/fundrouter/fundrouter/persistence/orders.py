@@ -39,7 +39,7 @@ def _tenant_key(tenant_id: str) -> str:
     return f"T#{tenant_id}"
 
 
-def _status_key(tenant_id: str, status: OrderStatus) -> str:
+def status_key(tenant_id: str, status: OrderStatus) -> str:
     return f"T#{tenant_id}#S#{status}"
 
 
@@ -51,7 +51,7 @@ def order_item(order: Order) -> dict[str, Any]:
         "sk": ORDER_SK,
         "gsi1pk": _tenant_key(order.tenant_id),
         "gsi1sk": newest_first,
-        "gsi2pk": _status_key(order.tenant_id, order.status),
+        "gsi2pk": status_key(order.tenant_id, order.status),
         "gsi2sk": newest_first,
     }
     return to_item(values)
@@ -102,7 +102,7 @@ class DynamoOrderRepository:
         if status is None:
             index, key_name, key = BY_TENANT, "gsi1pk", _tenant_key(tenant_id)
         else:
-            index, key_name, key = BY_TENANT_STATUS, "gsi2pk", _status_key(tenant_id, status)
+            index, key_name, key = BY_TENANT_STATUS, "gsi2pk", status_key(tenant_id, status)
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,

@@ -2,11 +2,14 @@
 unit tests."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
+from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lines import LineConfig, LineRecord
-from fundrouter.domain.orders import Order, OrderStatus
+from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.domain.paging import Page
 from fundrouter.domain.routing import RoutingPolicy
 
@@ -45,3 +48,36 @@ class LineRepository(Protocol):
     def put_routing(self, tenant_id: str, policy: RoutingPolicy, now: datetime) -> None: ...
 
     def get_routing(self, tenant_id: str) -> RoutingPolicy | None: ...
+
+
+class ClaimResult(StrEnum):
+    CLAIMED = "CLAIMED"
+    LINE_REFUSED = "LINE_REFUSED"
+    ORDER_MOVED = "ORDER_MOVED"
+
+
+@dataclass(frozen=True)
+class ClaimAttempt:
+    result: ClaimResult
+    refusal: DomainError | None = None
+
+
+class LineSource(Protocol):
+    def list_lines(self) -> list[LineRecord]: ...
+
+    def get_routing(self, tenant_id: str) -> RoutingPolicy | None: ...
+
+    def get(self, line_id: str, days: list[str]) -> LineRecord | None: ...
+
+
+class MatchStore(Protocol):
+    def claim(
+        self,
+        order: Order,
+        record: LineRecord,
+        now: datetime,
+        hold_expires_at: datetime,
+        decision: Decision,
+    ) -> ClaimAttempt: ...
+
+    def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool: ...

@@ -1,0 +1,77 @@
+"""MatcherFunction: for each order the Orders stream shows waiting for a match (new,
+or re-queued after a decline), claim a line's capacity atomically or mark it
+UNMATCHED. Records fail independently (partial batch failures); a repeat delivery
+finds the order moved on and changes nothing."""
+
+from functools import cache, partial
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fundrouter import METRICS_NAMESPACE
+from fundrouter.domain.clock import utc_now
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import order_from_item
+from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.settings import TableSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@cache
+def match_service() -> MatchService:
+    settings = TableSettings.from_env()
+    client = boto3.client("dynamodb")
+    lines = DynamoLineRepository(client, settings.lines_table_name)
+    store = DynamoMatchStore(client, settings.orders_table_name, lines)
+    return MatchService(LineCatalog(lines), store, utc_now)
+
+
+def match_record(record: DynamoDBRecord, service: MatchService) -> None:
+    image = record.raw_event["dynamodb"]["NewImage"]
+    order = order_from_item(image)
+    report = service.match(order)
+    logger.info(
+        "match",
+        extra={
+            "orderId": order.order_id,
+            "tenantId": order.tenant_id,
+            "outcome": report.outcome,
+            "lineId": report.line_id,
+            "attempts": report.attempts,
+        },
+    )
+    metrics.add_metric(f"Orders{report.outcome.title().replace('_', '')}", MetricUnit.Count, 1)
+    metrics.add_metric("ClaimAttempts", MetricUnit.Count, report.attempts)
+
+
+def handle(
+    event: dict[str, Any], context: LambdaContext, service: MatchService
+) -> PartialItemFailureResponse:
+    """The seam tests call with their own service."""
+    return process_partial_response(
+        event=event,
+        record_handler=partial(match_record, service=service),
+        processor=processor,
+        context=context,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return handle(event, context, match_service())

@@ -1,0 +1,185 @@
+"""The matcher's writes: an order and its line's capacity move in one transaction.
+
+A claim is one ``TransactWriteItems`` of three writes: the line's counters (only if
+its configuration is the one ranked, it is ACTIVE, inside its window and has room),
+the day's usage (only if under the daily cap), and the order (only if still RECEIVED
+at the version read). The cancellation reasons tell the three refusals apart.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from fundrouter.domain.clock import format_timestamp
+from fundrouter.domain.lines import LineRecord
+from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus
+from fundrouter.persistence.codec import to_item
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.orders import ORDER_SK, order_pk, status_key
+from fundrouter.service.ports import ClaimAttempt, ClaimResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Contention and throttling are retried a few times with jittered backoff; past that
+# the stream record is reported failed and redelivered.
+TRANSIENT_CODES: Final = frozenset(
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
+TRANSIENT_ERRORS: Final = frozenset(
+    {
+        "TransactionConflictException",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)
+
+
+class StillContended(Exception):
+    """Contention or throttling outlasted the retries: let the stream redeliver."""
+
+
+class DynamoMatchStore:
+    def __init__(
+        self,
+        client: "DynamoDBClient",
+        orders_table: str,
+        lines: DynamoLineRepository,
+        *,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._orders = orders_table
+        self._lines = lines
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def claim(
+        self,
+        order: Order,
+        record: LineRecord,
+        now: datetime,
+        hold_expires_at: datetime,
+        decision: Decision,
+    ) -> ClaimAttempt:
+        line = record.line
+        day = line.day_of(now)
+        items = self._lines.claim_items(record, order.amount, now)
+        items.append(
+            self._transition(
+                order,
+                OrderStatus.MATCHED,
+                now,
+                {
+                    "lineId": line.line_id,
+                    "funderId": line.config.funder_id,
+                    "reserved": order.amount,
+                    "holdExpiresAt": format_timestamp(hold_expires_at),
+                    "claimDay": day,
+                    "decision": decision.model_dump(mode="json", by_alias=True, exclude_none=True),
+                },
+                line.line_id,
+            )
+        )
+        reasons = self._transact(items)
+        if not reasons:
+            return ClaimAttempt(ClaimResult.CLAIMED)
+        if reasons[2].get("Code") == "ConditionalCheckFailed":
+            return ClaimAttempt(ClaimResult.ORDER_MOVED)
+        refusal = self._lines.explain_claim(record, order.amount, order.currency, now, reasons)
+        return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
+
+    def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
+        """False when the order had already moved on (another delivery decided)."""
+        update = self._transition(
+            order,
+            OrderStatus.UNMATCHED,
+            now,
+            {"decision": decision.model_dump(mode="json", by_alias=True, exclude_none=True)},
+            None,
+        )
+        return not self._transact([update])
+
+    def _transition(
+        self,
+        order: Order,
+        status: OrderStatus,
+        now: datetime,
+        fields: dict[str, Any],
+        line_id: str | None,
+    ) -> dict[str, Any]:
+        """The order's move out of RECEIVED, only from the version that was read."""
+        entry = HistoryEntry(status=status, at=now, line_id=line_id)
+        values = to_item(
+            {f":f{i}": value for i, value in enumerate(fields.values())}
+            | {
+                ":status": status.value,
+                ":received": OrderStatus.RECEIVED.value,
+                ":version": order.version,
+                ":one": 1,
+                ":now": format_timestamp(now),
+                ":statusKey": status_key(order.tenant_id, status),
+                ":entry": [entry.model_dump(mode="json", by_alias=True, exclude_none=True)],
+            }
+        )
+        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#status": "status"}
+        sets = [f"#f{i} = :f{i}" for i in range(len(fields))]
+        sets += [
+            "#status = :status",
+            "version = version + :one",
+            "updatedAt = :now",
+            "gsi2pk = :statusKey",
+            "history = list_append(history, :entry)",
+        ]
+        return {
+            "Update": {
+                "TableName": self._orders,
+                "Key": {
+                    "pk": {"S": order_pk(order.tenant_id, order.order_id)},
+                    "sk": {"S": ORDER_SK},
+                },
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": "#status = :received AND version = :version",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+                "ReturnValuesOnConditionCheckFailure": "NONE",
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """[] when committed; the cancellation reasons when a condition refused it.
+        Contention and throttling are retried with full-jitter backoff."""
+        for attempt in range(self._attempts):
+            try:
+                self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            except ClientError as error:
+                code = error.response["Error"]["Code"]
+                reasons = [dict(r) for r in error.response.get("CancellationReasons", [])]
+                if code == "TransactionCanceledException" and any(
+                    r.get("Code") == "ConditionalCheckFailed" for r in reasons
+                ):
+                    return reasons
+                transient = code in TRANSIENT_ERRORS or (
+                    code == "TransactionCanceledException"
+                    and any(r.get("Code") in TRANSIENT_CODES for r in reasons)
+                )
+                if not transient:
+                    raise
+                if attempt == self._attempts - 1:
+                    raise StillContended(code) from error
+                self._sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+                continue
+            return []
+        raise StillContended("no attempts")  # pragma: no cover - attempts >= 1

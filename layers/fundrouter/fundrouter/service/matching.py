@@ -1,0 +1,191 @@
+"""Matching: pick the line for a RECEIVED order and claim its capacity atomically.
+
+The ranking is pure (fundrouter.domain.routing); the claim is one transaction whose
+conditions re-check everything the ranking assumed, so a stale read can cost an
+extra attempt but can never over-allocate a line or match an order twice.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from fundrouter.domain.errors import DomainError
+from fundrouter.domain.lines import LineRecord, LineRefusal, StaleLineConfig
+from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
+from fundrouter.domain.routing import (
+    OrderFacts,
+    Outcome,
+    RoutingPolicy,
+    Strategy,
+    rank,
+    refusal_outcome,
+)
+from fundrouter.service.ports import ClaimAttempt, ClaimResult, LineSource, MatchStore
+
+# Lines refused on counters alone are still tried when the counters came from the
+# cache: a cached counter may say "full" about a line that has room again.
+_CAPACITY_OUTCOMES: Final = frozenset({Outcome.INSUFFICIENT_CAPACITY, Outcome.DAILY_LIMIT_REACHED})
+DEFAULT_POLICY: Final = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=[])
+
+
+class LineCatalog:
+    """Lines and routing policies, cached in the container for a few seconds. Only
+    the configuration is relied on from the cache; counters are re-checked by every
+    claim's conditions."""
+
+    def __init__(
+        self,
+        source: LineSource,
+        ttl_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._lines: list[LineRecord] = []
+        self._lines_read_at: float | None = None
+        self._policies: dict[str, tuple[float, RoutingPolicy]] = {}
+
+    def lines(self) -> tuple[list[LineRecord], bool]:
+        """The lines, and whether they were read just now (fresh counters)."""
+        now = self._monotonic()
+        if self._lines_read_at is not None and now - self._lines_read_at < self._ttl:
+            return self._lines, False
+        self._lines = self._source.list_lines()
+        self._lines_read_at = now
+        return self._lines, True
+
+    def routing(self, tenant_id: str) -> RoutingPolicy:
+        now = self._monotonic()
+        cached = self._policies.get(tenant_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        policy = self._source.get_routing(tenant_id) or DEFAULT_POLICY
+        self._policies[tenant_id] = (now, policy)
+        return policy
+
+    def refreshed(self, line_id: str, day: str) -> LineRecord | None:
+        """One line read again after its configuration changed under a claim."""
+        self._lines_read_at = None
+        return self._source.get(line_id, [day])
+
+
+class MatchOutcome(StrEnum):
+    MATCHED = "MATCHED"
+    UNMATCHED = "UNMATCHED"
+    ALREADY_HANDLED = "ALREADY_HANDLED"
+
+
+@dataclass
+class MatchReport:
+    outcome: MatchOutcome
+    line_id: str | None = None
+    attempts: int = 0
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+class MatchService:
+    def __init__(
+        self, catalog: LineCatalog, store: MatchStore, clock: Callable[[], datetime]
+    ) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._clock = clock
+
+    def match(self, order: Order) -> MatchReport:
+        """Match `order` as read at its version. Safe to call again for the same
+        delivery: the order's condition makes every repeat a no-op."""
+        if order.status is not OrderStatus.RECEIVED:
+            return MatchReport(MatchOutcome.ALREADY_HANDLED)
+        now = self._clock()
+        records, fresh = self._catalog.lines()
+        policy = self._catalog.routing(order.tenant_id)
+        by_id = {record.line.line_id: record for record in records}
+        ranking = rank(
+            [record.line for record in records],
+            OrderFacts.of(order),
+            policy,
+            now,
+            matched_volume={line_id: r.matched_total for line_id, r in by_id.items()},
+            excluded_line_ids=frozenset(order.declined_line_ids),
+        )
+        candidates = {e.line_id: e.as_candidate() for e in ranking.candidates}
+        to_try = [line.line_id for line in ranking.lines]
+        if not fresh:
+            to_try += [e.line_id for e in ranking.candidates if e.outcome in _CAPACITY_OUTCOMES]
+
+        report = MatchReport(MatchOutcome.UNMATCHED)
+        for line_id in to_try:
+            attempt = self._claim(
+                order,
+                record=by_id[line_id],
+                now=now,
+                strategy=policy.strategy,
+                candidates=candidates,
+                report=report,
+            )
+            if attempt.result is ClaimResult.CLAIMED:
+                report.outcome, report.line_id = MatchOutcome.MATCHED, line_id
+                report.candidates = list(candidates.values())
+                return report
+            if attempt.result is ClaimResult.ORDER_MOVED:
+                report.outcome = MatchOutcome.ALREADY_HANDLED
+                return report
+            candidates[line_id] = _refused(line_id, attempt.refusal)
+
+        report.candidates = list(candidates.values())
+        decision = Decision(strategy=policy.strategy.value, candidates=report.candidates)
+        if not self._store.mark_unmatched(order, now, decision):
+            report.outcome = MatchOutcome.ALREADY_HANDLED
+        return report
+
+    def _claim(
+        self,
+        order: Order,
+        *,
+        record: LineRecord,
+        now: datetime,
+        strategy: Strategy,
+        candidates: dict[str, Candidate],
+        report: MatchReport,
+    ) -> ClaimAttempt:
+        """Claim on one line; once more on a fresh read if its configuration changed
+        since it was ranked (the claim's condition pins the configuration version)."""
+        line_id = record.line.line_id
+        for _ in range(2):
+            decision = _decision(strategy, candidates, line_id)
+            report.attempts += 1
+            hold = now + timedelta(seconds=record.line.config.hold_seconds)
+            attempt = self._store.claim(order, record, now, hold, decision)
+            if not isinstance(attempt.refusal, StaleLineConfig):
+                return attempt
+            fresh = self._catalog.refreshed(line_id, record.line.day_of(now))
+            if fresh is None:
+                return attempt
+            record = fresh
+        return attempt
+
+
+def _refused(line_id: str, refusal: DomainError | None) -> Candidate:
+    outcome = refusal_outcome(refusal) if isinstance(refusal, LineRefusal) else None
+    return Candidate(
+        line_id=line_id,
+        outcome="REFUSED",
+        code=outcome.value if outcome else getattr(refusal, "code", None),
+        reason=refusal.reason
+        if isinstance(refusal, LineRefusal)
+        else getattr(refusal, "message", None),
+    )
+
+
+def _decision(strategy: Strategy, candidates: dict[str, Candidate], claimed: str) -> Decision:
+    """The decision as it will read if this claim succeeds: the claimed line, what
+    was refused before it, and every other candidate with its outcome."""
+    entries = [
+        Candidate(line_id=claimed, outcome="CLAIMED") if c.line_id == claimed else c
+        for c in candidates.values()
+    ]
+    return Decision(strategy=strategy.value, candidates=entries)
