@@ -44,7 +44,10 @@ class Stack:
         self.env_file = self.state_dir / "local.env"
 
     def aws_env(self) -> dict[str, str]:
+        # sam build looks for python3.13 on PATH: put this interpreter's first.
+        python_dir = os.path.dirname(os.path.realpath(sys.executable))
         return os.environ | {
+            "PATH": f"{python_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": "000000000000",
             "AWS_SECRET_ACCESS_KEY": "local",
@@ -105,7 +108,8 @@ class Stack:
         print(f"ministack started on {self.endpoint} (pid {process.pid})")
 
     def deploy(self, arch: str) -> None:
-        build_dir = ROOT / ".aws-sam" / f"local-{arch}"
+        # Per stack: a test run, a bench run and make up may build at the same time.
+        build_dir = self.state_dir / f"build-{arch}"
         sam = str(ROOT / ".venv-sam/bin/sam")
         overrides = [
             f"Architecture={arch}",
@@ -180,6 +184,7 @@ class Stack:
             "FUNDROUTER_ADMIN_CLIENT_ID": outputs["AdminClientId"],
             "FUNDROUTER_ADMIN_CLIENT_SECRET": secret(outputs["AdminClientId"]),
             "FUNDROUTER_ORDERS_TABLE": outputs["OrdersTableName"],
+            "FUNDROUTER_LINES_TABLE": outputs["LinesTableName"],
             "FUNDROUTER_AWS_ENDPOINT_URL": self.endpoint,
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
