@@ -11,8 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderRepository
+from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
 from fundrouter.settings import TableSettings
@@ -39,14 +41,24 @@ def line_service() -> LineService:
     return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
 
 
+@cache
+def event_service() -> OrderEventService:
+    settings = TableSettings.from_env()
+    client = boto3.client("dynamodb")
+    lines = DynamoLineRepository(client, settings.lines_table_name)
+    store = DynamoOrderEvents(client, settings.orders_table_name, lines)
+    return OrderEventService(store, utc_now)
+
+
 def handle(
     event: dict[str, Any],
     context: LambdaContext,
     orders: OrderService,
     lines: LineService | None = None,
+    events: OrderEventService | None = None,
 ) -> dict[str, Any]:
     """The seam tests call with their own services."""
-    app.append_context(orders=orders, lines=lines)
+    app.append_context(orders=orders, lines=lines, events=events)
     return app.resolve(event, context)
 
 
@@ -54,4 +66,4 @@ def handle(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context, order_service(), line_service())
+    return handle(event, context, order_service(), line_service(), event_service())

@@ -76,7 +76,8 @@ LINE_EVENTS = {
 
 
 def test_every_admin_sample_event_is_covered() -> None:
-    assert {n for n in event_names("api") if "line" in n or "routing" in n} == LINE_EVENTS
+    own = ("put_line", "patch_line", "get_line", "list_lines", "put_routing", "get_routing")
+    assert {n for n in event_names("api") if n.startswith(own)} == LINE_EVENTS
 
 
 def test_admin_creates_a_line_with_empty_counters(

@@ -92,6 +92,9 @@ class HistoryEntry(CamelModel):
     status: OrderStatus
     at: Timestamp
     line_id: str | None = None
+    # The order event that caused the entry, when one did (DECLINED, REPAID ...).
+    event: str | None = None
+    amount: int | None = None
 
 
 class Candidate(CamelModel):

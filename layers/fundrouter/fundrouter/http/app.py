@@ -18,6 +18,7 @@ from fundrouter.domain.errors import (
     OrderConflict,
     OrderNotFound,
 )
+from fundrouter.domain.lifecycle import AmountExceedsHeld, TransitionNotAllowed
 from fundrouter.domain.lines import (
     LineCurrencyLocked,
     LineNotFound,
@@ -26,6 +27,7 @@ from fundrouter.domain.lines import (
 from fundrouter.http import lines, orders
 from fundrouter.http.auth import Forbidden, Unauthenticated
 from fundrouter.http.responses import error_response
+from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
 
 logger = Logger(child=True)
@@ -38,6 +40,10 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     StaleLineConfig: HTTPStatus.CONFLICT,
     LineCurrencyLocked: HTTPStatus.CONFLICT,
     UnknownLines: HTTPStatus.UNPROCESSABLE_ENTITY,
+    TransitionNotAllowed: HTTPStatus.CONFLICT,
+    AmountExceedsHeld: HTTPStatus.UNPROCESSABLE_ENTITY,
+    EventConflict: HTTPStatus.CONFLICT,
+    OrderBusy: HTTPStatus.CONFLICT,
 }
 
 

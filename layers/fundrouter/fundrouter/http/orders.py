@@ -10,9 +10,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from fundrouter import METRICS_NAMESPACE
+from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.responses import json_response
+from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.orders import OrderService
 
 router = APIGatewayHttpRouter()
@@ -59,6 +61,23 @@ def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
     )
     status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
     return json_response(status, submission.order.resource())
+
+
+@router.post("/v1/orders/<orderId>/events", summary="Report what happened to an order")
+def post_order_event(
+    order_id: Annotated[OrderId, Path(alias="orderId")],
+    event: Annotated[OrderEvent, Body()],
+) -> Response[str]:
+    caller = _caller()
+    caller.require(Scope.ORDERS_WRITE)
+    service: OrderEventService = router.context["events"]
+    recorded = service.record(caller.client_id, order_id, event)
+    metrics.add_metric(
+        "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
+        MetricUnit.Count,
+        1,
+    )
+    return json_response(HTTPStatus.OK, recorded.order)
 
 
 @router.get("/v1/orders/<orderId>", summary="Read one order")

@@ -7,19 +7,22 @@ extra attempt but can never over-allocate a line or match an order twice.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from fundrouter.domain.errors import DomainError
-from fundrouter.domain.lines import LineRecord, LineRefusal, StaleLineConfig
+from fundrouter.domain.lines import LineCounters, LineRecord, LineRefusal, StaleLineConfig
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
 from fundrouter.domain.routing import (
+    Evaluation,
     OrderFacts,
     Outcome,
+    Ranking,
     RoutingPolicy,
     Strategy,
+    evaluate,
     rank,
     refusal_outcome,
 )
@@ -104,9 +107,10 @@ class MatchService:
         records, fresh = self._catalog.lines()
         policy = self._catalog.routing(order.tenant_id)
         by_id = {record.line.line_id: record for record in records}
+        facts = OrderFacts.of(order)
         ranking = rank(
             [record.line for record in records],
-            OrderFacts.of(order),
+            facts,
             policy,
             now,
             matched_volume={line_id: r.matched_total for line_id, r in by_id.items()},
@@ -115,7 +119,9 @@ class MatchService:
         candidates = {e.line_id: e.as_candidate() for e in ranking.candidates}
         to_try = [line.line_id for line in ranking.lines]
         if not fresh:
-            to_try += [e.line_id for e in ranking.candidates if e.outcome in _CAPACITY_OUTCOMES]
+            to_try += self._full_in_cache(
+                ranking, by_id=by_id, facts=facts, policy=policy, now=now, order=order
+            )
 
         report = MatchReport(MatchOutcome.UNMATCHED)
         for line_id in to_try:
@@ -123,13 +129,13 @@ class MatchService:
                 order,
                 record=by_id[line_id],
                 now=now,
-                strategy=policy.strategy,
+                policy=policy,
                 candidates=candidates,
                 report=report,
             )
             if attempt.result is ClaimResult.CLAIMED:
                 report.outcome, report.line_id = MatchOutcome.MATCHED, line_id
-                report.candidates = list(candidates.values())
+                report.candidates = _decision(policy.strategy, candidates, line_id).candidates
                 return report
             if attempt.result is ClaimResult.ORDER_MOVED:
                 report.outcome = MatchOutcome.ALREADY_HANDLED
@@ -148,25 +154,69 @@ class MatchService:
         *,
         record: LineRecord,
         now: datetime,
-        strategy: Strategy,
+        policy: RoutingPolicy,
         candidates: dict[str, Candidate],
         report: MatchReport,
     ) -> ClaimAttempt:
         """Claim on one line; once more on a fresh read if its configuration changed
-        since it was ranked (the claim's condition pins the configuration version)."""
+        since it was ranked (the claim's condition pins the configuration version),
+        provided the order still fits the new configuration."""
         line_id = record.line.line_id
-        for _ in range(2):
-            decision = _decision(strategy, candidates, line_id)
-            report.attempts += 1
-            hold = now + timedelta(seconds=record.line.config.hold_seconds)
-            attempt = self._store.claim(order, record, now, hold, decision)
-            if not isinstance(attempt.refusal, StaleLineConfig):
-                return attempt
-            fresh = self._catalog.refreshed(line_id, record.line.day_of(now))
-            if fresh is None:
-                return attempt
-            record = fresh
-        return attempt
+        decision = _decision(policy.strategy, candidates, line_id)
+        report.attempts += 1
+        hold = now + timedelta(seconds=record.line.config.hold_seconds)
+        attempt = self._store.claim(order, record, now, hold, decision)
+        if not isinstance(attempt.refusal, StaleLineConfig):
+            return attempt
+        fresh = self._catalog.refreshed(line_id, record.line.day_of(now))
+        if fresh is None:
+            return attempt
+        verdict = evaluate(
+            fresh.line,
+            OrderFacts.of(order),
+            now,
+            frozenset(order.declined_line_ids),
+            policy=policy,
+        )
+        if not verdict.eligible and verdict.outcome not in _CAPACITY_OUTCOMES:
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, _NoLongerEligible(verdict))
+        report.attempts += 1
+        hold = now + timedelta(seconds=fresh.line.config.hold_seconds)
+        return self._store.claim(order, fresh, now, hold, decision)
+
+    @staticmethod
+    def _full_in_cache(
+        ranking: Ranking,
+        *,
+        by_id: dict[str, LineRecord],
+        facts: OrderFacts,
+        policy: RoutingPolicy,
+        now: datetime,
+        order: Order,
+    ) -> list[str]:
+        """Lines the cached counters call full, in the policy's own order (ranked as
+        if empty): their claim's condition decides on the real counters."""
+        full = [
+            by_id[e.line_id].line for e in ranking.candidates if e.outcome in _CAPACITY_OUTCOMES
+        ]
+        emptied = [replace(line, counters=LineCounters()) for line in full]
+        again = rank(
+            emptied,
+            facts,
+            policy,
+            now,
+            matched_volume={line.line_id: by_id[line.line_id].matched_total for line in full},
+            excluded_line_ids=frozenset(order.declined_line_ids),
+        )
+        return [line.line_id for line in again.lines]
+
+
+class _NoLongerEligible(DomainError):
+    """The line's new configuration no longer takes the order."""
+
+    def __init__(self, verdict: Evaluation) -> None:
+        super().__init__(verdict.reason or verdict.outcome.value)
+        self.code = verdict.outcome.value
 
 
 def _refused(line_id: str, refusal: DomainError | None) -> Candidate:

@@ -5,9 +5,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from fundrouter.domain.errors import DomainError
+from fundrouter.domain.lifecycle import OrderEvent, Transition
 from fundrouter.domain.lines import LineConfig, LineRecord
 from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.domain.paging import Page
@@ -81,3 +82,30 @@ class MatchStore(Protocol):
     ) -> ClaimAttempt: ...
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    content_hash: str
+    result: dict[str, Any]
+
+
+class Commit(StrEnum):
+    COMMITTED = "COMMITTED"
+    ORDER_MOVED = "ORDER_MOVED"
+    EVENT_EXISTS = "EVENT_EXISTS"
+
+
+class OrderEventStore(Protocol):
+    def load(
+        self, tenant_id: str, order_id: str, event_id: str
+    ) -> tuple[Order | None, StoredEvent | None]: ...
+
+    def commit(
+        self,
+        before: Order,
+        transition: Transition,
+        event: OrderEvent,
+        result: dict[str, Any],
+        now: datetime,
+    ) -> Commit: ...

@@ -1,0 +1,212 @@
+"""What happens to an order downstream of the match, as pure transitions.
+
+Each event type is allowed from some statuses only (api.md), and says what it does to
+the order and to its line's capacity. The persistence layer applies both in one
+transaction; this module decides them.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Final
+
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+
+from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.orders import Amount, CamelModel, HistoryEntry, Order, OrderStatus
+
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class EventType(StrEnum):
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    CANCELLED = "CANCELLED"
+    DISBURSED = "DISBURSED"
+    REPAID = "REPAID"
+
+
+ALLOWED_FROM: Final[dict[EventType, frozenset[OrderStatus]]] = {
+    EventType.APPROVED: frozenset({OrderStatus.MATCHED}),
+    EventType.DECLINED: frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED}),
+    EventType.CANCELLED: frozenset(
+        {OrderStatus.RECEIVED, OrderStatus.MATCHED, OrderStatus.APPROVED}
+    ),
+    EventType.DISBURSED: frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED}),
+    EventType.REPAID: frozenset({OrderStatus.DISBURSED}),
+}
+_WITH_AMOUNT: Final = frozenset({EventType.DISBURSED, EventType.REPAID})
+
+
+class OrderEvent(CamelModel):
+    """The body of POST /v1/orders/{orderId}/events."""
+
+    event_id: EventId
+    type: EventType
+    amount: Amount | None = Field(default=None, validate_default=True)
+    reason: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_only_where_it_means_something(
+        cls, amount: int | None, info: ValidationInfo
+    ) -> int | None:
+        kind = info.data.get("type")
+        if kind in _WITH_AMOUNT and amount is None:
+            raise ValueError(f"required for {kind}")
+        if kind is not None and kind not in _WITH_AMOUNT and amount is not None:
+            raise ValueError(f"only DISBURSED and REPAID carry an amount, not {kind}")
+        return amount
+
+    def content_hash(self) -> str:
+        canonical = json.dumps(
+            self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class TransitionNotAllowed(DomainError):
+    code = "transition_not_allowed"
+
+    def __init__(self, event: EventType, status: OrderStatus) -> None:
+        super().__init__(
+            f"{event} is not allowed for an order that is {status}",
+            (FieldProblem("type", f"order status is {status}"),),
+        )
+        self.status = status
+
+
+class AmountExceedsHeld(DomainError):
+    code = "amount_exceeds_held"
+
+    def __init__(self, event: EventType, amount: int, held: int, what: str) -> None:
+        super().__init__(
+            f"{event} amount {amount} is above the {what} {held}",
+            (FieldProblem("amount", f"above the {what} {held}"),),
+        )
+
+
+class CapacityMove(StrEnum):
+    RELEASE = "RELEASE"
+    DRAW = "DRAW"
+    RESTORE = "RESTORE"
+
+
+@dataclass(frozen=True)
+class CapacityEffect:
+    """What the event does to the order's line: release a reservation (and the
+    day's usage it counted), draw it (partly), or restore repaid principal."""
+
+    move: CapacityMove
+    line_id: str
+    amount: int
+    drawn: int = 0
+    claim_day: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    order: Order
+    effect: CapacityEffect | None
+
+
+def apply_event(order: Order, event: OrderEvent, now: datetime) -> Transition:
+    """The order after `event`, and the capacity effect that must commit with it.
+    Raises TransitionNotAllowed or AmountExceedsHeld and changes nothing."""
+    if order.status not in ALLOWED_FROM[event.type]:
+        raise TransitionNotAllowed(event.type, order.status)
+    match event.type:
+        case EventType.APPROVED:
+            return _moved(order, event, now, OrderStatus.APPROVED, fields={}, effect=None)
+        case EventType.DECLINED:
+            declined = [*order.declined_line_ids, order.line_id or ""]
+            return _moved(
+                order,
+                event,
+                now,
+                OrderStatus.RECEIVED,
+                fields=_unreserved(declined),
+                effect=_release(order),
+            )
+        case EventType.CANCELLED:
+            return _moved(
+                order,
+                event,
+                now,
+                OrderStatus.CANCELLED,
+                fields=_unreserved(),
+                effect=_release(order),
+            )
+        case EventType.DISBURSED:
+            amount = _amount(event)
+            if amount > order.reserved:
+                raise AmountExceedsHeld(event.type, amount, order.reserved, "reservation")
+            effect = CapacityEffect(CapacityMove.DRAW, _line(order), order.reserved, drawn=amount)
+            fields = _unreserved() | {"outstanding": amount}
+            return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
+        case EventType.REPAID:
+            amount = _amount(event)
+            if amount > order.outstanding:
+                raise AmountExceedsHeld(event.type, amount, order.outstanding, "outstanding")
+            left = order.outstanding - amount
+            status = OrderStatus.REPAID if left == 0 else OrderStatus.DISBURSED
+            effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount)
+            return _moved(order, event, now, status, fields={"outstanding": left}, effect=effect)
+
+
+def _moved(
+    order: Order,
+    event: OrderEvent,
+    now: datetime,
+    status: OrderStatus,
+    *,
+    fields: dict[str, object],
+    effect: CapacityEffect | None,
+) -> Transition:
+    entry = HistoryEntry(
+        status=status, at=now, line_id=order.line_id, event=event.type.value, amount=event.amount
+    )
+    updated = order.model_copy(
+        update=fields
+        | {
+            "status": status,
+            "history": [*order.history, entry],
+            "updated_at": now,
+            "version": order.version + 1,
+        }
+    )
+    return Transition(Order.model_validate(updated.model_dump()), effect)
+
+
+def _unreserved(declined: list[str] | None = None) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "reserved": 0,
+        "hold_expires_at": None,
+        "claim_day": None,
+    }
+    if declined is not None:
+        # Back to waiting for a match, on any line but those that declined it.
+        fields |= {"line_id": None, "funder_id": None, "declined_line_ids": declined}
+    return fields
+
+
+def _release(order: Order) -> CapacityEffect | None:
+    if order.reserved == 0 or order.line_id is None:
+        return None
+    return CapacityEffect(
+        CapacityMove.RELEASE, order.line_id, order.reserved, claim_day=order.claim_day
+    )
+
+
+def _line(order: Order) -> str:
+    if order.line_id is None:  # pragma: no cover - MATCHED and later always hold a line
+        raise ValueError(f"order {order.order_id} holds no line")
+    return order.line_id
+
+
+def _amount(event: OrderEvent) -> int:
+    if event.amount is None:  # pragma: no cover - the model requires it for these types
+        raise ValueError("amount missing")
+    return event.amount

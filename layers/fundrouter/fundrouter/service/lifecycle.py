@@ -1,0 +1,63 @@
+"""Order events from business systems: approve, decline, cancel, disburse, repay."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from fundrouter.domain.errors import DomainError, FieldProblem, OrderNotFound
+from fundrouter.domain.lifecycle import OrderEvent, apply_event
+from fundrouter.service.ports import Commit, OrderEventStore
+
+ATTEMPTS: Final = 3
+
+
+class EventConflict(DomainError):
+    code = "event_conflict"
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            f"event {event_id} was already recorded with different content",
+            (FieldProblem("eventId", "already used for a different event"),),
+        )
+
+
+class OrderBusy(DomainError):
+    """The order kept changing under the event (a concurrent match or event)."""
+
+    code = "order_busy"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} is changing concurrently; retry the event")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    order: dict[str, Any]
+    replayed: bool
+
+
+class OrderEventService:
+    def __init__(self, store: OrderEventStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def record(self, tenant_id: str, order_id: str, event: OrderEvent) -> Recorded:
+        """Apply `event` once. The same eventId again returns the first result."""
+        for _ in range(ATTEMPTS):
+            order, stored = self._store.load(tenant_id, order_id, event.event_id)
+            if stored is not None:
+                if stored.content_hash != event.content_hash():
+                    raise EventConflict(event.event_id)
+                return Recorded(stored.result, replayed=True)
+            if order is None:
+                raise OrderNotFound(order_id)
+            now = self._clock()
+            transition = apply_event(order, event, now)
+            result = transition.order.resource()
+            outcome = self._store.commit(order, transition, event, result, now)
+            if outcome is Commit.COMMITTED:
+                return Recorded(result, replayed=False)
+            # EVENT_EXISTS: read back what the concurrent delivery recorded.
+            # ORDER_MOVED: decide again on the order as it is now.
+        raise OrderBusy(order_id)
