@@ -15,7 +15,14 @@ from typing import Annotated, Final
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from fundrouter.domain.errors import DomainError, FieldProblem
-from fundrouter.domain.orders import Amount, CamelModel, HistoryEntry, Order, OrderStatus
+from fundrouter.domain.orders import (
+    Amount,
+    CamelModel,
+    Decision,
+    HistoryEntry,
+    Order,
+    OrderStatus,
+)
 
 EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
@@ -210,3 +217,61 @@ def _amount(event: OrderEvent) -> int:
     if event.amount is None:  # pragma: no cover - the model requires it for these types
         raise ValueError("amount missing")
     return event.amount
+
+
+def matched(
+    order: Order,
+    *,
+    line_id: str,
+    funder_id: str,
+    now: datetime,
+    hold_expires_at: datetime,
+    claim_day: str,
+    decision: Decision,
+) -> Order:
+    """The order once its line's capacity is claimed for it."""
+    return _next(
+        order,
+        now,
+        HistoryEntry(status=OrderStatus.MATCHED, at=now, line_id=line_id),
+        status=OrderStatus.MATCHED,
+        line_id=line_id,
+        funder_id=funder_id,
+        reserved=order.amount,
+        hold_expires_at=hold_expires_at,
+        claim_day=claim_day,
+        decision=decision,
+    )
+
+
+def unmatched(order: Order, now: datetime, decision: Decision) -> Order:
+    """The order when no line can take it; the decision says why for each line."""
+    return _next(
+        order,
+        now,
+        HistoryEntry(status=OrderStatus.UNMATCHED, at=now),
+        status=OrderStatus.UNMATCHED,
+        decision=decision,
+    )
+
+
+def expire(order: Order, now: datetime) -> Transition:
+    """A hold not disbursed in time: EXPIRED, and the reservation given back."""
+    if order.status not in {OrderStatus.MATCHED, OrderStatus.APPROVED}:
+        raise TransitionNotAllowed(EventType.CANCELLED, order.status)
+    after = _next(
+        order,
+        now,
+        HistoryEntry(status=OrderStatus.EXPIRED, at=now, line_id=order.line_id),
+        status=OrderStatus.EXPIRED,
+        **_unreserved(),
+    )
+    return Transition(after, _release(order))
+
+
+def _next(order: Order, now: datetime, entry: HistoryEntry, **fields: object) -> Order:
+    updated = order.model_copy(
+        update=fields
+        | {"history": [*order.history, entry], "updated_at": now, "version": order.version + 1}
+    )
+    return Order.model_validate(updated.model_dump())

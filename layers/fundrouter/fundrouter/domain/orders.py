@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
@@ -163,3 +164,14 @@ class Order(CamelModel):
     def resource(self) -> dict[str, Any]:
         """The JSON the API serves: the stored order less internal bookkeeping."""
         return self.model_dump(mode="json", by_alias=True, exclude={"content_hash", "claim_day"})
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What one order holds on its line: the audit's unit."""
+
+    tenant_id: str
+    order_id: str
+    status: OrderStatus
+    reserved: int
+    outstanding: int

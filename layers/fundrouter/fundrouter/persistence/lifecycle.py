@@ -69,10 +69,11 @@ class DynamoOrderEvents:
         self,
         before: Order,
         transition: Transition,
-        event: OrderEvent,
-        result: dict[str, Any],
+        event: OrderEvent | None,
+        result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit:
+        """Without an event (the reconciler's expiry) no event record is written."""
         after = transition.order
         items: list[dict[str, Any]] = [
             {
@@ -86,25 +87,10 @@ class DynamoOrderEvents:
                         ":status": {"S": before.status.value},
                     },
                 }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": to_item(
-                        {
-                            "pk": order_pk(before.tenant_id, before.order_id),
-                            "sk": EVENT_PREFIX + event.event_id,
-                            "eventId": event.event_id,
-                            "type": event.type.value,
-                            "contentHash": event.content_hash(),
-                            "result": result,
-                            "recordedAt": format_timestamp(now),
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(sk)",
-                }
-            },
+            }
         ]
+        if event is not None:
+            items.append(self._event_record(before, event, result or {}, now))
         items += self._capacity_items(transition.effect)
         try:
             self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
@@ -112,17 +98,38 @@ class DynamoOrderEvents:
             if error.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if codes[1] == "ConditionalCheckFailed":
+            if event is not None and codes[1] == "ConditionalCheckFailed":
                 return Commit.EVENT_EXISTS
             if codes[0] == "ConditionalCheckFailed":
                 return Commit.ORDER_MOVED
-            if "ConditionalCheckFailed" in codes[2:]:
+            if "ConditionalCheckFailed" in codes:
                 raise CapacityDisagrees(
                     f"line {transition.effect and transition.effect.line_id} refused"
                     f" {transition.effect} for order {before.order_id}"
                 ) from error
             raise
         return Commit.COMMITTED
+
+    def _event_record(
+        self, before: Order, event: OrderEvent, result: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": to_item(
+                    {
+                        "pk": order_pk(before.tenant_id, before.order_id),
+                        "sk": EVENT_PREFIX + event.event_id,
+                        "eventId": event.event_id,
+                        "type": event.type.value,
+                        "contentHash": event.content_hash(),
+                        "result": result,
+                        "recordedAt": format_timestamp(now),
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
 
     def _capacity_items(self, effect: CapacityEffect | None) -> list[dict[str, Any]]:
         if effect is None:

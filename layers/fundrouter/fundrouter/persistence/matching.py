@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from fundrouter.domain.clock import format_timestamp
+from fundrouter.domain.lifecycle import matched, unmatched
 from fundrouter.domain.lines import LineRecord
-from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus
-from fundrouter.persistence.codec import to_item
+from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import ORDER_SK, order_pk, status_key
+from fundrouter.persistence.orders import order_item
 from fundrouter.service.ports import ClaimAttempt, ClaimResult
 
 if TYPE_CHECKING:
@@ -77,22 +76,16 @@ class DynamoMatchStore:
         line = record.line
         day = line.day_of(now)
         items = self._lines.claim_items(record, order.amount, now)
-        items.append(
-            self._transition(
-                order,
-                OrderStatus.MATCHED,
-                now,
-                {
-                    "lineId": line.line_id,
-                    "funderId": line.config.funder_id,
-                    "reserved": order.amount,
-                    "holdExpiresAt": format_timestamp(hold_expires_at),
-                    "claimDay": day,
-                    "decision": decision.model_dump(mode="json", by_alias=True, exclude_none=True),
-                },
-                line.line_id,
-            )
+        after = matched(
+            order,
+            line_id=line.line_id,
+            funder_id=line.config.funder_id,
+            now=now,
+            hold_expires_at=hold_expires_at,
+            claim_day=day,
+            decision=decision,
         )
+        items.append(self._replace(order, after))
         reasons = self._transact(items)
         if not reasons:
             return ClaimAttempt(ClaimResult.CLAIMED)
@@ -103,58 +96,21 @@ class DynamoMatchStore:
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""
-        update = self._transition(
-            order,
-            OrderStatus.UNMATCHED,
-            now,
-            {"decision": decision.model_dump(mode="json", by_alias=True, exclude_none=True)},
-            None,
-        )
-        return not self._transact([update])
+        return not self._transact([self._replace(order, unmatched(order, now, decision))])
 
-    def _transition(
-        self,
-        order: Order,
-        status: OrderStatus,
-        now: datetime,
-        fields: dict[str, Any],
-        line_id: str | None,
-    ) -> dict[str, Any]:
-        """The order's move out of RECEIVED, only from the version that was read."""
-        entry = HistoryEntry(status=status, at=now, line_id=line_id)
-        values = to_item(
-            {f":f{i}": value for i, value in enumerate(fields.values())}
-            | {
-                ":status": status.value,
-                ":received": OrderStatus.RECEIVED.value,
-                ":version": order.version,
-                ":one": 1,
-                ":now": format_timestamp(now),
-                ":statusKey": status_key(order.tenant_id, status),
-                ":entry": [entry.model_dump(mode="json", by_alias=True, exclude_none=True)],
-            }
-        )
-        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#status": "status"}
-        sets = [f"#f{i} = :f{i}" for i in range(len(fields))]
-        sets += [
-            "#status = :status",
-            "version = version + :one",
-            "updatedAt = :now",
-            "gsi2pk = :statusKey",
-            "history = list_append(history, :entry)",
-        ]
+    def _replace(self, before: Order, after: Order) -> dict[str, Any]:
+        """The order's move out of RECEIVED, only from the version that was read. The
+        whole item is written, so every derived key comes from order_item alone."""
         return {
-            "Update": {
+            "Put": {
                 "TableName": self._orders,
-                "Key": {
-                    "pk": {"S": order_pk(order.tenant_id, order.order_id)},
-                    "sk": {"S": ORDER_SK},
-                },
-                "UpdateExpression": "SET " + ", ".join(sets),
+                "Item": order_item(after),
                 "ConditionExpression": "#status = :received AND version = :version",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-                "ReturnValuesOnConditionCheckFailure": "NONE",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":received": {"S": OrderStatus.RECEIVED.value},
+                    ":version": {"N": str(before.version)},
+                },
             }
         }
 

@@ -7,18 +7,25 @@ Keys (the table and its indexes are defined in template.yaml):
   orders, newest first.
 - GSI ``byTenantStatus``: ``T#{tenantId}#S#{status}`` / same sort key: filtered
   listings without a scan or a filter expression.
+- GSI ``byDue`` (sparse): ``dueShard`` / ``dueAt``: what the reconciler must look
+  at by a time: a hold's expiry (MATCHED, APPROVED) or a RECEIVED order's re-drive
+  time. Sharded by order id so no partition takes every order.
+- GSI ``byLine`` (sparse): ``lineKey`` / ``pk``: the orders holding capacity on a
+  line (MATCHED, APPROVED, DISBURSED), for the reconciler's audit.
 """
 
 import base64
 import binascii
+import hashlib
 import json
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import InvalidCursor
-from fundrouter.domain.orders import Order, OrderStatus
+from fundrouter.domain.orders import Holding, Order, OrderStatus
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.codec import from_item, to_item
 
@@ -28,7 +35,15 @@ if TYPE_CHECKING:
 ORDER_SK: Final = "ORDER"
 BY_TENANT: Final = "byTenant"
 BY_TENANT_STATUS: Final = "byTenantStatus"
-_KEY_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+BY_DUE: Final = "byDue"
+BY_LINE: Final = "byLine"
+DUE_SHARDS: Final = 4
+# A RECEIVED order not matched within this long is matched by the reconciler itself.
+REDRIVE_AFTER: Final = timedelta(seconds=60)
+_KEY_ATTRIBUTES: Final = (
+    "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "dueShard", "dueAt", "lineKey",
+)  # fmt: skip
+_HOLDING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED})
 
 
 def order_pk(tenant_id: str, order_id: str) -> str:
@@ -54,7 +69,26 @@ def order_item(order: Order) -> dict[str, Any]:
         "gsi2pk": status_key(order.tenant_id, order.status),
         "gsi2sk": newest_first,
     }
+    due = due_at(order)
+    if due is not None:
+        values |= {"dueShard": due_shard(order.order_id), "dueAt": format_timestamp(due)}
+    if order.status in _HOLDING and order.line_id is not None:
+        values["lineKey"] = order.line_id
     return to_item(values)
+
+
+def due_shard(order_id: str) -> str:
+    digest = int(hashlib.sha256(order_id.encode()).hexdigest()[:8], 16)
+    return f"DUE#{digest % DUE_SHARDS}"
+
+
+def due_at(order: Order) -> datetime | None:
+    """When the reconciler must look at the order, if ever."""
+    if order.status is OrderStatus.RECEIVED:
+        return order.updated_at + REDRIVE_AFTER
+    if order.status in {OrderStatus.MATCHED, OrderStatus.APPROVED}:
+        return order.hold_expires_at
+    return None
 
 
 def order_from_item(item: dict[str, Any]) -> Order:
@@ -145,3 +179,55 @@ def _decode_cursor(cursor: str, key_name: str, key: str) -> dict[str, Any]:
     ):
         raise InvalidCursor
     return {name: {"S": value} for name, value in plain.items()}
+
+
+class DynamoOrderIndexes:
+    """The reconciler's reads: what is due by now, and what each line holds."""
+
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def due(self, now: datetime, limit: int) -> list[Order]:
+        """Orders whose hold expired or whose match is overdue, oldest first."""
+        due: list[Order] = []
+        for shard in range(DUE_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": BY_DUE,
+                "KeyConditionExpression": "dueShard = :shard AND dueAt <= :now",
+                "ExpressionAttributeValues": {
+                    ":shard": {"S": f"DUE#{shard}"},
+                    ":now": {"S": format_timestamp(now)},
+                },
+                "Limit": limit,
+            }
+            response = self._client.query(**query)
+            due += [order_from_item(item) for item in response.get("Items", [])]
+        return sorted(due, key=lambda order: due_at(order) or order.updated_at)[:limit]
+
+    def holdings(self, line_id: str) -> list[Holding]:
+        """Every order holding capacity on the line (eventually consistent)."""
+        holdings: list[Holding] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": BY_LINE,
+            "KeyConditionExpression": "lineKey = :line",
+            "ExpressionAttributeValues": {":line": {"S": line_id}},
+        }
+        while True:
+            page = self._client.query(**query)
+            for item in page.get("Items", []):
+                values = from_item(item)
+                holdings.append(
+                    Holding(
+                        tenant_id=str(values["tenantId"]),
+                        order_id=str(values["orderId"]),
+                        status=OrderStatus(values["status"]),
+                        reserved=int(values.get("reserved", 0)),
+                        outstanding=int(values.get("outstanding", 0)),
+                    )
+                )
+            if "LastEvaluatedKey" not in page:
+                return holdings
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

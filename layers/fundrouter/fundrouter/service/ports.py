@@ -105,7 +105,7 @@ class OrderEventStore(Protocol):
         self,
         before: Order,
         transition: Transition,
-        event: OrderEvent,
-        result: dict[str, Any],
+        event: OrderEvent | None,
+        result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit: ...

@@ -1,0 +1,69 @@
+"""ReconcilerFunction, every minute: expires holds past holdExpiresAt, matches orders
+left waiting, and audits every line's counters against its orders, reporting drift
+(never fixing it)."""
+
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fundrouter import METRICS_NAMESPACE
+from fundrouter.domain.clock import utc_now
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import DynamoOrderIndexes
+from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.service.reconciling import Reconciler
+from fundrouter.settings import TableSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+
+
+@cache
+def reconciler() -> Reconciler:
+    settings = TableSettings.from_env()
+    client = boto3.client("dynamodb")
+    lines = DynamoLineRepository(client, settings.lines_table_name)
+    matcher = MatchService(
+        LineCatalog(lines), DynamoMatchStore(client, settings.orders_table_name, lines), utc_now
+    )
+    return Reconciler(
+        DynamoOrderIndexes(client, settings.orders_table_name),
+        lines,
+        DynamoOrderEvents(client, settings.orders_table_name, lines),
+        matcher,
+        utc_now,
+    )
+
+
+def handle(reconciling: Reconciler) -> dict[str, Any]:
+    """The seam tests call with their own reconciler."""
+    report = reconciling.run()
+    metrics.add_metric("ExpiredHolds", MetricUnit.Count, len(report.expired))
+    metrics.add_metric("RedrivenOrders", MetricUnit.Count, len(report.redriven))
+    metrics.add_metric("LinesAudited", MetricUnit.Count, report.lines_audited)
+    metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
+    for drift in report.drift:
+        logger.error("counter drift", extra=asdict(drift))
+    summary = {
+        "expired": report.expired,
+        "redriven": report.redriven,
+        "linesAudited": report.lines_audited,
+        "drift": [asdict(d) for d in report.drift],
+    }
+    logger.info("reconciled", extra=summary)
+    return summary
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(scheduledAt=event.get("time"))
+    return handle(reconciler())

@@ -1,0 +1,133 @@
+"""A small fundrouter on moto: the API handler, the matcher and the reconciler over
+one pair of tables built from template.yaml, with a clock the test moves."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from fundrouter.domain.lines import LineConfig
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository, order_from_item
+from fundrouter.service.lifecycle import OrderEventService
+from fundrouter.service.lines import LineService
+from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.service.orders import OrderService
+from fundrouter.service.reconciling import Reconciler
+
+from tests.conftest import FakeLambdaContext, load_event, scan_all
+from tests.support.handlers import handler_module
+from tests.support.template import create_table_kwargs
+
+api = handler_module("api", "api_handler")
+LINES_TABLE = "fundrouter-test-lines"
+TENANT = "demotenantclient0000000001"
+ORDER_ID = "shop-20261124-0001"
+
+
+class Clock:
+    """A second later at each reading; `advance` jumps ahead."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class World:
+    """The API and the matcher over one pair of moto tables."""
+
+    def __init__(self, orders_table: str) -> None:
+        self.client = boto3.client("dynamodb")
+        self.client.create_table(**create_table_kwargs("LinesTable", LINES_TABLE))
+        self.orders_table = orders_table
+        self.clock = clock = Clock()
+        self.lines = DynamoLineRepository(self.client, LINES_TABLE)
+        self.orders = DynamoOrderRepository(self.client, orders_table)
+        self.services = (
+            OrderService(self.orders, clock),
+            LineService(self.lines, clock),
+            OrderEventService(DynamoOrderEvents(self.client, orders_table, self.lines), clock),
+        )
+        self.matcher = MatchService(
+            LineCatalog(self.lines, ttl_seconds=0),
+            DynamoMatchStore(self.client, orders_table, self.lines),
+            clock,
+        )
+        self.reconciler = Reconciler(
+            DynamoOrderIndexes(self.client, orders_table),
+            self.lines,
+            DynamoOrderEvents(self.client, orders_table, self.lines),
+            self.matcher,
+            clock,
+        )
+        for line_id, priority in (("bank-a-consumer", 1), ("trust-b", 2)):
+            config = LineConfig.model_validate(
+                {
+                    "funderId": line_id.split("-")[0],
+                    "name": line_id,
+                    "currency": "CNY",
+                    "limit": 10_000_000,
+                    "minAmount": 1,
+                    "maxAmount": 5_000_000,
+                    "aprBps": 1000,
+                    "priority": priority,
+                    "weight": 50,
+                    "holdSeconds": 900,
+                }
+            )
+            self.lines.put_config(line_id, config, clock())
+
+    def call(self, name_or_event: str | dict[str, Any]) -> tuple[int, Any]:
+        event = (
+            load_event(f"api/{name_or_event}.json")
+            if isinstance(name_or_event, str)
+            else name_or_event
+        )
+        response = api.handle(event, FakeLambdaContext(), *self.services)
+        return response["statusCode"], json.loads(response["body"])
+
+    def match(self) -> None:
+        order = self.orders.get(TENANT, ORDER_ID)
+        assert order is not None
+        self.matcher.match(order)
+
+    def matched_order(self) -> dict[str, Any]:
+        assert self.call("submit_order")[0] == 202
+        self.match()
+        return self.call("get_order")[1]
+
+    def line(self, line_id: str = "bank-a-consumer") -> tuple[int, int, int]:
+        record = self.lines.get(line_id)
+        assert record is not None
+        counters = record.line.counters
+        return counters.reserved, counters.drawn, record.line.available
+
+    def assert_invariant(self) -> None:
+        reserved: dict[str, int] = {}
+        drawn: dict[str, int] = {}
+        for item in scan_all(self.client, self.orders_table):
+            if item["sk"]["S"] != "ORDER":
+                continue
+            order = order_from_item(item)
+            if order.status.value in {"MATCHED", "APPROVED"}:
+                reserved[order.line_id or ""] = (
+                    reserved.get(order.line_id or "", 0) + order.reserved
+                )
+            if order.status.value == "DISBURSED":
+                drawn[order.line_id or ""] = drawn.get(order.line_id or "", 0) + order.outstanding
+        for record in self.lines.list_lines():
+            line = record.line
+            assert line.counters.reserved == reserved.get(line.line_id, 0), line.line_id
+            assert line.counters.drawn == drawn.get(line.line_id, 0), line.line_id
+
+    def everything(self) -> list[str]:
+        items = scan_all(self.client, self.orders_table) + scan_all(self.client, LINES_TABLE)
+        return sorted(json.dumps(item, sort_keys=True) for item in items)
