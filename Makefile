@@ -24,7 +24,7 @@ ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 
-.PHONY: help up down logs test lint typecheck validate unit integration bench build clean locks
+.PHONY: help up down logs test lint typecheck validate unit integration bench build clean locks openapi
 
 help:
 	@echo "make up        start ministack, build and deploy template.yaml into it, write .fundrouter/local.env"
@@ -33,6 +33,7 @@ help:
 	@echo "make test      lint, types, template validation and every test"
 	@echo "make bench     print import-time ratios and DynamoDB requests per order"
 	@echo "make build     sam build for the template's default architecture (arm64)"
+	@echo "make openapi   regenerate openapi.json from the code"
 
 # ------------------------------------------------------------------ virtualenvs
 $(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt pyproject.toml
@@ -94,6 +95,9 @@ unit: $(VENV)/.installed
 
 test: venvs lint typecheck validate
 	$(VENV)/bin/pytest -q --timeout 300
+
+openapi: $(VENV)/.installed
+	$(PY) scripts/openapi.py
 
 bench: venvs
 	$(PY) bench/run.py --arch $(ARCH)

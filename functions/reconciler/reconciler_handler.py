@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
@@ -49,6 +49,14 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
     metrics.add_metric("RedrivenOrders", MetricUnit.Count, len(report.redriven))
     metrics.add_metric("LinesAudited", MetricUnit.Count, report.lines_audited)
     metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
+    for line_id, percent in report.utilization.items():
+        with single_metric(
+            name="LineUtilization",
+            unit=MetricUnit.Percent,
+            value=percent,
+            namespace=METRICS_NAMESPACE,
+        ) as metric:
+            metric.add_dimension(name="lineId", value=line_id)
     for drift in report.drift:
         logger.error("counter drift", extra=asdict(drift))
     summary = {

@@ -80,8 +80,10 @@ def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> 
     return HttpResult(status, json.loads(raw) if raw else None)
 
 
-def _script(command: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"FUNDROUTER_LOCAL_PORT": PORT, "FUNDROUTER_STATE_DIR": STATE_DIR}
+def _script(
+    command: str, port: str = PORT, state_dir: str = STATE_DIR
+) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"FUNDROUTER_LOCAL_PORT": port, "FUNDROUTER_STATE_DIR": state_dir}
     arch = "arm64" if platform.machine() in {"aarch64", "arm64"} else "x86_64"
     return subprocess.run(
         [sys.executable, "scripts/localstack.py", command, "--arch", arch],
@@ -94,16 +96,21 @@ def _script(command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session")
-def local_stack() -> Iterator[LocalStack]:
-    _script("down")  # a stack left over from an interrupted run would keep old state
-    started = _script("up")
+def running_stack(port: str, state_dir: str) -> Iterator[LocalStack]:
+    """A fresh local stack for the duration of the generator, stopped afterwards."""
+    _script("down", port, state_dir)  # one left by an interrupted run keeps old state
+    started = _script("up", port, state_dir)
     if started.returncode != 0:
-        _script("down")
+        _script("down", port, state_dir)
         pytest.fail(f"local stack did not come up:\n{started.stdout}\n{started.stderr}")
-    env_file = ROOT / STATE_DIR / "local.env"
+    env_file = ROOT / state_dir / "local.env"
     settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     try:
         yield LocalStack(settings)
     finally:
-        _script("down")
+        _script("down", port, state_dir)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    yield from running_stack(PORT, STATE_DIR)

@@ -57,10 +57,13 @@ def test_order_lifecycle_of_intake_create_read_repeat_conflict(
     assert created.status == 202
     assert created.body["status"] == "RECEIVED"
     assert created.body["tenantId"] == local_stack.client_id
+    # The deployed matcher may decide the order at any moment: what intake stored
+    # stays the same whatever its status has become.
+    stable = ("orderId", "tenantId", "amount", "currency", "customer", "metadata", "createdAt")
     assert read.status == 200
-    assert read.body == created.body
+    assert {k: read.body[k] for k in stable} == {k: created.body[k] for k in stable}
     assert repeated.status == 200
-    assert repeated.body == created.body
+    assert {k: repeated.body[k] for k in stable} == {k: created.body[k] for k in stable}
     assert changed.status == 409
     assert changed.body["error"]["code"] == "order_conflict"
     assert (

@@ -53,6 +53,8 @@ class ReconcileReport:
     redriven: dict[str, str] = field(default_factory=dict)
     lines_audited: int = 0
     drift: list[Drift] = field(default_factory=list)
+    # Percent of each line's limit held (reserved + drawn), for the dashboard.
+    utilization: dict[str, int] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -94,6 +96,9 @@ class Reconciler:
     def _audit(self, report: ReconcileReport) -> None:
         for record in self._lines.list_lines():
             report.lines_audited += 1
+            line = record.line
+            held = line.counters.reserved + line.counters.drawn
+            report.utilization[line.line_id] = held * 100 // line.config.limit
             drift = self._drift(record.line.line_id)
             # Orders move while the index is read and the index lags the table: only
             # a difference that is still there on a second look is drift.

@@ -1,0 +1,147 @@
+"""TrackerFunction: every change on the Orders stream that moves an order's status
+publishes an OrderStatusChanged event to the orders event bus and counts in the
+metrics. Other records (per-order items such as ``EVENT#...``, removals, writes that
+kept the status) are skipped, never failed.
+
+A batch is published together, 10 entries per PutEvents call; a record whose event
+was refused fails alone (partial batch failure) and is redelivered. A redelivered
+record publishes the same event again, with the same ``version``, which is what
+subscribers de-duplicate on (fundrouter.service.tracking).
+
+Metrics (namespace ``fundrouter``), from the events published:
+``OrdersByStatus`` [status], ``MatchedOrders`` and ``MatchedVolume`` (minor units)
+[lineId], and ``MatchedOrders`` / ``UnmatchedOrders`` for the unmatched rate.
+"""
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fundrouter import METRICS_NAMESPACE
+from fundrouter.persistence.eventbus import EventBridgePublisher, EventBusSettings
+from fundrouter.persistence.orders import order_from_item
+from fundrouter.service.tracking import (
+    OrderStatusChanged,
+    Skip,
+    StatusEventPublisher,
+    figures,
+    publish_changes,
+    skip_before_decoding,
+    status_change,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+class NotPublished(Exception):
+    """The bus refused the record's event: fail the record so it is redelivered."""
+
+
+@cache
+def event_publisher() -> EventBridgePublisher:
+    settings = EventBusSettings.from_env()
+    return EventBridgePublisher(boto3.client("events"), settings.event_bus_name)
+
+
+def record_key(raw: dict[str, Any]) -> str:
+    """The record's identity in the batch: its sequence number, as reported."""
+    return str((raw.get("dynamodb") or {}).get("SequenceNumber") or raw.get("eventID"))
+
+
+def change_of(raw: dict[str, Any]) -> OrderStatusChanged | Skip:
+    stream = raw["dynamodb"]
+    skipped = skip_before_decoding(raw["eventName"], stream["Keys"]["sk"]["S"])
+    if skipped is not None:
+        return skipped
+    old_image = stream.get("OldImage")
+    if raw["eventName"] == "MODIFY" and old_image is None:
+        raise ValueError("MODIFY without OldImage: the stream must carry NEW_AND_OLD_IMAGES")
+    old = None if old_image is None else order_from_item(old_image)
+    return status_change(old, order_from_item(stream["NewImage"]))
+
+
+class TrackedBatch:
+    """Step one of a batch: every record decoded, every change published together.
+    Step two, the batch processor, settles each record from what happened here."""
+
+    def __init__(self, records: list[dict[str, Any]], publisher: StatusEventPublisher) -> None:
+        self.skipped: dict[str, Skip] = {}
+        self.failed: dict[str, Exception] = {}
+        changes: dict[str, OrderStatusChanged] = {}
+        for raw in records:
+            key = record_key(raw)
+            try:
+                outcome = change_of(raw)
+            except Exception as error:  # a malformed record fails alone, in step two
+                self.failed[key] = error
+                continue
+            if isinstance(outcome, Skip):
+                self.skipped[key] = outcome
+            else:
+                changes[key] = outcome
+        refused = publish_changes(publisher, changes)
+        self.failed |= {key: NotPublished(reason) for key, reason in refused.items()}
+        self.published = {k: c for k, c in changes.items() if k not in refused}
+
+    def settle(self, record: DynamoDBRecord) -> None:
+        key = record_key(record.raw_event)
+        if key in self.failed:
+            logger.warning("record failed", extra={"record": key, "reason": str(self.failed[key])})
+            raise self.failed[key]
+        if key in self.skipped:
+            logger.debug("skipped", extra={"record": key, "reason": self.skipped[key]})
+            return
+        change = self.published[key]
+        logger.info(
+            "status change published",
+            extra={"record": key, "tenantId": change.tenant_id, "orderId": change.order_id}
+            | {"from": change.from_status, "to": change.to_status, "version": change.version},
+        )
+
+
+def count(published: list[OrderStatusChanged]) -> None:
+    summary = figures(published)
+    metrics.add_metric("MatchedOrders", MetricUnit.Count, summary.matched)
+    metrics.add_metric("UnmatchedOrders", MetricUnit.Count, summary.unmatched)
+    for status, orders in summary.by_status.items():
+        with single_metric(
+            name="OrdersByStatus", unit=MetricUnit.Count, value=orders, namespace=METRICS_NAMESPACE
+        ) as metric:
+            metric.add_dimension("status", status.value)
+    for line_id, line in summary.matched_by_line.items():
+        per_line = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+        per_line.add_dimension("lineId", line_id)
+        per_line.add_metric("MatchedOrders", MetricUnit.Count, line.orders)
+        per_line.add_metric("MatchedVolume", MetricUnit.Count, line.volume)
+        per_line.flush_metrics()
+
+
+def handle(
+    event: dict[str, Any], context: LambdaContext, publisher: StatusEventPublisher
+) -> PartialItemFailureResponse:
+    """The seam tests call with their own publisher."""
+    batch = TrackedBatch(event.get("Records") or [], publisher)
+    count(list(batch.published.values()))
+    return process_partial_response(
+        event=event, record_handler=batch.settle, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return handle(event, context, event_publisher())

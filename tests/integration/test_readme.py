@@ -1,0 +1,56 @@
+"""The README's tour, run as written: every ```sh block, in order, in one shell, with
+a .fundrouter/local.env pointing at the test stack. If the README rots, this fails."""
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LocalStack, running_stack
+from tests.support.template import ROOT
+
+pytestmark = pytest.mark.integration
+README_STATE_DIR = ".fundrouter/readme-stack"
+
+
+@pytest.fixture(scope="module")
+def fresh_stack() -> Iterator[LocalStack]:
+    """The tour assumes a new stack, as after `make up`: its own, on its own port."""
+    yield from running_stack("4578", README_STATE_DIR)
+
+
+def tour_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+
+
+def test_the_readme_names_both_commands_first() -> None:
+    first_lines = (ROOT / "README.md").read_text().splitlines()[:6]
+
+    assert any(line.startswith("make up ") for line in first_lines)
+    assert any(line.startswith("make test ") for line in first_lines)
+
+
+def test_the_readme_tour_runs_as_written(fresh_stack: LocalStack, tmp_path: Path) -> None:
+    (tmp_path / ".fundrouter").mkdir()
+    shutil.copy(ROOT / README_STATE_DIR / "local.env", tmp_path / ".fundrouter" / "local.env")
+    script = "set -euo pipefail\n" + "\n".join(tour_blocks())
+
+    ran = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    line = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert (line["reserved"], line["drawn"]) == (0, 600_000)
+    assert line["available"] == 500_000_000 - 600_000
+    order = next(json.loads(out) for out in ran.stdout.splitlines() if '"status":"MATCHED"' in out)
+    assert order["lineId"] == "bank-a-consumer"
