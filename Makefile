@@ -31,7 +31,7 @@ help:
 	@echo "make down      stop what make up started"
 	@echo "make logs      follow the local stack's logs (Lambda output included)"
 	@echo "make test      lint, types, template validation and every test"
-	@echo "make bench     print import-time ratios and DynamoDB requests per order"
+	@echo "make bench     print import-time ratios, DynamoDB requests per order and per match, match latency and claims/s on a local stack"
 	@echo "make build     sam build for the template's default architecture (arm64)"
 	@echo "make openapi   regenerate openapi.json from the code"
 
@@ -92,6 +92,9 @@ validate: $(SAM_VENV)/.installed
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not integration" -q
+
+integration: venvs
+	$(VENV)/bin/pytest -m integration -q
 
 test: venvs lint typecheck validate
 	$(VENV)/bin/pytest -q --timeout 300

@@ -1,4 +1,4 @@
-"""`make bench`: print what a cold start and an order cost. Figures only, no verdicts.
+"""`make bench`: what a cold start, an order and a match cost. Figures only, no verdicts.
 
 1. Cold import time of every Lambda handler module (functions/<name>/*_handler.py),
    each run in a fresh Python process with the environment Lambda gives a function
@@ -7,9 +7,19 @@
 2. DynamoDB requests per new order and per idempotent replay, counted with a botocore
    event hook while the real handler entry ``handle(event, context, service)`` runs on
    moto in-process, plus the handler's in-process latency there (moto, not AWS).
+3. DynamoDB requests per match: the MatcherFunction's ``handle`` on moto, with the
+   configuration cold, cached, and cached while the first ranked line filled up
+   (bench/match_requests.py).
+4. On a dedicated local stack (ministack on 127.0.0.1:4590, started and always stopped
+   here): intake-to-MATCHED latency over HTTP, and claims per second against one line
+   at 1, 4 and 16 clients next to the same server's raw conditional-update rate
+   (bench/local_stack.py).
+5. How far one line scales on AWS: arithmetic, not a measurement (bench/scale.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
-here touches sys.path: the handler and tests/support/template.py are loaded by path.
+here touches sys.path: the handlers and tests/support/template.py are loaded by path;
+the sibling modules of this file are found because Python puts a script's own folder
+first on sys.path.
 """
 
 import argparse
@@ -404,7 +414,87 @@ def report_requests(orders: int) -> tuple[Pass, Pass]:
     return new, replay
 
 
+# ------------------------------------------------------------------ 3. DynamoDB per match
+
+
+def report_matching(orders: int) -> tuple[list[Any], Any]:
+    header("3. DynamoDB requests per match (MatcherFunction, moto, in-process)")
+    offline_aws_env()
+    import match_requests  # noqa: PLC0415 - imports boto3 and moto: after the environment
+
+    template = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
+    matcher = load_by_path("matcher_handler", FUNCTIONS / "matcher" / "matcher_handler.py")
+    matcher.logger.setLevel("WARNING")  # one INFO line per order would drown the figures
+    cases, sizes = match_requests.report(matcher, template, orders)
+    return cases, sizes
+
+
+# ------------------------------------------------------------------ 4. the local stack
+
+
+@dataclass
+class StackFigures:
+    latency: Any = None
+    rates: list[Any] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def report_stack(args: argparse.Namespace) -> StackFigures:
+    header("4. The matcher on a dedicated local stack (ministack, 127.0.0.1:4590)")
+    import local_stack  # noqa: PLC0415 - imports boto3: after the environment
+
+    template = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
+    figures = StackFigures()
+    try:
+        with local_stack.bench_stack(args.arch) as (settings, startup):
+            print(
+                f"stack: scripts/localstack.py up --arch {args.arch}, state in"
+                f" {local_stack.STATE_DIR}, ready in {startup:.0f} s"
+            )
+            print(
+                "deployed layer identical to layers/fundrouter now:"
+                f" {local_stack.layer_matches_tree(args.arch)}"
+            )
+            print()
+            print("4a. Intake to MATCHED (HTTP API -> Orders stream -> MatcherFunction)")
+            figures.latency = local_stack.measure_latency(
+                settings,
+                orders=args.latency_orders,
+                rate=args.rate,
+                burst_orders=args.burst_orders,
+                submitters=args.submitters,
+                seconds=args.stack_seconds,
+            )
+            local_stack.report_latency(figures.latency)
+            print()
+            print("4b. Claims per second against ONE line vs raw conditional updates, same server")
+            figures.rates, bench = local_stack.measure_rates(
+                template,
+                list(CLIENT_LEVELS),
+                args.claims_per_level,
+                args.claim_seconds,
+                args.claim_rounds,
+            )
+            local_stack.report_rates(
+                figures.rates, bench, args.claims_per_level, args.claim_seconds, args.claim_rounds
+            )
+    except local_stack.StackUnavailable as error:
+        figures.skipped = str(error)
+        print(f"skipped: {error}")
+    return figures
+
+
 # ------------------------------------------------------------------ main
+
+
+CLIENT_LEVELS = (1, 4, 16)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
 
 
 def runs_arg(text: str) -> int:
@@ -420,16 +510,60 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--arch",
         choices=("x86_64", "arm64"),
         default="x86_64",
-        help="architecture of the local stack (not used yet: both figures are in-process)",
+        help="architecture the local stack's functions are built for (section 4)",
     )
     parser.add_argument("--runs", type=runs_arg, default=11, help="fresh processes per module")
     parser.add_argument("--orders", type=int, default=200, help="orders to submit on moto")
+    parser.add_argument(
+        "--match-orders", type=positive, default=100, help="orders per matcher case on moto"
+    )
+    parser.add_argument(
+        "--latency-orders",
+        type=positive,
+        default=500,
+        help="orders of the paced latency phase (4a)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="orders/s the latency phase is paced to (4a)"
+    )
+    parser.add_argument(
+        "--burst-orders",
+        type=int,
+        default=300,
+        help="orders sent unpaced after the latency phase (4a; 0: none)",
+    )
+    parser.add_argument("--submitters", type=positive, default=4, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--stack-seconds",
+        type=float,
+        default=180.0,
+        help="bound on submitting, and on reading back, the orders of 4a",
+    )
+    parser.add_argument(
+        "--claims-per-level",
+        type=positive,
+        default=1000,
+        help="claims per run at most (section 4b; as many orders are inserted per run)",
+    )
+    parser.add_argument(
+        "--claim-seconds", type=float, default=4.0, help="seconds per run at most (section 4b)"
+    )
+    parser.add_argument(
+        "--claim-rounds", type=positive, default=2, help="rounds over the levels (section 4b)"
+    )
+    parser.add_argument("--no-stack", action="store_true", help="skip section 4 (local stack)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     print(f"fundrouter bench (arch {args.arch}, host {platform.machine()})")
     worst = report_imports(args.runs)
     new, replay = report_requests(args.orders)
+    cases, sizes = report_matching(args.match_orders)
+    figures = StackFigures(skipped="--no-stack") if args.no_stack else report_stack(args)
+    header("5. How far one line scales on AWS (arithmetic, not a measurement)")
+    import scale  # noqa: PLC0415 - a sibling module, like the others
+
+    scale.report(sizes)
 
     header("Summary")
     imports = (
@@ -439,8 +573,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"{imports}; DynamoDB requests: {new.per_order():.2f} per new order, "
-        f"{replay.per_order():.2f} per replay [{time.perf_counter() - started:.0f} s]"
+        f"{replay.per_order():.2f} per replay"
     )
+    print(
+        "DynamoDB requests per match: "
+        + ", ".join(f"{case.label} {case.per_order():.2f}" for case in cases)
+    )
+    if figures.skipped:
+        print(f"local stack: skipped ({figures.skipped.splitlines()[0]})")
+    else:
+        for phase in figures.latency.phases:
+            values = phase.to_matched_ms
+            if values:
+                print(
+                    f"intake to MATCHED on ministack, {phase.label}, over {len(values)} orders:"
+                    f" p50 {percentile(values, 0.5):.0f} ms,"
+                    f" p95 {percentile(values, 0.95):.0f} ms,"
+                    f" p99 {percentile(values, 0.99):.0f} ms"
+                )
+        print(
+            "claims/s on one line vs raw conditional updates/s on ministack: "
+            + "; ".join(
+                f"{claims.clients} client{'s' if claims.clients > 1 else ''}"
+                f" {claims.rate():.0f} vs {raw.rate():.0f}"
+                for claims, raw in figures.rates
+            )
+        )
+    print(f"[{time.perf_counter() - started:.0f} s]")
 
 
 if __name__ == "__main__":

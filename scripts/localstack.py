@@ -118,16 +118,23 @@ class Stack:
             "AuthDomainPrefix=fundrouter-local",
             "LogLevel=INFO",
         ]
+        # Run from the state dir: sam keeps dependency folders in ./.aws-sam/deps,
+        # which concurrent builds from one working directory delete for each other.
         self._run(
             [
                 sam,
                 "build",
                 "--cached",
+                "--template-file",
+                str(ROOT / "template.yaml"),
                 "--build-dir",
                 str(build_dir),
+                "--cache-dir",
+                str(self.state_dir / f"cache-{arch}"),
                 "--parameter-overrides",
                 *overrides,
             ],
+            cwd=self.state_dir,
         )
         s3 = self.client("s3")
         if ARTIFACT_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
@@ -154,10 +161,10 @@ class Stack:
             ],
         )
 
-    def _run(self, command: list[str]) -> None:
+    def _run(self, command: list[str], cwd: Path = ROOT) -> None:
         print("+", " ".join(command[:2]), "...", flush=True)
         done = subprocess.run(
-            command, cwd=ROOT, env=self.aws_env(), capture_output=True, text=True, check=False
+            command, cwd=cwd, env=self.aws_env(), capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             sys.stdout.write(done.stdout[-4000:])

@@ -20,7 +20,7 @@ import pytest
 from tests.support.template import ROOT
 
 PORT = os.environ.get("FUNDROUTER_TEST_PORT", "4577")
-STATE_DIR = ".fundrouter/test-stack"
+STATE_DIR = os.environ.get("FUNDROUTER_TEST_STATE_DIR", ".fundrouter/test-stack")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def test_tenant_tokens_cannot_administer_lines(local_stack: LocalStack) -> None:
 def test_routing_policy_is_set_and_read_by_an_admin(local_stack: LocalStack, admin: str) -> None:
     line_id = f"trust-{uuid.uuid4().hex[:8]}"
     local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line_config())
-    path = f"/v1/tenants/{local_stack.client_id}/routing"
+    # Another tenant than the demo one: its policy would steer every other test's orders.
+    path = f"/v1/tenants/tenant-{uuid.uuid4().hex[:8]}/routing"
 
     stored = local_stack.call("PUT", path, admin, {"strategy": "BEST_FIT", "lineIds": [line_id]})
     read = local_stack.call("GET", path, admin)

@@ -6,8 +6,9 @@ Items:
   ``reserved``, ``drawn`` and ``held`` (= reserved + drawn, kept so a condition can
   compare it with the limit: DynamoDB conditions cannot add). ``kind = LINE`` puts
   it in the sparse ``lines`` index.
-- ``LINE#{lineId}`` / ``DAY#{yyyy-mm-dd}``: what was claimed on that local day. A new
-  day is a new item, so nothing is ever reset.
+- ``LINE#{lineId}#DAY#{yyyy-mm-dd}`` / ``DAY``: what was claimed on that local day.
+  A new day is a new item, so nothing is ever reset. Its own partition key keeps
+  the day's writes off the line item's partition, which every claim also writes.
 - ``TENANT#{tenantId}`` / ``ROUTING``: a tenant's routing policy.
 
 Every capacity operation is one ``TransactWriteItems`` over the line item and, where
@@ -57,8 +58,11 @@ def line_pk(line_id: str) -> str:
     return f"LINE#{line_id}"
 
 
-def day_sk(day: str) -> str:
-    return f"DAY#{day}"
+DAY_SK: Final = "DAY"
+
+
+def day_key(line_id: str, day: str) -> dict[str, Any]:
+    return {"pk": _s(f"{line_pk(line_id)}#DAY#{day}"), "sk": _s(DAY_SK)}
 
 
 def _n(value: int) -> dict[str, str]:
@@ -148,7 +152,7 @@ class DynamoLineRepository:
     def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None:
         """The line and its usage on ``days``, in one consistent BatchGetItem."""
         keys = [{"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)}]
-        keys += [{"pk": _s(line_pk(line_id)), "sk": _s(day_sk(day))} for day in days]
+        keys += [day_key(line_id, day) for day in days]
         items = self._batch_get(keys)
         line_item = next((i for i in items if i["sk"]["S"] == LINE_SK), None)
         if line_item is None:
@@ -174,13 +178,10 @@ class DynamoLineRepository:
 
     def usage_on(self, day_by_line: dict[str, str]) -> dict[str, int]:
         """Each line's usage on its own local day (time zones differ per line)."""
-        keys = [
-            {"pk": _s(line_pk(line_id)), "sk": _s(day_sk(day))}
-            for line_id, day in day_by_line.items()
-        ]
+        keys = [day_key(line_id, day) for line_id, day in day_by_line.items()]
         usage = dict.fromkeys(day_by_line, 0)
         for item in self._batch_get(keys):
-            usage[item["pk"]["S"].removeprefix("LINE#")] = int(item["used"]["N"])
+            usage[item["lineId"]["S"]] = int(item["used"]["N"])
         return usage
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,9 +240,15 @@ class DynamoLineRepository:
         }
         day_update: dict[str, Any] = {
             "TableName": self._table,
-            "Key": {"pk": _s(line_pk(line.line_id)), "sk": _s(day_sk(day))},
-            "UpdateExpression": "SET used = if_not_exists(used, :zero) + :a, expiresAt = :ttl",
+            "Key": day_key(line.line_id, day),
+            "UpdateExpression": (
+                "SET used = if_not_exists(used, :zero) + :a, expiresAt = :ttl,"
+                " lineId = :line, #day = :day"
+            ),
+            "ExpressionAttributeNames": {"#day": "day"},
             "ExpressionAttributeValues": {
+                ":line": _s(line.line_id),
+                ":day": _s(day),
                 ":a": _n(amount),
                 ":zero": _n(0),
                 ":ttl": _n(int((now + timedelta(days=DAY_ITEM_DAYS_KEPT)).timestamp())),
@@ -264,7 +271,7 @@ class DynamoLineRepository:
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": {"pk": _s(line_pk(line_id)), "sk": _s(day_sk(claim_day))},
+                    "Key": day_key(line_id, claim_day),
                     "UpdateExpression": "SET used = used - :a",
                     "ConditionExpression": "used >= :a",
                     "ExpressionAttributeValues": {":a": _n(amount)},
@@ -432,7 +439,7 @@ class DynamoLineRepository:
 
 def _day_usage(items: list[dict[str, Any]]) -> dict[str, int]:
     return {
-        item["sk"]["S"].removeprefix("DAY#"): int(item["used"]["N"])
+        item["day"]["S"]: int(item["used"]["N"])
         for item in items
-        if item["sk"]["S"].startswith("DAY#") and "used" in item
+        if item["sk"]["S"] == DAY_SK and "used" in item
     }

@@ -1,0 +1,292 @@
+"""`make bench` section 3: DynamoDB requests per match, on moto in-process.
+
+The MatcherFunction's real entry ``handle(event, context, service)`` is driven with
+stream batches built like events/matcher/new_order.json, one order per batch, on the
+Orders and Lines tables of template.yaml (created on moto). Every request the service's
+client makes is counted by operation with a botocore before-call hook, per order:
+
+- cold container: a new MatchService per order (the configuration is not cached);
+- cached configuration: one service whose line catalog was read before the orders;
+- fallback: as cached, but the first ranked line was filled by another claim after
+  the catalog was cached, so its claim is refused and the next line is claimed.
+
+In the last two cases the catalog's TTL clock is held still, so every order finds the
+configuration cached (in a container it is re-read once per TTL, 5 s by default).
+
+Imported by bench/run.py once the offline AWS environment is in place.
+"""
+
+import copy
+import json
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from fundrouter.domain.clock import utc_now
+from fundrouter.domain.lines import LineConfig
+from fundrouter.persistence.codec import from_item
+from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import ORDER_SK, order_pk
+from fundrouter.service.matching import LineCatalog, MatchService
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[1]
+NEW_ORDER_EVENT = ROOT / "events" / "matcher" / "new_order.json"
+PUT_LINE_EVENT = ROOT / "events" / "api" / "put_line.json"
+ORDERS_TABLE = "fundrouter-bench-match-orders"
+LINES_TABLE = "fundrouter-bench-match-lines"
+FIRST = "bench-first"  # ranks first in case 3, filled after the catalog was cached
+LINE_A = "bench-a"
+LINE_B = "bench-b"
+
+
+@dataclass
+class MatcherContext:
+    function_name: str = "fundrouter-MatcherFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-MatcherFunction"
+    )
+    aws_request_id: str = "00000000-0000-4000-8000-000000000001"
+
+
+@dataclass
+class OperationCounter:
+    """DynamoDB operations in call order, while `active`."""
+
+    names: list[str] = field(default_factory=list)
+    active: bool = False
+
+    def before_call(self, model: Any, **_: Any) -> None:
+        if self.active:
+            self.names.append(model.name)
+
+
+@dataclass
+class Case:
+    label: str
+    expected: str
+    orders: int = 0
+    totals: Counter[str] = field(default_factory=Counter)
+    sequences: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    matched_to: Counter[str] = field(default_factory=Counter)
+    refused_first: int = 0
+
+    def per_order(self) -> float:
+        return sum(self.totals.values()) / self.orders if self.orders else math.nan
+
+
+@dataclass
+class ItemSizes:
+    """Estimated DynamoDB item sizes (bytes) of what a claim writes."""
+
+    line: int
+    day: int
+    order: int
+
+
+def line_config(**changes: Any) -> LineConfig:
+    """The line of events/api/put_line.json, with room for every order of the run."""
+    body = json.loads(json.loads(PUT_LINE_EVENT.read_text())["body"])
+    return LineConfig.model_validate(body | {"limit": 10**12, "dailyLimit": None} | changes)
+
+
+def stream_event(order_id: str, sequence: int) -> dict[str, Any]:
+    """events/matcher/new_order.json with its order renamed to `order_id`."""
+    sample = json.loads(NEW_ORDER_EVENT.read_text())
+    record = copy.deepcopy(sample["Records"][0])
+    image = record["dynamodb"]["NewImage"]
+    old_id = image["orderId"]["S"]
+    pk = order_pk(image["tenantId"]["S"], order_id)
+    image["orderId"]["S"] = order_id
+    image["pk"]["S"] = pk
+    record["dynamodb"]["Keys"]["pk"]["S"] = pk
+    for key in ("gsi1sk", "gsi2sk"):
+        image[key]["S"] = image[key]["S"].replace(old_id, order_id)
+    record["eventID"] = f"bench-{sequence:06d}"
+    record["dynamodb"]["SequenceNumber"] = str(10**20 + sequence)
+    return {"Records": [record]}
+
+
+def attribute_size(value: dict[str, Any]) -> int:
+    """A value's size by DynamoDB's published item-size rules (an estimate)."""
+    kind, inner = next(iter(value.items()))
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        digits = inner.lstrip("-").replace(".", "").strip("0") or "0"
+        return math.ceil(len(digits) / 2) + 1
+    if kind in {"BOOL", "NULL"}:
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in inner.items())
+    return len(str(inner).encode())
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+class Bench:
+    """Tables on moto, the matcher module and one counted client."""
+
+    def __init__(self, matcher: Any, tables: Any, orders: int) -> None:
+        self.matcher = matcher
+        self.orders = orders
+        self.client = boto3.client("dynamodb")
+        self.client.create_table(**tables.create_table_kwargs("OrdersTable", ORDERS_TABLE))
+        self.client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
+        self.counter = OperationCounter()
+        self.client.meta.events.register("before-call.dynamodb.*", self.counter.before_call)
+        self.lines = DynamoLineRepository(self.client, LINES_TABLE)
+        self.store = DynamoMatchStore(self.client, ORDERS_TABLE, self.lines)
+        self.context = MatcherContext()
+        self.sequence = 0
+        self.tenant = json.loads(NEW_ORDER_EVENT.read_text())["Records"][0]["dynamodb"]["NewImage"][
+            "tenantId"
+        ]["S"]
+
+    def service(self, catalog: LineCatalog | None = None) -> MatchService:
+        """Built as matcher_handler.match_service() builds it, on the counted client."""
+        return MatchService(catalog or LineCatalog(self.lines), self.store, utc_now)
+
+    def cached_catalog(self) -> LineCatalog:
+        """A catalog that has read the lines and the tenant's policy, its TTL clock
+        held still so that it stays cached for the whole case."""
+        catalog = LineCatalog(self.lines, monotonic=lambda: 0.0)
+        catalog.lines()
+        catalog.routing(self.tenant)
+        return catalog
+
+    def run(self, case: Case, prefix: str, service_for: Callable[[], MatchService]) -> Case:
+        events = []
+        for index in range(self.orders):
+            self.sequence += 1
+            event = stream_event(f"{prefix}-{index:05d}", self.sequence)
+            # Stored as intake stored it; not counted.
+            self.client.put_item(
+                TableName=ORDERS_TABLE, Item=event["Records"][0]["dynamodb"]["NewImage"]
+            )
+            events.append(event)
+        for event in events:
+            service = service_for()
+            self.counter.names.clear()
+            self.counter.active = True
+            try:
+                response = self.matcher.handle(event, self.context, service)
+            finally:
+                self.counter.active = False
+                self.matcher.metrics.clear_metrics()  # log_metrics would flush per invocation
+            if response["batchItemFailures"]:
+                raise SystemExit(f"{case.label}: the matcher failed a record: {response}")
+            case.orders += 1
+            case.totals.update(self.counter.names)
+            case.sequences[tuple(self.counter.names)] += 1
+        self.outcomes(case, prefix)
+        return case
+
+    def outcomes(self, case: Case, prefix: str) -> None:
+        for index in range(self.orders):
+            item = self.client.get_item(
+                TableName=ORDERS_TABLE,
+                Key={
+                    "pk": {"S": order_pk(self.tenant, f"{prefix}-{index:05d}")},
+                    "sk": {"S": ORDER_SK},
+                },
+                ConsistentRead=True,
+            )["Item"]
+            order = from_item(item)
+            case.matched_to[f"{order['status']} {order.get('lineId', '-')}"] += 1
+            first = (order.get("decision") or {}).get("candidates", [{}])[0]
+            if first.get("lineId") == FIRST and first.get("outcome") == "REFUSED":
+                case.refused_first += 1
+
+    def sizes(self) -> ItemSizes:
+        def raw(table: str, pk: str, sk: str) -> dict[str, Any]:
+            found: dict[str, Any] = self.client.get_item(
+                TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+            )["Item"]
+            return found
+
+        record = self.lines.get(LINE_A)
+        if record is None:
+            raise SystemExit(f"line {LINE_A} missing on moto")
+        day = record.line.day_of(utc_now())
+        order = raw(ORDERS_TABLE, order_pk(self.tenant, "cold-00000"), ORDER_SK)
+        return ItemSizes(
+            line=item_size(raw(LINES_TABLE, line_pk(LINE_A), "LINE")),
+            day=item_size(raw(LINES_TABLE, day_key(LINE_A, day)["pk"]["S"], "DAY")),
+            order=item_size(order),
+        )
+
+
+def measure(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSizes]:
+    with mock_aws():
+        bench = Bench(matcher, tables, orders)
+        now = utc_now()
+        bench.lines.put_config(LINE_A, line_config(priority=10), now)
+        bench.lines.put_config(LINE_B, line_config(funderId="trust-b", priority=20), now)
+
+        cold = bench.run(
+            Case("cold container", "Query + GetItem + TransactWriteItems"), "cold", bench.service
+        )
+
+        cached_service = bench.service(bench.cached_catalog())
+        cached = bench.run(
+            Case("cached config", "TransactWriteItems"), "cached", lambda: cached_service
+        )
+
+        # A line that ranks first, cached while it has room for one order, then filled
+        # by another claim: every order's first claim is refused, the next line's wins.
+        bench.lines.put_config(FIRST, line_config(priority=1, limit=2_000_000), now)
+        fallback_service = bench.service(bench.cached_catalog())
+        first = bench.lines.get(FIRST)
+        if first is None:
+            raise SystemExit(f"line {FIRST} missing on moto")
+        bench.lines.claim(first, 1_500_000, "CNY", utc_now())
+        fallback = bench.run(
+            Case("first line full", "TransactWriteItems x 2"), "fallback", lambda: fallback_service
+        )
+        return [cold, cached, fallback], bench.sizes()
+
+
+def report(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSizes]:
+    cases, sizes = measure(matcher, tables, orders)
+    print(
+        "tables: OrdersTable and LinesTable from template.yaml, on moto"
+        f" ({ORDERS_TABLE}, {LINES_TABLE})"
+    )
+    print(
+        "driven: matcher_handler.handle(event, context, service), one stream batch per order,"
+        f" built from {NEW_ORDER_EVENT.relative_to(ROOT)}; {orders} orders per case"
+    )
+    print(
+        f"lines: {LINE_A} (priority 10) and {LINE_B} (priority 20); case 3 adds {FIRST}"
+        " (priority 1, room for one order when cached, then 1,500,000 of 2,000,000 taken)"
+    )
+    print("counted: botocore before-call hook on the service's client, per order")
+    print("cached/fallback: the catalog's TTL clock is held still (in Lambda: re-read every 5 s)")
+    print()
+    width = max(len(c.label) for c in cases)
+    for case in cases:
+        ops = ", ".join(
+            f"{name} {count / case.orders:.2f}" for name, count in sorted(case.totals.items())
+        )
+        print(
+            f"{case.label:<{width}}  {case.per_order():.2f} requests per match  ({ops})"
+            f"  expected: {case.expected}"
+        )
+        for sequence, count in case.sequences.most_common():
+            print(f"{'':<{width}}    {count:>4} orders: {' -> '.join(sequence) or 'no request'}")
+        outcome = ", ".join(f"{name}: {count}" for name, count in sorted(case.matched_to.items()))
+        print(f"{'':<{width}}    outcome: {outcome}")
+        if case.label == "first line full":
+            print(f"{'':<{width}}    decisions naming {FIRST} REFUSED first: {case.refused_first}")
+    return cases, sizes
