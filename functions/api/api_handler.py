@@ -13,7 +13,7 @@ from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import DynamoOrderRepository
+from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
@@ -38,7 +38,10 @@ def order_service() -> OrderService:
 def line_service() -> LineService:
     settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
-    return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
+    orders = DynamoOrderIndexes(client, settings.orders_table_name)
+    return LineService(
+        DynamoLineRepository(client, settings.lines_table_name), utc_now, orders.holdings
+    )
 
 
 @cache

@@ -187,3 +187,14 @@ def test_an_event_for_an_unknown_order_is_404(world: World) -> None:
     status, body = world.call("order_event_approved")
 
     assert (status, body["error"]["code"]) == (404, "order_not_found")
+
+
+def test_a_line_shows_how_many_orders_hold_it_by_status(world: World) -> None:
+    world.matched_order()
+    _, matched = world.call("get_line")
+
+    world.call("order_event_disbursed_partly")
+    _, disbursed = world.call("get_line")
+
+    assert matched["orders"] == {"MATCHED": 1, "APPROVED": 0, "DISBURSED": 0}
+    assert disbursed["orders"] == {"MATCHED": 0, "APPROVED": 0, "DISBURSED": 1}

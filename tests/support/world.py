@@ -53,7 +53,7 @@ class World:
         self.orders = DynamoOrderRepository(self.client, orders_table)
         self.services = (
             OrderService(self.orders, clock),
-            LineService(self.lines, clock),
+            LineService(self.lines, clock, DynamoOrderIndexes(self.client, orders_table).holdings),
             OrderEventService(DynamoOrderEvents(self.client, orders_table, self.lines), clock),
         )
         self.matcher = MatchService(

@@ -4,7 +4,7 @@ Configuration writes never touch the counters; reads of one line are consistent 
 show exactly what the line holds."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +16,12 @@ from fundrouter.domain.lines import (
     StaleLineConfig,
     local_day,
 )
+from fundrouter.domain.orders import Holding, OrderStatus
 from fundrouter.domain.routing import RoutingPolicy, Strategy
 from fundrouter.service.ports import LineRepository
 
 PATCH_ATTEMPTS = 3
+HOLDING_STATUSES = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED)
 
 
 class UnknownLines(DomainError):
@@ -37,6 +39,8 @@ class LineView:
     record: LineRecord
     day: str
     used_today: int
+    # Orders holding capacity on the line now, by status.
+    orders: dict[str, int] = field(default_factory=dict)
 
     def resource(self) -> dict[str, Any]:
         line = self.record.line
@@ -63,6 +67,7 @@ class LineView:
                 if daily_limit is None
                 else max(0, min(line.available, daily_limit - self.used_today)),
                 "day": self.day,
+                "orders": self.orders,
                 "warnings": warnings,
                 "configVersion": self.record.config_version,
                 "createdAt": self.record.created_at,
@@ -72,9 +77,15 @@ class LineView:
 
 
 class LineService:
-    def __init__(self, repository: LineRepository, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        repository: LineRepository,
+        clock: Callable[[], datetime],
+        holdings: Callable[[str], list[Holding]] = lambda _: [],
+    ) -> None:
         self._repository = repository
         self._clock = clock
+        self._holdings = holdings
 
     def put(self, line_id: str, config: LineConfig) -> tuple[LineView, bool]:
         now = self._clock()
@@ -108,7 +119,7 @@ class LineService:
         days = {r.line.line_id: r.line.day_of(now) for r in records}
         usage = self._repository.usage_on(days)
         return [
-            LineView(r, days[r.line.line_id], usage[r.line.line_id])
+            LineView(r, days[r.line.line_id], usage[r.line.line_id], self._orders(r.line.line_id))
             for r in sorted(records, key=lambda r: r.line.line_id)
         ]
 
@@ -138,4 +149,11 @@ class LineService:
         record = self._repository.get(line_id, [day])
         if record is None:  # pragma: no cover - just written
             raise LineNotFound(line_id)
-        return LineView(record, day, record.line.counters.used_on(day))
+        used = record.line.counters.used_on(day)
+        return LineView(record, day, used, self._orders(line_id))
+
+    def _orders(self, line_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {status.value: 0 for status in HOLDING_STATUSES}
+        for holding in self._holdings(line_id):
+            counts[holding.status.value] = counts.get(holding.status.value, 0) + 1
+        return counts
