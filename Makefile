@@ -85,6 +85,7 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/fundrouter/fundrouter functions
+	$(VENV)/bin/mypy cli
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1

@@ -40,8 +40,12 @@ def stored_order_ids(stack: LocalStack) -> set[str]:
         aws_access_key_id="000000000000",
         aws_secret_access_key="local",
     )
-    items = client.scan(TableName=stack.settings["FUNDROUTER_ORDERS_TABLE"])["Items"]
-    return {item["orderId"]["S"] for item in items}
+    pages = client.get_paginator("scan").paginate(
+        TableName=stack.settings["FUNDROUTER_ORDERS_TABLE"],
+        FilterExpression="sk = :order",
+        ExpressionAttributeValues={":order": {"S": "ORDER"}},
+    )
+    return {item["orderId"]["S"] for page in pages for item in page["Items"]}
 
 
 def test_order_lifecycle_of_intake_create_read_repeat_conflict(

@@ -36,6 +36,7 @@ def test_the_readme_names_both_commands_first() -> None:
 
 def test_the_readme_tour_runs_as_written(fresh_stack: LocalStack, tmp_path: Path) -> None:
     (tmp_path / ".fundrouter").mkdir()
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # for the .venv/bin/fundrouter lines
     shutil.copy(ROOT / README_STATE_DIR / "local.env", tmp_path / ".fundrouter" / "local.env")
     script = "set -euo pipefail\n" + "\n".join(tour_blocks())
 
@@ -49,8 +50,11 @@ def test_the_readme_tour_runs_as_written(fresh_stack: LocalStack, tmp_path: Path
     )
 
     assert ran.returncode == 0, ran.stderr
-    line = json.loads(ran.stdout.strip().splitlines()[-1])
+    line = next(
+        json.loads(out) for out in reversed(ran.stdout.splitlines()) if out.startswith('{"lineId"')
+    )
     assert (line["reserved"], line["drawn"]) == (0, 600_000)
     assert line["available"] == 500_000_000 - 600_000
     order = next(json.loads(out) for out in ran.stdout.splitlines() if '"status":"MATCHED"' in out)
     assert order["lineId"] == "bank-a-consumer"
+    assert "bank-a-consumer" in ran.stdout.split(json.dumps(line, separators=(",", ":")))[-1]

@@ -1,0 +1,421 @@
+"""`fundrouter demo`: a realistic afternoon on a funding router.
+
+Seven funders (banks, trusts, a consumer-finance company) offer eight lines with
+different limits, prices, amount ranges, terms, grades, regions and daily caps (one
+is paused for review). A few hundred orders from an instalment shop, a cash-loan
+app, a car dealer and an SME platform arrive; the matcher routes them; the funders
+approve, disburse (sometimes less than asked), get repaid, cancel or decline (and the
+order is routed again). The run ends with every line's utilization and the outcomes.
+"""
+
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rich.table import Table
+
+from fundrouter_cli import render, workload
+from fundrouter_cli.ui import Runtime, progress
+
+YUAN: Final = 100  # fen per yuan: amounts below are in yuan, sent in fen
+
+# (lineId, configuration); amounts in yuan, converted by line_configs().
+LINES: Final[tuple[tuple[str, Mapping[str, Any]], ...]] = (
+    (
+        "icbc-consumer",
+        {
+            "funderId": "icbc",
+            "name": "ICBC consumer instalments",
+            "limit": 8_000_000,
+            "dailyLimit": 3_000_000,
+            "minAmount": 1_000,
+            "maxAmount": 200_000,
+            "terms": [3, 6, 12, 24],
+            "products": ["installment", "consumer-cash"],
+            "creditGrades": ["A", "B"],
+            "aprBps": 980,
+            "priority": 10,
+            "weight": 35,
+            "holdSeconds": 3600,
+        },
+    ),
+    (
+        "nbcb-regional",
+        {
+            "funderId": "bank-of-ningbo",
+            "name": "Bank of Ningbo Yangtze delta retail",
+            "limit": 1_500_000,
+            "minAmount": 5_000,
+            "maxAmount": 300_000,
+            "terms": [6, 12, 24, 36],
+            "products": ["installment", "auto-loan"],
+            "regions": ["ZJ", "JS", "SH"],
+            "creditGrades": ["A", "B", "C"],
+            "aprBps": 1080,
+            "priority": 15,
+            "weight": 10,
+            "holdSeconds": 3600,
+        },
+    ),
+    (
+        "cmb-auto",
+        {
+            "funderId": "cmb",
+            "name": "CMB auto finance",
+            "limit": 6_000_000,
+            "dailyLimit": 2_000_000,
+            "minAmount": 30_000,
+            "maxAmount": 500_000,
+            "terms": [12, 24, 36, 60],
+            "products": ["auto-loan"],
+            "creditGrades": ["A", "B", "C"],
+            "aprBps": 1150,
+            "priority": 20,
+            "weight": 20,
+            "holdSeconds": 3600,
+        },
+    ),
+    (
+        "huaxia-trust-auto",
+        {
+            "funderId": "huaxia-trust",
+            "name": "Huaxia Trust auto (paused for review)",
+            "limit": 3_000_000,
+            "minAmount": 20_000,
+            "maxAmount": 400_000,
+            "terms": [12, 24, 36],
+            "products": ["auto-loan"],
+            "aprBps": 1650,
+            "priority": 25,
+            "weight": 5,
+            "holdSeconds": 3600,
+            "status": "PAUSED",
+        },
+    ),
+    (
+        "cmb-sme",
+        {
+            "funderId": "cmb",
+            "name": "CMB SME working capital",
+            "limit": 10_000_000,
+            "minAmount": 50_000,
+            "maxAmount": 1_500_000,
+            "terms": [6, 12, 24],
+            "products": ["sme-working-capital"],
+            "regions": ["GD", "ZJ", "JS", "SH", "BJ"],
+            "creditGrades": ["A", "B"],
+            "aprBps": 1380,
+            "priority": 30,
+            "weight": 15,
+            "holdSeconds": 7200,
+        },
+    ),
+    (
+        "pingan-trust-sme",
+        {
+            "funderId": "pingan-trust",
+            "name": "Ping An Trust SME",
+            "limit": 6_000_000,
+            "minAmount": 100_000,
+            "maxAmount": 2_000_000,
+            "terms": [12, 24, 36],
+            "products": ["sme-working-capital"],
+            "creditGrades": ["A", "B", "C"],
+            "aprBps": 1590,
+            "priority": 35,
+            "weight": 10,
+            "holdSeconds": 7200,
+        },
+    ),
+    (
+        "citic-trust-retail",
+        {
+            "funderId": "citic-trust",
+            "name": "CITIC Trust retail instalments",
+            "limit": 4_000_000,
+            "dailyLimit": 800_000,
+            "minAmount": 500,
+            "maxAmount": 80_000,
+            "terms": [3, 6, 12],
+            "products": ["installment", "consumer-cash"],
+            "creditGrades": ["A", "B", "C", "D"],
+            "aprBps": 1790,
+            "priority": 40,
+            "weight": 5,
+            "holdSeconds": 3600,
+        },
+    ),
+    (
+        "mashang-cash",
+        {
+            "funderId": "mashang-cf",
+            "name": "Mashang Consumer Finance cash loans",
+            "limit": 2_500_000,
+            "dailyLimit": 600_000,
+            "minAmount": 500,
+            "maxAmount": 50_000,
+            "terms": [3, 6, 9, 12],
+            "products": ["consumer-cash", "installment"],
+            "creditGrades": ["B", "C", "D"],
+            "aprBps": 2350,
+            "priority": 50,
+            "weight": 5,
+            "holdSeconds": 1800,
+        },
+    ),
+)
+_MONEY_FIELDS: Final = ("limit", "dailyLimit", "minAmount", "maxAmount")
+
+
+def line_configs() -> list[tuple[str, dict[str, Any]]]:
+    """The demo's lines as PUT bodies: CNY, amounts in fen."""
+    configs = []
+    for line_id, config in LINES:
+        body = {"currency": "CNY", **config}
+        for name in _MONEY_FIELDS:
+            if name in body:
+                body[name] = body[name] * YUAN
+        configs.append((line_id, body))
+    return configs
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    share: float
+    median_yuan: int
+    low_yuan: int
+    high_yuan: int
+    step_yuan: int
+    terms: tuple[int, ...]
+    channel: str
+
+
+PRODUCTS: Final = (
+    Product("installment", 0.45, 25_000, 1_000, 180_000, 100, (3, 6, 12, 24), "shop"),
+    Product("consumer-cash", 0.20, 12_000, 500, 80_000, 100, (3, 6, 9, 12), "cash-app"),
+    Product("auto-loan", 0.20, 160_000, 30_000, 600_000, 1_000, (12, 24, 36, 60), "dealer"),
+    Product(
+        "sme-working-capital", 0.15, 450_000, 50_000, 3_000_000, 10_000, (6, 12, 24, 36), "sme"
+    ),
+)
+REGIONS: Final = ("GD", "ZJ", "JS", "SH", "BJ", "SC", "HB", "SD", "FJ", "HN")
+REGION_WEIGHTS: Final = (18, 14, 13, 12, 10, 8, 7, 7, 6, 5)
+GRADES: Final = ("A", "B", "C", "D", "E")
+GRADE_WEIGHTS: Final = (25, 35, 24, 11, 5)
+
+
+def demo_orders(run: str, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """`count` varied orders: amounts log-normal around each product's median,
+    rounded as people ask for money, clipped to the product's range."""
+    orders = []
+    for n in range(1, count + 1):
+        product = rng.choices(PRODUCTS, weights=[p.share for p in PRODUCTS])[0]
+        raw = rng.lognormvariate(math.log(product.median_yuan), 0.7)
+        yuan = min(product.high_yuan, max(product.low_yuan, raw))
+        yuan = max(product.low_yuan, round(yuan / product.step_yuan) * product.step_yuan)
+        orders.append(
+            {
+                "orderId": f"{run}-{n:04d}",
+                "amount": int(yuan) * YUAN,
+                "currency": "CNY",
+                "termMonths": rng.choice(product.terms),
+                "product": product.name,
+                "customer": {
+                    "id": f"c-{rng.randrange(100_000, 999_999)}",
+                    "region": rng.choices(REGIONS, weights=REGION_WEIGHTS)[0],
+                    "creditGrade": rng.choices(GRADES, weights=GRADE_WEIGHTS)[0],
+                },
+                "metadata": {"channel": product.channel, "source": "fundrouter-demo", "run": run},
+            }
+        )
+    return orders
+
+
+def run_demo(rt: Runtime, count: int, concurrency: int, seed: int | None, timeout: float) -> int:
+    """The whole demo; returns the exit code."""
+    run = workload.run_id("demo")
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    rt.console.print(f"[bold]fundrouter demo[/] · run [cyan]{run}[/] · {rt.settings.api_url}")
+    _seed_lines(rt)
+    submitted, accepted, decided = _submit(rt, demo_orders(run, count, rng), concurrency, timeout)
+    since = workload.earliest_created(accepted.values())
+    declined = _lifecycle(
+        rt, decided=decided, rng=rng, concurrency=concurrency, since=since, timeout=timeout
+    )
+    return _finish(rt, set(accepted), since, declined, submitted.failed)
+
+
+def _seed_lines(rt: Runtime) -> None:
+    out = rt.console
+    out.rule("1/5 Funders and lines")
+    seeded = []
+    created = 0
+    for line_id, body in line_configs():
+        stored, is_new = rt.client.put_line(line_id, body)
+        created += is_new
+        seeded.append(stored)
+    funders = len({line["funderId"] for line in seeded})
+    out.print(
+        f"{len(seeded)} lines from {funders} funders ({created} new, "
+        f"{len(seeded) - created} updated in place)"
+    )
+    out.print(render.line_rules_table(seeded, "What each line offers"))
+    out.rule("2/5 Matcher catalog")
+    wait = workload.CATALOG_TTL_SECONDS + 0.5
+    with out.status(f"waiting {wait:g} s for the matcher's line catalog (5 s cache) to refresh"):
+        time.sleep(wait)
+    out.print(f"waited {wait:g} s: the matcher now sees the new configuration")
+
+
+def _submit(
+    rt: Runtime, orders: list[dict[str, Any]], concurrency: int, timeout: float
+) -> tuple[workload.Outcomes, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    out = rt.console
+    out.rule(f"3/5 {len(orders)} orders from four business channels")
+    with progress(out) as bar:
+        task = bar.add_task("submitting", total=len(orders))
+        started = time.monotonic()
+        submitted, accepted = workload.submit_all(
+            rt.client, orders, concurrency, lambda n: bar.advance(task, n)
+        )
+        took = time.monotonic() - started
+    refused = f"; [red]{submitted.failed} refused[/]: {dict(submitted.reasons)}"
+    out.print(
+        f"submitted {submitted.done} orders in {took:.1f} s"
+        f" ({submitted.done / max(took, 1e-9):.0f}/s) with {concurrency} workers"
+        + (refused if submitted.failed else "")
+    )
+    since = workload.earliest_created(accepted.values())
+    decided = _await(rt, set(accepted), since, timeout, "matching")
+    latencies = sorted(
+        ms for o in decided.values() if (ms := workload.decision_latency_ms(o)) is not None
+    )
+    statuses = _counts(decided.values())
+    median = f", median {latencies[len(latencies) // 2]:.0f} ms from intake" if latencies else ""
+    out.print(
+        f"decided: {statuses.get('MATCHED', 0)} MATCHED,"
+        f" {statuses.get('UNMATCHED', 0)} UNMATCHED{median}"
+    )
+    return submitted, accepted, decided
+
+
+def _lifecycle(
+    rt: Runtime,
+    *,
+    decided: Mapping[str, Mapping[str, Any]],
+    rng: random.Random,
+    concurrency: int,
+    since: str | None,
+    timeout: float,
+) -> set[str]:
+    """Funders approve, disburse, get repaid, cancel or decline; declined orders are
+    routed again. Returns the ids of the declined orders."""
+    out = rt.console
+    out.rule("4/5 Funders act on matched orders")
+    plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
+    steps = workload.count_steps(plans)
+    matched = sum(1 for o in decided.values() if o.get("status") == "MATCHED")
+    out.print(
+        f"{len(plans)} of {matched} matched orders move on: "
+        + ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(steps.items()))
+    )
+    if not workload.events_route_available(rt.client):
+        out.print(workload.NO_EVENTS_ROUTE)
+        return set()
+    with progress(out) as bar:
+        task = bar.add_task("order events", total=len(plans))
+        events = workload.drive(rt.client, plans, concurrency, lambda n: bar.advance(task, n))
+    if events.failed:
+        out.print(f"[yellow]{events.failed} events refused[/]: {dict(events.reasons)}")
+    declined = {i for i, plan in plans.items() if any(s.type == "DECLINED" for s in plan)}
+    if declined:
+        rerouted = _await(rt, declined, since, timeout, "re-routing declined")
+        moved = _counts(rerouted.values())
+        out.print(
+            f"{len(declined)} declined orders routed again, excluding the line that declined: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(moved.items()))
+        )
+    return declined
+
+
+def _finish(rt: Runtime, ids: set[str], since: str | None, declined: set[str], refused: int) -> int:
+    out = rt.console
+    out.rule("5/5 Where the money is")
+    result = workload.collect(rt.client, ids, since)
+    lines = rt.client.list_lines()
+    out.print(render.lines_table(lines))
+    out.print(
+        render.outcome_table(list(result.values()), title=f"Outcomes of {len(result)} orders")
+    )
+    reasons = workload.unmatched_reasons(result.values(), lines)
+    if reasons:
+        out.print(_reasons_table(reasons))
+    _suggest(rt, result, declined)
+    undecided = [i for i in ids if result.get(i, {}).get("status") == "RECEIVED"]
+    missing = len(ids - set(result))
+    if refused or undecided or missing:
+        out.print(
+            f"[red]{refused} orders refused at intake, {len(undecided)} still waiting"
+            f" for a match, {missing} not found[/]"
+        )
+        return 1
+    return 0
+
+
+def _await(
+    rt: Runtime, ids: set[str], since: str | None, timeout: float, label: str
+) -> dict[str, dict[str, Any]]:
+    with progress(rt.console) as bar:
+        task = bar.add_task(label, total=len(ids))
+        found = workload.await_decisions(
+            rt.client, ids, since, timeout, lambda done: bar.update(task, completed=done)
+        )
+    waiting = [i for i in ids if found.get(i, {}).get("status", "RECEIVED") == "RECEIVED"]
+    if waiting:
+        rt.console.print(
+            f"[yellow]{len(waiting)} orders still RECEIVED after {timeout:g} s[/]"
+            " (is the matcher running? `make logs` shows the stack's log)"
+        )
+    return found
+
+
+def _counts(orders: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for order in orders:
+        status = str(order.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _reasons_table(reasons: Mapping[str, int]) -> Table:
+    table = Table(
+        title="Why orders fit no line",
+        caption="the check that stopped the closest line offering the product",
+        header_style="bold",
+        show_edge=False,
+    )
+    table.add_column("Reason")
+    table.add_column("Orders", justify="right")
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        table.add_row(reason, str(count))
+    return table
+
+
+def _suggest(rt: Runtime, orders: Mapping[str, Mapping[str, Any]], declined: set[str]) -> None:
+    examples: list[tuple[str, str]] = []
+    rerouted = sorted(i for i in declined if orders.get(i, {}).get("status") == "MATCHED")
+    if rerouted:
+        examples.append((rerouted[0], "declined by one funder, then matched to another"))
+    for status, why in (("REPAID", "disbursed and repaid"), ("UNMATCHED", "every line's reason")):
+        match = sorted(i for i, o in orders.items() if o.get("status") == status)
+        if match:
+            examples.append((match[0], why))
+    if examples:
+        rt.console.print("Look closer:")
+        for order_id, why in examples:
+            rt.console.print(f"  fundrouter order show {order_id}   [grey50]# {why}[/]")
+    rt.console.print("  fundrouter lines   ·   fundrouter watch   ·   fundrouter load --orders 500")

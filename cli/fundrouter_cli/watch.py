@@ -1,0 +1,131 @@
+"""`fundrouter watch`: status changes as they happen, by polling the newest orders.
+
+There is no push channel to the CLI (business systems subscribe to EventBridge), so
+the watcher lists the newest orders every interval and reports what moved since the
+last poll. Each order's history says every status it went through, so a change that
+came and went between two polls is still reported. Pure but for the printing in main.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+
+from fundrouter_cli.render import money, styled_status
+
+
+@dataclass(frozen=True)
+class Seen:
+    status: str
+    version: int
+    history_length: int
+
+
+@dataclass(frozen=True)
+class Change:
+    order_id: str
+    at: str
+    before: str | None
+    after: str
+    version: int | None  # the order's version: on its latest change only
+    line_id: str | None
+    event: str | None
+    amount: int | None
+    order_amount: int
+    currency: str
+
+
+def snapshot(orders: Iterable[Mapping[str, Any]]) -> dict[str, Seen]:
+    return {
+        str(o.get("orderId")): Seen(
+            str(o.get("status")), _int(o.get("version")), len(o.get("history") or [])
+        )
+        for o in orders
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def changes(
+    seen: Mapping[str, Seen], orders: Iterable[Mapping[str, Any]]
+) -> tuple[list[Change], dict[str, Seen]]:
+    """What moved in `orders` since `seen`, oldest first, and the new state to keep
+    (the old entries of orders no longer listed are kept too)."""
+    found: list[Change] = []
+    state = dict(seen)
+    for order in orders:
+        order_id = str(order.get("orderId"))
+        history = [entry for entry in order.get("history") or [] if isinstance(entry, dict)]
+        version = _int(order.get("version"))
+        before = seen.get(order_id)
+        if before is not None and before.version == version:
+            continue
+        start = before.history_length if before is not None else 0
+        previous = before.status if before is not None else None
+        if start > 0 and start <= len(history):
+            previous = str(history[start - 1].get("status"))
+        fresh = history[start:]
+        for index, entry in enumerate(fresh):
+            status = str(entry.get("status"))
+            amount = entry.get("amount")
+            found.append(
+                Change(
+                    order_id,
+                    str(entry.get("at", "")),
+                    previous,
+                    status,
+                    version if index == len(fresh) - 1 else None,
+                    entry.get("lineId"),
+                    entry.get("event"),
+                    amount if isinstance(amount, int) else None,
+                    _int(order.get("amount")),
+                    str(order.get("currency", "")),
+                )
+            )
+            previous = status
+        if len(history) <= start:
+            # A new version without a new status (a decision recorded, a field touched).
+            status = str(order.get("status"))
+            found.append(
+                Change(
+                    order_id,
+                    str(order.get("updatedAt", "")),
+                    before.status if before is not None else None,
+                    status,
+                    version,
+                    order.get("lineId"),
+                    None,
+                    None,
+                    _int(order.get("amount")),
+                    str(order.get("currency", "")),
+                )
+            )
+        state[order_id] = Seen(str(order.get("status")), version, len(history))
+    found.sort(key=lambda change: (change.at, change.order_id))
+    return found, state
+
+
+def describe(change: Change) -> Text:
+    """One line: time, order, old -> new status, line, amounts, version."""
+    clock = change.at[11:23] if len(change.at) >= 23 else change.at
+    text = Text(f"{clock:<12} ", style="grey50")
+    text.append(f"{change.order_id:<28} ")
+    if change.before is not None:
+        text.append_text(styled_status(change.before))
+        text.append(" → ")
+    else:
+        text.append("new ", style="grey50")
+    text.append_text(styled_status(change.after))
+    text.append(f"  {change.line_id or '-'}")
+    text.append(f"  {money(change.order_amount, change.currency)} {change.currency}")
+    if change.event:
+        text.append(f"  ({change.event}", style="grey50")
+        if change.amount is not None:
+            text.append(f" {money(change.amount, change.currency)}", style="grey50")
+        text.append(")", style="grey50")
+    if change.version is not None:
+        text.append(f"  v{change.version}", style="grey50")
+    return text

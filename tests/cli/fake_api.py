@@ -1,0 +1,181 @@
+"""A small stand-in for a fundrouter stack over real HTTP on 127.0.0.1: a token
+endpoint and a few API routes with canned answers, so the CLI's commands run end to
+end (HTTP, tokens, errors, rendering) in unit tests without the local stack."""
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+TENANT = ("tenant-id", "tenant-secret")
+ADMIN = ("admin-id", "admin-secret")
+
+
+def line(line_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "lineId": line_id,
+        "funderId": "bank-a",
+        "name": "Bank A consumer",
+        "currency": "CNY",
+        "limit": 500_000_000,
+        "dailyLimit": 50_000_000,
+        "minAmount": 10_000,
+        "maxAmount": 5_000_000,
+        "terms": [3, 6, 12],
+        "products": ["installment"],
+        "regions": [],
+        "creditGrades": ["A", "B"],
+        "aprBps": 1290,
+        "priority": 10,
+        "weight": 60,
+        "holdSeconds": 900,
+        "status": "ACTIVE",
+        "timezone": "Asia/Shanghai",
+        "reserved": 125_000_000,
+        "drawn": 100_000_000,
+        "available": 275_000_000,
+        "usedToday": 25_000_000,
+        "day": "2026-11-25",
+        "warnings": [],
+        "configVersion": 1,
+        "createdAt": "2026-11-25T00:00:00.000Z",
+        "updatedAt": "2026-11-25T00:00:00.000Z",
+    } | changes
+
+
+def order(order_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "orderId": order_id,
+        "tenantId": TENANT[0],
+        "amount": 1_250_000,
+        "currency": "CNY",
+        "termMonths": 12,
+        "product": "installment",
+        "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
+        "metadata": {"channel": "app"},
+        "status": "MATCHED",
+        "lineId": "bank-a-consumer",
+        "funderId": "bank-a",
+        "reserved": 1_250_000,
+        "outstanding": 0,
+        "holdExpiresAt": "2026-11-25T00:15:00.000Z",
+        "decision": {
+            "strategy": "PRIORITY",
+            "candidates": [
+                {"lineId": "bank-a-consumer", "outcome": "CLAIMED", "code": None, "reason": None},
+                {
+                    "lineId": "trust-b",
+                    "outcome": "INELIGIBLE",
+                    "code": "AMOUNT_ABOVE_MAX",
+                    "reason": "amount above maxAmount 1000000",
+                },
+            ],
+        },
+        "history": [
+            {"status": "RECEIVED", "at": "2026-11-25T00:00:00.000Z"},
+            {"status": "MATCHED", "at": "2026-11-25T00:00:00.040Z", "lineId": "bank-a-consumer"},
+        ],
+        "createdAt": "2026-11-25T00:00:00.000Z",
+        "updatedAt": "2026-11-25T00:00:00.040Z",
+        "version": 2,
+    } | changes
+
+
+@dataclass
+class FakeApi:
+    lines: list[dict[str, Any]] = field(default_factory=lambda: [line("bank-a-consumer")])
+    orders: dict[str, dict[str, Any]] = field(default_factory=lambda: {"o-1": order("o-1")})
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def env(self, **changes: str) -> dict[str, str]:
+        return {
+            "FUNDROUTER_API_URL": f"{self.url}/api",
+            "FUNDROUTER_TOKEN_URL": f"{self.url}/oauth2/token",
+            "FUNDROUTER_TENANT_CLIENT_ID": TENANT[0],
+            "FUNDROUTER_TENANT_CLIENT_SECRET": TENANT[1],
+            "FUNDROUTER_ADMIN_CLIENT_ID": ADMIN[0],
+            "FUNDROUTER_ADMIN_CLIENT_SECRET": ADMIN[1],
+        } | changes
+
+
+class Handler(BaseHTTPRequestHandler):
+    api: FakeApi  # set on the subclass serving() makes
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def _send(self, status: int, body: Any) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _route(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.api.requests.append((method, parts.path))
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if parts.path == "/oauth2/token":
+            self._token(raw)
+            return
+        who = self.headers.get("authorization", "")
+        if who not in {"Bearer token-TENANT", "Bearer token-ADMIN"}:
+            self._send(401, {"message": "Unauthorized"})
+            return
+        status, body = self._answer(method, parts.path.removeprefix("/api"), who.endswith("ADMIN"))
+        self._send(status, body)
+
+    def _token(self, raw: bytes) -> None:
+        basic = self.headers.get("authorization", "").removeprefix("Basic ")
+        client_id, _, secret = base64.b64decode(basic).decode().partition(":")
+        role = {TENANT: "TENANT", ADMIN: "ADMIN"}.get((client_id, secret))
+        if role is None or b"grant_type=client_credentials" not in raw:
+            error = {"error": "invalid_client", "error_description": "Invalid client credentials."}
+            self._send(400, error)
+            return
+        self._send(200, {"access_token": f"token-{role}", "expires_in": 3600})
+
+    def _answer(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/v1/lines"):
+            return (200, {"items": self.api.lines}) if admin else (403, {"message": "Forbidden"})
+        if (method, path) == ("GET", "/v1/orders"):
+            return 200, {"items": list(self.api.orders.values()), "nextCursor": None}
+        if method == "GET" and path.startswith("/v1/orders/"):
+            found = self.api.orders.get(path.rsplit("/", 1)[1])
+            if found is None:
+                error = {"code": "order_not_found", "message": "order not found", "fields": []}
+                return 404, {"error": error}
+            return 200, found
+        return 404, {"message": "Not Found"}
+
+
+@contextmanager
+def serving(api: FakeApi) -> Iterator[FakeApi]:
+    handler = type("FakeApiHandler", (Handler,), {"api": api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
