@@ -97,8 +97,10 @@ unit: $(VENV)/.installed
 integration: venvs
 	$(VENV)/bin/pytest -m integration -q
 
+# Two pytest processes at once (scripts/run_tests.sh): the local-stack tests beside
+# the CPU-bound moto tests, so the suite takes the longer of the two, not the sum.
 test: venvs lint typecheck validate
-	$(VENV)/bin/pytest -q --timeout 300
+	scripts/run_tests.sh
 
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py

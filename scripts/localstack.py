@@ -17,6 +17,7 @@ let a test run keep its own stack beside a developer's.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,6 +119,9 @@ class Stack:
             "AuthDomainPrefix=fundrouter-local",
             "LogLevel=INFO",
         ]
+        # A build folder left by an older build makes sam's incremental copy fail
+        # ("File exists"); the cache folder keeps rebuilds quick all the same.
+        shutil.rmtree(build_dir, ignore_errors=True)
         # Run from the state dir: sam keeps dependency folders in ./.aws-sam/deps,
         # which concurrent builds from one working directory delete for each other.
         self._run(

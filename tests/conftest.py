@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support.stack import PORT, STATE_DIR, LocalStack, running_stack
 from tests.support.template import ROOT, create_table_kwargs
 
 EVENTS = ROOT / "events"
@@ -48,6 +49,13 @@ class FakeLambdaContext:
         "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-ApiFunction"
     )
     aws_request_id: str = "5b2f6f9a-1c1e-4b8a-9d0e-2f5f1a3b4c5d"
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    """One local stack for the whole session, shared by the integration and CLI
+    tests (one pytest process runs them all): a stack costs ~20 s to start."""
+    yield from running_stack(PORT, STATE_DIR)
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ working directory without .fundrouter/local.env) so no test picks up a developer
 stack by accident; a fake API over HTTP; and, for the integration tests, a local
 stack of the CLI's own.
 
-The CLI's stack is started with the integration tests' `running_stack` (the same
-script as `make up`) on its own port and state directory, rather than sharing the
-session's `local_stack` on 4577: a test run here must not stop another engineer's
-run on 4577 (the fixture begins with `down`), and its lines and orders stay out of
-the other tests' way. It lives for this package's tests only.
+The CLI's integration tests use the session's `local_stack` (tests/conftest.py),
+after the integration tests (pyproject's testpaths order): `demo` writes fixed line
+ids, which must not be there before the README tour runs.
 """
 
 import os
@@ -18,10 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.cli.fake_api import FakeApi, serving
-from tests.integration.conftest import LocalStack, running_stack
-
-CLI_TEST_PORT = os.environ.get("FUNDROUTER_CLI_TEST_PORT", "4579")
-CLI_STATE_DIR = ".fundrouter/cli-test-stack"
+from tests.support.stack import LocalStack
 
 
 @pytest.fixture(autouse=True)
@@ -44,5 +39,5 @@ def fake_api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture(scope="package")
-def cli_stack() -> Iterator[LocalStack]:
-    yield from running_stack(CLI_TEST_PORT, CLI_STATE_DIR)
+def cli_stack(local_stack: LocalStack) -> LocalStack:
+    return local_stack

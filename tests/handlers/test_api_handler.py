@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from fundrouter.domain.orders import OrderStatus
+from fundrouter.http.app import build_app
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.orders import OrderService
 from fundrouter.settings import MissingSetting
@@ -404,3 +405,15 @@ def test_a_missing_setting_fails_loudly_naming_the_variable(
 
     with pytest.raises(MissingSetting, match="ORDERS_TABLE_NAME"):
         api.order_service()
+
+
+def test_building_another_resolver_leaves_the_handlers_routes_working(
+    service: OrderService, lambda_context: FakeLambdaContext
+) -> None:
+    """Routers are made per resolver: the OpenAPI script and the template tests build
+    their own resolver in the same process as the handler."""
+    build_app()
+
+    status, _ = call("submit_order", service, lambda_context)
+
+    assert status == 202

@@ -5,22 +5,14 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LocalStack, running_stack
+from tests.integration.conftest import STATE_DIR, LocalStack
 from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
-README_STATE_DIR = ".fundrouter/readme-stack"
-
-
-@pytest.fixture(scope="module")
-def fresh_stack() -> Iterator[LocalStack]:
-    """The tour assumes a new stack, as after `make up`: its own, on its own port."""
-    yield from running_stack("4578", README_STATE_DIR)
 
 
 def tour_blocks() -> list[str]:
@@ -34,10 +26,12 @@ def test_the_readme_names_both_commands_first() -> None:
     assert any(line.startswith("make test ") for line in first_lines)
 
 
-def test_the_readme_tour_runs_as_written(fresh_stack: LocalStack, tmp_path: Path) -> None:
+def test_the_readme_tour_runs_as_written(local_stack: LocalStack, tmp_path: Path) -> None:
+    """On the session's stack: the other tests use their own line ids and products,
+    and the CLI's demo (which writes fixed line ids) runs after this."""
     (tmp_path / ".fundrouter").mkdir()
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # for the .venv/bin/fundrouter lines
-    shutil.copy(ROOT / README_STATE_DIR / "local.env", tmp_path / ".fundrouter" / "local.env")
+    shutil.copy(ROOT / STATE_DIR / "local.env", tmp_path / ".fundrouter" / "local.env")
     script = "set -euo pipefail\n" + "\n".join(tour_blocks())
 
     ran = subprocess.run(

@@ -49,8 +49,8 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
 
 def build_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.include_router(orders.router)
-    app.include_router(lines.router)
+    app.include_router(orders.routes())
+    app.include_router(lines.routes())
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:

@@ -17,7 +17,6 @@ from fundrouter.http.responses import json_response
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.orders import OrderService
 
-router = APIGatewayHttpRouter()
 metrics = Metrics(
     namespace=METRICS_NAMESPACE
 )  # shares the handler's buffer; flushed by its log_metrics
@@ -32,73 +31,74 @@ TenantQuery = Annotated[
 ]
 
 
-def _caller() -> Caller:
-    return Caller.from_claims(router.current_event.request_context.authorizer.jwt_claim)
+def routes() -> APIGatewayHttpRouter:
+    """A new router per resolver: a router is bound to the resolver that includes it,
+    so one module-level router would follow whichever app included it last."""
+    router = APIGatewayHttpRouter()
 
+    def _caller() -> Caller:
+        return Caller.from_claims(router.current_event.request_context.authorizer.jwt_claim)
 
-def _service() -> OrderService:
-    service: OrderService = router.context["orders"]
-    return service
+    def _service() -> OrderService:
+        service: OrderService = router.context["orders"]
+        return service
 
+    def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
+        """Tenants read their own orders; an admin reads any tenant's by naming it."""
+        caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
+        if tenant_id is None or tenant_id == caller.client_id:
+            return caller.client_id
+        if not caller.is_admin:
+            raise Forbidden((Scope.LINES_ADMIN,))
+        return tenant_id
 
-def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
-    """Tenants read their own orders; an admin reads any tenant's by naming it."""
-    caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
-    if tenant_id is None or tenant_id == caller.client_id:
-        return caller.client_id
-    if not caller.is_admin:
-        raise Forbidden((Scope.LINES_ADMIN,))
-    return tenant_id
+    @router.post("/v1/orders", summary="Submit an order for financing")
+    def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
+        caller = _caller()
+        caller.require(Scope.ORDERS_WRITE)
+        submission = _service().submit(caller.client_id, order)
+        metrics.add_metric(
+            "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
+        )
+        status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
+        return json_response(status, submission.order.resource())
 
+    @router.post("/v1/orders/<orderId>/events", summary="Report what happened to an order")
+    def post_order_event(
+        order_id: Annotated[OrderId, Path(alias="orderId")],
+        event: Annotated[OrderEvent, Body()],
+    ) -> Response[str]:
+        caller = _caller()
+        caller.require(Scope.ORDERS_WRITE)
+        service: OrderEventService = router.context["events"]
+        recorded = service.record(caller.client_id, order_id, event)
+        metrics.add_metric(
+            "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
+            MetricUnit.Count,
+            1,
+        )
+        return json_response(HTTPStatus.OK, recorded.order)
 
-@router.post("/v1/orders", summary="Submit an order for financing")
-def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
-    caller = _caller()
-    caller.require(Scope.ORDERS_WRITE)
-    submission = _service().submit(caller.client_id, order)
-    metrics.add_metric(
-        "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
-    )
-    status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
-    return json_response(status, submission.order.resource())
+    @router.get("/v1/orders/<orderId>", summary="Read one order")
+    def get_order(
+        order_id: Annotated[OrderId, Path(alias="orderId")],
+        tenant_id: TenantQuery = None,
+    ) -> Response[str]:
+        tenant = _tenant_for_read(_caller(), tenant_id)
+        return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
 
+    @router.get("/v1/orders", summary="List orders, newest first")
+    def list_orders(
+        status: Annotated[OrderStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+        tenant_id: TenantQuery = None,
+    ) -> Response[str]:
+        tenant = _tenant_for_read(_caller(), tenant_id)
+        page = _service().list(tenant, status, limit, cursor)
+        return json_response(
+            HTTPStatus.OK,
+            {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},
+        )
 
-@router.post("/v1/orders/<orderId>/events", summary="Report what happened to an order")
-def post_order_event(
-    order_id: Annotated[OrderId, Path(alias="orderId")],
-    event: Annotated[OrderEvent, Body()],
-) -> Response[str]:
-    caller = _caller()
-    caller.require(Scope.ORDERS_WRITE)
-    service: OrderEventService = router.context["events"]
-    recorded = service.record(caller.client_id, order_id, event)
-    metrics.add_metric(
-        "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
-        MetricUnit.Count,
-        1,
-    )
-    return json_response(HTTPStatus.OK, recorded.order)
-
-
-@router.get("/v1/orders/<orderId>", summary="Read one order")
-def get_order(
-    order_id: Annotated[OrderId, Path(alias="orderId")],
-    tenant_id: TenantQuery = None,
-) -> Response[str]:
-    tenant = _tenant_for_read(_caller(), tenant_id)
-    return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
-
-
-@router.get("/v1/orders", summary="List orders, newest first")
-def list_orders(
-    status: Annotated[OrderStatus | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
-    tenant_id: TenantQuery = None,
-) -> Response[str]:
-    tenant = _tenant_for_read(_caller(), tenant_id)
-    page = _service().list(tenant, status, limit, cursor)
-    return json_response(
-        HTTPStatus.OK,
-        {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},
-    )
+    return router

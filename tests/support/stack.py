@@ -1,0 +1,111 @@
+"""Local stacks for the tests that talk to one: its own ministack on its own port and state
+directory, started fresh for the session with the same script as `make up`, so the
+tests exercise exactly what a developer runs, beside any stack already up."""
+
+import base64
+import json
+import os
+import platform
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.template import ROOT
+
+PORT = os.environ.get("FUNDROUTER_TEST_PORT", "4577")
+STATE_DIR = os.environ.get("FUNDROUTER_TEST_STATE_DIR", ".fundrouter/test-stack")
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    settings: dict[str, str]
+
+    @property
+    def api_url(self) -> str:
+        return self.settings["FUNDROUTER_API_URL"]
+
+    def token(self, who: str, scope: str) -> str:
+        client_id = self.settings[f"FUNDROUTER_{who}_CLIENT_ID"]
+        secret = self.settings[f"FUNDROUTER_{who}_CLIENT_SECRET"]
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": scope})
+        answer = http(
+            "POST",
+            self.settings["FUNDROUTER_TOKEN_URL"],
+            form.encode(),
+            {
+                "authorization": f"Basic {basic}",
+                "content-type": "application/x-www-form-urlencoded",
+            },
+        )
+        assert answer.status == 200, answer.body
+        return str(answer.body["access_token"])
+
+    def call(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> HttpResult:
+        headers = {"content-type": "application/json"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        raw = (
+            body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+        )
+        return http(method, self.api_url + path, raw, headers)
+
+    @property
+    def client_id(self) -> str:
+        return self.settings["FUNDROUTER_TENANT_CLIENT_ID"]
+
+
+def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> HttpResult:
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return HttpResult(status, json.loads(raw) if raw else None)
+
+
+def _script(
+    command: str, port: str = PORT, state_dir: str = STATE_DIR
+) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"FUNDROUTER_LOCAL_PORT": port, "FUNDROUTER_STATE_DIR": state_dir}
+    arch = "arm64" if platform.machine() in {"aarch64", "arm64"} else "x86_64"
+    return subprocess.run(
+        [sys.executable, "scripts/localstack.py", command, "--arch", arch],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def running_stack(port: str, state_dir: str) -> Iterator[LocalStack]:
+    """A fresh local stack for the duration of the generator, stopped afterwards."""
+    _script("down", port, state_dir)  # one left by an interrupted run keeps old state
+    started = _script("up", port, state_dir)
+    if started.returncode != 0:
+        _script("down", port, state_dir)
+        pytest.fail(f"local stack did not come up:\n{started.stdout}\n{started.stderr}")
+    env_file = ROOT / state_dir / "local.env"
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    try:
+        yield LocalStack(settings)
+    finally:
+        _script("down", port, state_dir)
