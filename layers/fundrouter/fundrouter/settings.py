@@ -11,11 +11,10 @@ class MissingSetting(RuntimeError):
     pass
 
 
-class TableSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class EnvSettings(BaseModel):
+    """A function's environment: each field's alias is the variable's name."""
 
-    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=3)
-    lines_table_name: str = Field(alias="LINES_TABLE_NAME", min_length=3)
+    model_config = ConfigDict(frozen=True)
 
     @classmethod
     def from_env(cls) -> Self:
@@ -24,3 +23,14 @@ class TableSettings(BaseModel):
         except ValidationError as error:
             names = ", ".join(str(e["loc"][0]) for e in error.errors())
             raise MissingSetting(f"environment variable(s) missing or invalid: {names}") from error
+
+
+class TableSettings(EnvSettings):
+    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=3)
+    lines_table_name: str = Field(alias="LINES_TABLE_NAME", min_length=3)
+
+
+class EventBusSettings(EnvSettings):
+    """The tracker's environment."""
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)

@@ -8,37 +8,20 @@ it is retried; nothing is dropped silently.
 """
 
 import json
-import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fundrouter.service.tracking import EVENT_DETAIL_TYPE, EVENT_SOURCE, OrderStatusChanged
-from fundrouter.settings import MissingSetting
+from fundrouter.settings import EventBusSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 MAX_ENTRIES_PER_CALL: Final = 10
-
-
-class EventBusSettings(BaseModel):
-    """The tracker's environment, validated once per container."""
-
-    model_config = ConfigDict(frozen=True)
-
-    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
-
-    @classmethod
-    def from_env(cls) -> Self:
-        try:
-            return cls.model_validate(dict(os.environ))
-        except ValidationError as error:
-            names = ", ".join(str(e["loc"][0]) for e in error.errors())
-            raise MissingSetting(f"environment variable(s) missing or invalid: {names}") from error
+__all__ = ["MAX_ENTRIES_PER_CALL", "EventBridgePublisher", "EventBusSettings"]
 
 
 class EventBridgePublisher:
