@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from fundrouter.domain.lifecycle import matched, unmatched
-from fundrouter.domain.lines import LineRecord
+from fundrouter.domain.lines import LineRecord, LineRefusal
 from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_item
@@ -75,7 +75,11 @@ class DynamoMatchStore:
     ) -> ClaimAttempt:
         line = record.line
         day = line.day_of(now)
-        items = self._lines.claim_items(record, order.amount, now)
+        try:
+            items = self._lines.claim_items(record, order.amount, now)
+        except LineRefusal as too_big:
+            # An amount no usage could make fit (above the daily cap itself).
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, too_big)
         after = matched(
             order,
             line_id=line.line_id,
