@@ -1783,6 +1783,9 @@ def test_a_daily_cap_lowered_under_a_warm_matcher_refuses_the_line(
     report = MatchService(catalog, store, lambda: now).match(order)
 
     assert report.outcome is MatchOutcome.UNMATCHED
+    assert [(c.line_id, c.outcome, c.code) for c in report.candidates] == [
+        ("capped", "REFUSED", "DAILY_LIMIT_REACHED")
+    ]
     stored = orders.get("tenant-a", "o-1")
     assert stored is not None
     assert stored.status.value == "UNMATCHED"
