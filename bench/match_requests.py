@@ -5,7 +5,8 @@ stream batches built like events/matcher/new_order.json, one order per batch, on
 Orders and Lines tables of template.yaml (created on moto). Every request the service's
 client makes is counted by operation with a botocore before-call hook, per order:
 
-- cold container: a new MatchService per order (the configuration is not cached);
+- cold container: a new MatchService per order (the configuration is not cached: the
+  change marker, the lines and the tenant's policy are read);
 - cached configuration: one service whose line catalog was read before the orders;
 - fallback: as cached, but the first ranked line was filled by another claim after
   the catalog was cached, so its claim is refused and the next line is claimed.
@@ -235,7 +236,9 @@ def measure(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSiz
         bench.lines.put_config(LINE_B, line_config(funderId="trust-b", priority=20), now)
 
         cold = bench.run(
-            Case("cold container", "Query + GetItem + TransactWriteItems"), "cold", bench.service
+            Case("cold container", "GetItem (marker) + Query + GetItem + TransactWriteItems"),
+            "cold",
+            bench.service,
         )
 
         cached_service = bench.service(bench.cached_catalog())

@@ -62,12 +62,13 @@ def handle(
     event: dict[str, Any], context: LambdaContext, service: MatchService
 ) -> PartialItemFailureResponse:
     """The seam tests call with their own service."""
-    return process_partial_response(
-        event=event,
-        record_handler=partial(match_record, service=service),
-        processor=processor,
-        context=context,
-    )
+    with service.batch():
+        return process_partial_response(
+            event=event,
+            record_handler=partial(match_record, service=service),
+            processor=processor,
+            context=context,
+        )
 
 
 @logger.inject_lambda_context

@@ -11,6 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 from fundrouter.domain.lines import LineConfig
+from fundrouter.domain.routing import RoutingPolicy, Strategy
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository, order_from_item
@@ -146,8 +147,8 @@ def test_new_order_is_matched_to_the_first_ranked_line_in_one_transaction(
         ("trust-b", "ELIGIBLE"),
     ]
     assert [h.status.value for h in matched.history] == ["RECEIVED", "MATCHED"]
-    # Cold container: one read of the lines, one of the routing policy, one claim.
-    assert requests_made == ["Query", "GetItem", "TransactWriteItems"]
+    # Cold container: the change marker, the lines, the tenant's policy, the claim.
+    assert requests_made == ["GetItem", "Query", "GetItem", "TransactWriteItems"]
     assert_counters_match_orders(client, orders_table, lines)
 
 
@@ -350,3 +351,43 @@ def test_lasting_contention_fails_the_record_for_redelivery_and_writes_nothing(
 
     assert order(orders).status.value == "RECEIVED"
     assert_counters_match_orders(client, orders_table, lines)
+
+
+def test_a_warm_matcher_matches_an_order_only_a_line_created_since_makes_eligible(
+    client: Any,
+    orders_table: str,
+    lines: DynamoLineRepository,
+    orders: DynamoOrderRepository,
+) -> None:
+    lines.put_config("tiny", line_config(maxAmount=100_000), NOW)
+    catalog = LineCatalog(lines)
+    catalog.lines()  # a warm container, within its TTL
+    service = MatchService(catalog, DynamoMatchStore(client, orders_table, lines), lambda: NOW)
+    lines.put_config("bank-a-consumer", line_config(), NOW)  # the operator's change
+    event = load_event("matcher/new_order.json")
+    stored_from(event, client, orders_table)
+    requests = Requests(client)
+
+    assert run(event, service) == {"batchItemFailures": []}
+
+    # The policy; the cached ranking refused every line, so the marker, which showed
+    # the change; the lines and the policy again; the claim.
+    assert requests.names == ["GetItem", "GetItem", "Query", "GetItem", "TransactWriteItems"]
+    assert order(orders).line_id == "bank-a-consumer"
+
+
+def test_every_line_and_routing_write_bumps_the_marker_naming_recent_lines(
+    lines: DynamoLineRepository,
+) -> None:
+    assert lines.catalog_marker().version == 0
+    for index in range(40):
+        lines.put_config(f"line-{index:02d}", line_config(), NOW)
+    lines.put_config("line-39", line_config(priority=1), NOW)
+    lines.put_routing("tenant-a", RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=[]), NOW)
+
+    marker = lines.catalog_marker()
+
+    assert marker.version == 42
+    assert len(marker.recent) == 32  # bounded: the item never grows with the lines
+    assert marker.recent["line-39"] == 2
+    assert "line-00" not in marker.recent

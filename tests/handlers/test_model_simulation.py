@@ -1782,9 +1782,12 @@ def test_a_daily_cap_lowered_under_a_warm_matcher_refuses_the_line(
 
     report = MatchService(catalog, store, lambda: now).match(order)
 
+    # The warm claim is refused, not raised; the refusal is then decided on the
+    # current view (the cap change bumped the marker), where the line is ineligible.
     assert report.outcome is MatchOutcome.UNMATCHED
+    assert report.attempts == 1
     assert [(c.line_id, c.outcome, c.code) for c in report.candidates] == [
-        ("capped", "REFUSED", "DAILY_LIMIT_REACHED")
+        ("capped", "INELIGIBLE", "DAILY_LIMIT_REACHED")
     ]
     stored = orders.get("tenant-a", "o-1")
     assert stored is not None

@@ -38,7 +38,7 @@ from fundrouter.service.matching import (
     MatchReport,
     MatchService,
 )
-from fundrouter.service.ports import ClaimAttempt, ClaimResult
+from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -261,10 +261,14 @@ class FakeLineSource:
         self._store = store
         self.policies: dict[str, RoutingPolicy] = {}
         self.calls: list[tuple[str, ...]] = []
+        self.version = 0
+        self.recent: dict[str, int] = {}
+        self.lagging: set[str] = set()
 
     def list_lines(self) -> list[LineRecord]:
+        """As the lines index shows them: a line in `lagging` has not reached it yet."""
         self.calls.append(("list_lines",))
-        return list(self._store.records.values())
+        return [r for r in self._store.records.values() if r.line.line_id not in self.lagging]
 
     def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
         self.calls.append(("get_routing", tenant_id))
@@ -273,6 +277,16 @@ class FakeLineSource:
     def get(self, line_id: str, days: list[str]) -> LineRecord | None:
         self.calls.append(("get", line_id, *days))
         return self._store.records.get(line_id)
+
+    def catalog_marker(self) -> CatalogMarker:
+        self.calls.append(("catalog_marker",))
+        return CatalogMarker(self.version, dict(self.recent))
+
+    def change(self, record: LineRecord | None = None) -> None:
+        """What every line or policy write does after writing."""
+        self.version += 1
+        if record is not None:
+            self.recent[record.line.line_id] = record.config_version
 
     def count(self, name: str) -> int:
         return sum(1 for call in self.calls if call[0] == name)
@@ -763,7 +777,7 @@ def test_within_the_ttl_lines_and_routing_are_read_once(
     report = service.match(receive("shop-2"))
 
     assert report.outcome is MatchOutcome.MATCHED
-    assert source.calls == [("list_lines",), ("get_routing", TENANT)]
+    assert source.calls == [("catalog_marker",), ("list_lines",), ("get_routing", TENANT)]
     assert store.line("a").counters.reserved == 2 * AMOUNT
 
 
@@ -780,7 +794,7 @@ def test_once_the_ttl_has_passed_lines_and_routing_are_read_again(
     monotonic.advance(TTL)
     service.match(receive("shop-2"))
 
-    assert source.calls == [("list_lines",), ("get_routing", TENANT)] * 2
+    assert source.calls == [("catalog_marker",), ("list_lines",), ("get_routing", TENANT)] * 2
 
 
 def test_the_catalog_says_whether_its_lines_were_read_just_now(
@@ -868,6 +882,117 @@ def test_a_tenant_policy_restricts_the_candidates_to_its_lines(
         ("b", "CLAIMED", None, None),
         ("a", "INELIGIBLE", "NOT_IN_POLICY", "line not in the routing policy"),
     ]
+
+
+# ------------------------------------------- a change honoured by the next refusal
+
+
+def warm(service: MatchService, receive: Callable[..., Order]) -> None:
+    """A container that has cached the lines and the tenant's policy."""
+    service.match(receive("warm-up"))
+
+
+def test_a_line_created_after_the_cache_was_read_takes_the_order_it_alone_fits(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    store.put_line("small", max_amount=100_000)
+    warm(service, receive)
+    source.change(store.put_line("new"))  # the operator opens a line, at once an order
+
+    report = service.match(receive("shop-1"))
+
+    assert (report.outcome, report.line_id) == (MatchOutcome.MATCHED, "new")
+    assert store.orders[(TENANT, "shop-1")].status is OrderStatus.MATCHED
+
+
+def test_a_line_resumed_after_the_cache_was_read_takes_the_order(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    store.put_line("only", status="PAUSED")
+    warm(service, receive)
+    resumed = store.put_line("only")
+    store.records["only"] = replace(resumed, config_version=2)
+    source.change(store.records["only"])
+
+    report = service.match(receive("shop-1"))
+
+    assert (report.outcome, report.line_id) == (MatchOutcome.MATCHED, "only")
+
+
+def test_a_routing_change_after_the_cache_was_read_is_honoured(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    store.put_line("a")
+    store.put_line("b")
+    source.policies[TENANT] = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=["a"])
+    warm(service, receive)
+    store.put_line("a", status="PAUSED")  # same configVersion in the fake: a cached "a" stays
+    source.policies[TENANT] = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=["b"])
+    source.change()
+
+    report = service.match(receive("shop-1"))
+
+    assert (report.outcome, report.line_id) == (MatchOutcome.MATCHED, "b")
+
+
+def test_a_line_the_lagging_index_does_not_show_yet_is_read_from_the_table(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    warm(service, receive)
+    source.change(store.put_line("new"))
+    source.lagging.add("new")
+
+    report = service.match(receive("shop-1"))
+
+    assert (report.outcome, report.line_id) == (MatchOutcome.MATCHED, "new")
+    assert ("get", "new") in source.calls
+
+
+def test_without_a_change_a_refusal_costs_one_marker_read_and_no_reload(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    store.put_line("small", max_amount=100_000)
+    warm(service, receive)
+    source.calls.clear()
+
+    report = service.match(receive("shop-1"))
+
+    assert report.outcome is MatchOutcome.UNMATCHED
+    assert source.calls == [("catalog_marker",)]
+
+
+def test_in_one_batch_the_marker_is_read_once_and_a_cached_match_reads_nothing(
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+) -> None:
+    store.put_line("small", max_amount=2_000_000)
+    warm(service, receive)
+    source.calls.clear()
+
+    with service.batch():
+        outcomes = [service.match(receive(f"big-{i}", amount=3_000_000)).outcome for i in range(5)]
+        matched = service.match(receive("fits"))
+
+    assert outcomes == [MatchOutcome.UNMATCHED] * 5
+    assert matched.outcome is MatchOutcome.MATCHED
+    assert source.calls == [("catalog_marker",)]
 
 
 # ------------------------------------------------- counters from the cache

@@ -10,6 +10,9 @@ Items:
   A new day is a new item, so nothing is ever reset. Its own partition key keeps
   the day's writes off the line item's partition, which every claim also writes.
 - ``TENANT#{tenantId}`` / ``ROUTING``: a tenant's routing policy.
+- ``CATALOG`` / ``VERSION``: the change marker, bumped after every configuration or
+  routing write, so a matcher can tell with one small read whether its cached view
+  of lines and policies predates a change before it refuses an order.
 
 Every capacity operation is one ``TransactWriteItems`` over the line item and, where
 the day's usage moves, its day item, conditioned on the same rules as the pure model
@@ -39,12 +42,18 @@ from fundrouter.domain.lines import (
 )
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.codec import from_item, to_item
+from fundrouter.service.ports import CatalogMarker
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 LINE_SK: Final = "LINE"
 ROUTING_SK: Final = "ROUTING"
+CATALOG_KEY: Final = {"pk": {"S": "CATALOG"}, "sk": {"S": "VERSION"}}
+MARKER_ATTEMPTS: Final = 5
+# Lines whose latest change the marker names: more than are ever changed within the
+# lines index's replication lag (well under a second).
+MARKER_RECENT: Final = 32
 LINES_INDEX: Final = "lines"
 # Day items are kept for audits, then collected by TTL; TTL never moves capacity.
 DAY_ITEM_DAYS_KEPT: Final = 400
@@ -147,7 +156,54 @@ class DynamoLineRepository:
             if expected_version is not None and old.get("configVersion") != expected_version:
                 raise StaleLineConfig(line_id) from error
             raise LineCurrencyLocked(line_id) from error
-        return line_from_item(response["Attributes"])
+        record = line_from_item(response["Attributes"])
+        self._changed(now, record)
+        return record
+
+    def catalog_marker(self) -> CatalogMarker:
+        item = self._client.get_item(
+            TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+        ).get("Item")
+        values = from_item(item) if item else {}
+        recent = {line_id: int(entry["cv"]) for line_id, entry in values.get("recent", {}).items()}
+        return CatalogMarker(int(values.get("version", 0)), recent)
+
+    def _changed(self, now: datetime, record: LineRecord | None = None) -> None:
+        """Bump the change marker, after the write it announces, never before: a matcher
+        that saw the new marker must find the new configuration. The write is answered
+        only once this returns, so every order sent after it sees both. Admin writes
+        are rare, so an optimistic read-modify-write keeps ``recent`` bounded."""
+        for _ in range(MARKER_ATTEMPTS):
+            item = self._client.get_item(
+                TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+            ).get("Item")
+            values = from_item(item) if item else {}
+            version = int(values.get("version", 0))
+            recent: dict[str, Any] = dict(values.get("recent", {}))
+            if record is not None:
+                recent[record.line.line_id] = {"v": version + 1, "cv": record.config_version}
+                kept = sorted(recent.items(), key=lambda entry: -int(entry[1]["v"]))
+                recent = dict(kept[:MARKER_RECENT])
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=CATALOG_KEY
+                    | to_item(
+                        {
+                            "version": version + 1,
+                            "recent": recent,
+                            "updatedAt": format_timestamp(now),
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                    ExpressionAttributeValues={":v": _n(version)},
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                continue
+            return
+        raise StaleLineConfig("catalog")  # another writer kept winning: the caller retries
 
     def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None:
         """The line and its usage on ``days``, in one consistent BatchGetItem."""
@@ -422,6 +478,7 @@ class DynamoLineRepository:
                 }
             ),
         )
+        self._changed(now)
 
     def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
         response = self._client.get_item(

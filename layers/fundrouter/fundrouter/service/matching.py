@@ -6,7 +6,8 @@ extra attempt but can never over-allocate a line or match an order twice.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,7 +27,13 @@ from fundrouter.domain.routing import (
     rank,
     refusal_outcome,
 )
-from fundrouter.service.ports import ClaimAttempt, ClaimResult, LineSource, MatchStore
+from fundrouter.service.ports import (
+    CatalogMarker,
+    ClaimAttempt,
+    ClaimResult,
+    LineSource,
+    MatchStore,
+)
 
 # Lines refused on counters alone are still tried when the counters came from the
 # cache: a cached counter may say "full" about a line that has room again.
@@ -37,7 +44,8 @@ DEFAULT_POLICY: Final = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=[])
 class LineCatalog:
     """Lines and routing policies, cached in the container for a few seconds. Only
     the configuration is relied on from the cache; counters are re-checked by every
-    claim's conditions."""
+    claim's conditions. Before an order is refused, the change marker says whether
+    the cached view predates a line or policy change (make_current)."""
 
     def __init__(
         self,
@@ -51,13 +59,20 @@ class LineCatalog:
         self._lines: list[LineRecord] = []
         self._lines_read_at: float | None = None
         self._policies: dict[str, tuple[float, RoutingPolicy]] = {}
+        # The marker read just before the cached view: the view is at least this new.
+        self._marker = CatalogMarker(-1)
+        self._unread_marker: CatalogMarker | None = None
+        self._in_batch = False
+        self._checked = False
 
     def lines(self) -> tuple[list[LineRecord], bool]:
         """The lines, and whether they were read just now (fresh counters)."""
         now = self._monotonic()
         if self._lines_read_at is not None and now - self._lines_read_at < self._ttl:
             return self._lines, False
-        self._lines = self._source.list_lines()
+        self._adopt(self._unread_marker or self._source.catalog_marker())
+        self._unread_marker = None
+        self._lines = self._pinned(self._source.list_lines())
         self._lines_read_at = now
         return self._lines, True
 
@@ -70,10 +85,49 @@ class LineCatalog:
         self._policies[tenant_id] = (now, policy)
         return policy
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Within one batch the marker is read at most once: every order in the batch
+        was written before the batch began, so one look after that is enough."""
+        self._in_batch, self._checked = True, False
+        try:
+            yield
+        finally:
+            self._in_batch = False
+
+    def make_current(self) -> bool:
+        """True when a line or policy changed since the cached view was read: the view
+        is dropped and the caller ranks again. One small consistent read."""
+        if self._in_batch and self._checked:
+            return False
+        self._checked = True
+        marker = self._source.catalog_marker()
+        if marker.version == self._marker.version:
+            return False
+        self._unread_marker, self._lines_read_at = marker, None  # the next lines() reads
+        return True
+
     def refreshed(self, line_id: str, day: str) -> LineRecord | None:
         """One line read again after its configuration changed under a claim."""
         self._lines_read_at = None
         return self._source.get(line_id, [day])
+
+    def _adopt(self, marker: CatalogMarker) -> None:
+        if marker.version != self._marker.version:
+            self._policies.clear()  # a policy cached before this marker may predate it
+        self._marker = marker
+
+    def _pinned(self, records: list[LineRecord]) -> list[LineRecord]:
+        """The lines index lags the table: a line the marker says changed that the
+        index shows older (or not at all) is read from the table itself."""
+        by_id = {record.line.line_id: record for record in records}
+        for line_id, version in self._marker.recent.items():
+            known = by_id.get(line_id)
+            if known is None or known.config_version < version:
+                current = self._source.get(line_id, [])
+                if current is not None:
+                    by_id[line_id] = current
+        return list(by_id.values())
 
 
 class MatchOutcome(StrEnum):
@@ -88,6 +142,7 @@ class MatchReport:
     line_id: str | None = None
     attempts: int = 0
     candidates: list[Candidate] = field(default_factory=list)
+    strategy: str = DEFAULT_POLICY.strategy.value
 
 
 class MatchService:
@@ -98,12 +153,32 @@ class MatchService:
         self._store = store
         self._clock = clock
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Match a batch of orders (one stream batch, one reconciler run)."""
+        return self._catalog.batch()
+
     def match(self, order: Order) -> MatchReport:
         """Match `order` as read at its version. Safe to call again for the same
-        delivery: the order's condition makes every repeat a no-op."""
+        delivery: the order's condition makes every repeat a no-op. An order is only
+        refused on a view of lines and policies at least as new as the latest change."""
         if order.status is not OrderStatus.RECEIVED:
             return MatchReport(MatchOutcome.ALREADY_HANDLED)
         now = self._clock()
+        report = self._decide(order, now, MatchReport(MatchOutcome.UNMATCHED))
+        if report.outcome is MatchOutcome.UNMATCHED and self._catalog.make_current():
+            report = self._decide(
+                order, now, MatchReport(MatchOutcome.UNMATCHED, attempts=report.attempts)
+            )
+        if report.outcome is not MatchOutcome.UNMATCHED:
+            return report
+        decision = Decision(strategy=report.strategy, candidates=report.candidates)
+        if not self._store.mark_unmatched(order, now, decision):
+            report.outcome = MatchOutcome.ALREADY_HANDLED
+        return report
+
+    def _decide(self, order: Order, now: datetime, report: MatchReport) -> MatchReport:
+        """Rank the lines and claim the first that takes the order; UNMATCHED (with
+        every candidate's reason) is only reported here, not yet written."""
         records, fresh = self._catalog.lines()
         policy = self._catalog.routing(order.tenant_id)
         by_id = {record.line.line_id: record for record in records}
@@ -123,7 +198,7 @@ class MatchService:
                 ranking, by_id=by_id, facts=facts, policy=policy, now=now, order=order
             )
 
-        report = MatchReport(MatchOutcome.UNMATCHED)
+        report.strategy = policy.strategy.value
         for line_id in to_try:
             attempt = self._claim(
                 order,
@@ -141,11 +216,7 @@ class MatchService:
                 report.outcome = MatchOutcome.ALREADY_HANDLED
                 return report
             candidates[line_id] = _refused(line_id, attempt.refusal)
-
         report.candidates = list(candidates.values())
-        decision = Decision(strategy=policy.strategy.value, candidates=report.candidates)
-        if not self._store.mark_unmatched(order, now, decision):
-            report.outcome = MatchOutcome.ALREADY_HANDLED
         return report
 
     def _claim(

@@ -2,7 +2,7 @@
 unit tests."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -69,6 +69,20 @@ class LineSource(Protocol):
     def get_routing(self, tenant_id: str) -> RoutingPolicy | None: ...
 
     def get(self, line_id: str, days: list[str]) -> LineRecord | None: ...
+
+    def catalog_marker(self) -> "CatalogMarker":
+        """The change marker every line configuration or routing write bumps."""
+        ...
+
+
+@dataclass(frozen=True)
+class CatalogMarker:
+    """How many line and policy changes there have been, and the configuration
+    version of the lines changed most recently (bounded), so a reader of the lagging
+    lines index can tell which lines to read from the table itself."""
+
+    version: int
+    recent: dict[str, int] = field(default_factory=dict)
 
 
 class MatchStore(Protocol):

@@ -75,16 +75,17 @@ class Reconciler:
     def run(self) -> ReconcileReport:
         report = ReconcileReport()
         now = self._clock()
-        for order in self._orders.due(now, BATCH):
-            if order.status is OrderStatus.RECEIVED:
-                outcome = self._matcher.match(order)
-                report.redriven[order.order_id] = outcome.outcome.value
-            elif (
-                order.hold_expires_at is not None
-                and order.hold_expires_at <= now
-                and self._expire(order, now)
-            ):
-                report.expired.append(order.order_id)
+        with self._matcher.batch():
+            for order in self._orders.due(now, BATCH):
+                if order.status is OrderStatus.RECEIVED:
+                    outcome = self._matcher.match(order)
+                    report.redriven[order.order_id] = outcome.outcome.value
+                elif (
+                    order.hold_expires_at is not None
+                    and order.hold_expires_at <= now
+                    and self._expire(order, now)
+                ):
+                    report.expired.append(order.order_id)
         self._audit(report)
         return report
 
