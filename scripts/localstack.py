@@ -4,7 +4,7 @@ ministack (a local AWS emulator, MIT) serves CloudFormation, Lambda, DynamoDB wi
 streams, the HTTP API with its JWT authorizer and Cognito. This script starts it
 bound to 127.0.0.1, deploys the real template.yaml into it with `sam build` and
 `sam deploy`, and writes the endpoints and client credentials to
-``<state dir>/local.env`` (names in api.md).
+``<state dir>/local.env`` (names in docs/api.md).
 
     python scripts/localstack.py up [--arch x86_64]   # idempotent: redeploys if running
     python scripts/localstack.py down

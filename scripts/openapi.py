@@ -36,6 +36,8 @@ ORDER_RESPONSES = {
     ("get", "/v1/orders/{orderId}"): ("200",),
     ("post", "/v1/orders/{orderId}/events"): ("200",),
 }
+# Routes that also answer 201: PUT creates a line (200 when it replaces one).
+CREATED = {("put", "/v1/lines/{lineId}"): "The line was created"}
 ERRORS = {
     "400": "Malformed JSON",
     "401": "Missing or invalid bearer token (answered by the gateway)",
@@ -99,6 +101,8 @@ def document() -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status, description in ERRORS.items():
                 responses[status] = {"description": description, "content": error}
+            if (method, path) in CREATED:
+                responses["201"] = {"description": CREATED[method, path]}
             for status in ORDER_RESPONSES.get((method, path), ()):
                 responses[status] = {
                     "description": "The order resource",

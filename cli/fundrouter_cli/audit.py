@@ -1,4 +1,4 @@
-"""The invariant of design.md, checked from what the API serves. Pure.
+"""The invariant of docs/design.md, checked from what the API serves. Pure.
 
 At a quiescent point, for each line: ``reserved`` equals the sum of the reservations
 of its MATCHED and APPROVED orders, ``drawn`` equals the outstanding principal of its

@@ -6,7 +6,7 @@ to about 70% of what the run asks for so that lines fill, claims race for the la
 capacity and some orders fall through to UNMATCHED. Priority routing sends every
 order at the first line until it is full, so it is a hot line. Matched orders are
 then approved, disbursed, repaid, cancelled or declined concurrently, and the
-invariant of design.md is audited on the run's lines against the run's orders.
+invariant of docs/design.md is audited on the run's lines against the run's orders.
 """
 
 import random

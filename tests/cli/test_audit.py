@@ -1,4 +1,4 @@
-"""The invariant of design.md, checked on synthetic lines and orders."""
+"""The invariant of docs/design.md, checked on synthetic lines and orders."""
 
 from typing import Any
 

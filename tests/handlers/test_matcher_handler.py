@@ -102,7 +102,7 @@ def order(orders: DynamoOrderRepository, order_id: str = "shop-20261124-0001") -
 def assert_counters_match_orders(
     client: Any, orders_table: str, lines: DynamoLineRepository
 ) -> None:
-    """The invariant of design.md: each line's reserved is the sum of its MATCHED
+    """The invariant of docs/design.md: each line's reserved is the sum of its MATCHED
     and APPROVED orders, and reserved + drawn never exceeds the limit."""
     held: dict[str, int] = {}
     for item in scan_all(client, orders_table):

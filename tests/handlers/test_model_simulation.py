@@ -24,7 +24,7 @@ zones) and three tenants with random routing policies. Then it takes random step
 
 A model follows every change the Orders stream shows (old and new image of every
 write, in commit order) and refuses any that the design does not allow. After every
-step the stored items are compared with the model and with design.md's invariant:
+step the stored items are compared with the model and with docs/design.md's invariant:
 
 - each line's `reserved` is the sum of its MATCHED and APPROVED orders' reservations,
   its `drawn` the sum of its DISBURSED orders' outstanding principal, `held` is
@@ -34,7 +34,7 @@ step the stored items are compared with the model and with design.md's invariant
 - a claim fits the line's limit, daily cap (on the claim's local day), amount range,
   rules and status at claim time; with freshly read lines, the matcher's choice is
   the line the tenant's policy ranks first, and UNMATCHED only when no line fits;
-- statuses move only along design.md's arrows, one version at a time, and history
+- statuses move only along docs/design.md's arrows, one version at a time, and history
   only grows;
 - no accepted order is lost, and nothing is stored that the model does not expect;
 - money is conserved per order: everything ever reserved for it is still reserved,
@@ -42,7 +42,7 @@ step the stored items are compared with the model and with design.md's invariant
 - holds past their time are expired, and waiting orders re-driven, by the next
   reconciler run, whose audit never reports drift.
 
-Every answer is checked too: 202/200/409/404/422 as api.md says, a 500 or a failed
+Every answer is checked too: 202/200/409/404/422 as docs/api.md says, a 500 or a failed
 stream record only ever right after an injected fault, a repeated event answered
 with the very body of its first answer.
 
@@ -135,8 +135,8 @@ TENANTS: Final = ("tenant-a", "tenant-b", "tenant-c")
 HOLDING: Final = frozenset({"MATCHED", "APPROVED", "DISBURSED"})
 RESERVING: Final = frozenset({"MATCHED", "APPROVED"})
 LIVE: Final = frozenset({"RECEIVED", "MATCHED", "APPROVED", "DISBURSED"})
-# design.md's arrows. MATCHED -> UNMATCHED is drawn there (a decline with no line
-# left); this implementation takes it in two writes, through RECEIVED.
+# docs/design.md's arrows, plus MATCHED/APPROVED -> UNMATCHED (a decline with no line
+# left), which this implementation takes in two writes, through RECEIVED.
 ARROWS: Final[dict[str, frozenset[str]]] = {
     "RECEIVED": frozenset({"MATCHED", "UNMATCHED", "CANCELLED"}),
     "MATCHED": frozenset(
@@ -149,7 +149,7 @@ ARROWS: Final[dict[str, frozenset[str]]] = {
     "EXPIRED": frozenset(),
     "REPAID": frozenset(),
 }
-# api.md's order events table: allowed from, and the status each leads to.
+# docs/api.md's order events table: allowed from, and the status each leads to.
 ALLOWED_FROM: Final[dict[str, frozenset[str]]] = {
     "APPROVED": frozenset({"MATCHED"}),
     "DECLINED": frozenset({"MATCHED", "APPROVED"}),
@@ -452,7 +452,7 @@ class Changes:
 def static_refusal(
     line: ModelLine, order: ModelOrder, policy: dict[str, Any] | None, declined: list[str]
 ) -> str | None:
-    """Why `line` may not take `order` whatever its counters (design.md, api.md)."""
+    """Why `line` may not take `order` whatever its counters (docs/design.md, docs/api.md)."""
     config, request = line.config, order.request
     customer = request["customer"]
     checks = (
@@ -473,7 +473,7 @@ def static_refusal(
 
 
 def ranked(lines: list[ModelLine], strategy: str) -> list[ModelLine]:
-    """api.md's strategies; ties go to the lower priority number, then the lineId."""
+    """docs/api.md's strategies; ties go to the lower priority number, then the lineId."""
 
     def weighted(line: ModelLine) -> tuple[Any, ...]:
         total_weight = sum(other.config["weight"] for other in lines)
@@ -1426,7 +1426,7 @@ class Simulation:
     # ------------------------------------------------------------ the stored state
 
     def check_state(self) -> None:
-        """design.md's invariant on the stored items, and the stored items against the
+        """docs/design.md's invariant on the stored items, and the stored items against the
         model, exactly. Read from moto's tables in-process: a Scan through the SDK
         would serialize every item and cost more than the step itself."""
         self.doing = "checking the stored state"
@@ -1500,7 +1500,7 @@ class Simulation:
     def _check_line(
         line: ModelLine, values: dict[str, Any], sums: list[int], days: dict[str, int]
     ) -> None:
-        """design.md's invariant on one line, then the line against the model."""
+        """docs/design.md's invariant on one line, then the line against the model."""
         line_id = line.line_id
         reserved, drawn, held = values["reserved"], values["drawn"], values["held"]
         limit = values["config"]["limit"]

@@ -1,6 +1,6 @@
 """POST /v1/orders/{orderId}/events on moto: each event moves the order and its
 line's capacity in one transaction, exactly once per eventId. After every step the
-line's counters are checked against the orders (the invariant of design.md)."""
+line's counters are checked against the orders (the invariant of docs/design.md)."""
 
 import json
 

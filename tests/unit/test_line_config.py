@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 
 def line_body(**overrides: Any) -> dict[str, Any]:
-    """The example body of api.md, with some fields replaced."""
+    """The example body of docs/api.md, with some fields replaced."""
     body: dict[str, Any] = {
         "funderId": "bank-a",
         "name": "Bank A consumer",

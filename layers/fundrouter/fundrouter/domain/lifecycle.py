@@ -1,6 +1,6 @@
 """What happens to an order downstream of the match, as pure transitions.
 
-Each event type is allowed from some statuses only (api.md), and says what it does to
+Each event type is allowed from some statuses only (docs/api.md), and says what it does to
 the order and to its line's capacity. The persistence layer applies both in one
 transaction; this module decides them.
 """

@@ -1,2 +1,2 @@
 """The HTTP edge of the ApiFunction: routes, the caller's identity, and the one map
-from errors to the error shape of api.md."""
+from errors to the error shape of docs/api.md."""

@@ -1,5 +1,5 @@
 """The ApiFunction's resolver: every route, and the single map from errors to the
-error shape and status codes of api.md."""
+error shape and status codes of docs/api.md."""
 
 from collections.abc import Sequence
 from http import HTTPStatus

@@ -1,4 +1,4 @@
-"""JSON responses in the shapes api.md promises."""
+"""JSON responses in the shapes docs/api.md promises."""
 
 import json
 from collections.abc import Iterable
