@@ -880,8 +880,9 @@ def test_a_tenant_policy_restricts_the_candidates_to_its_lines(
             "c",
         ),
         ("b", "CLAIMED", None, None),
-        ("a", "INELIGIBLE", "NOT_IN_POLICY", "line not in the routing policy"),
     ]
+    # A line outside the tenant's policy is counted, never named.
+    assert store.stored(order).decision.more == {"NOT_IN_POLICY": 1}  # type: ignore[union-attr]
 
 
 # ------------------------------------------- a change honoured by the next refusal
@@ -1366,3 +1367,23 @@ def test_the_fake_store_refuses_what_the_line_refuses(store: FakeMatchStore) -> 
     assert moved == ClaimAttempt(ClaimResult.ORDER_MOVED)
     assert store.line("a").counters.reserved == 1_500_000
     assert store.stored(order).status is OrderStatus.RECEIVED
+
+
+def test_a_decision_names_at_most_ten_other_lines_and_counts_the_rest_by_code(
+    store: FakeMatchStore, service: MatchService, receive: Callable[..., Order]
+) -> None:
+    for index in range(30):
+        store.put_line(f"big-{index:02d}", priority=index, min_amount=5_000_000)
+    for index in range(20):
+        store.put_line(f"ok-{index:02d}", priority=100 + index)
+    order = receive()
+
+    report = service.match(order)
+
+    decision = store.stored(order).decision
+    assert decision is not None
+    assert report.line_id == "ok-00"
+    assert [c.line_id for c in decision.candidates] == ["ok-00"] + [
+        f"ok-{index:02d}" for index in range(1, 11)
+    ]
+    assert decision.more == {"ELIGIBLE": 9, "AMOUNT_BELOW_MIN": 30}

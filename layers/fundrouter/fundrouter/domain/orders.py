@@ -110,8 +110,13 @@ class Candidate(CamelModel):
 
 
 class Decision(CamelModel):
+    """The claimed line and the best-ranked others, as routing.decision() bounds it;
+    `more` counts the lines not listed, by code, so the stored order stays small
+    however many lines exist."""
+
     strategy: str
     candidates: list[Candidate]
+    more: dict[str, int] = Field(default_factory=dict)
 
 
 class Order(CamelModel):

@@ -27,7 +27,7 @@ from fundrouter.domain.lines import (
     OutsideValidityWindow,
     require_unique,
 )
-from fundrouter.domain.orders import CamelModel, Candidate, Order, OrderRequest
+from fundrouter.domain.orders import CamelModel, Candidate, Decision, Order, OrderRequest
 
 MAX_POLICY_LINES: Final = 200
 
@@ -302,3 +302,25 @@ def rank(
         evaluation for evaluation in evaluations.values() if not evaluation.eligible
     )
     return Ranking(policy.strategy, ranked, candidates)
+
+
+# Lines a decision names besides the claimed one; the rest are counted by code.
+DECISION_LISTED: Final = 10
+
+
+def decision(strategy: Strategy, candidates: Iterable[Candidate]) -> Decision:
+    """The decision as stored and served: the claimed line, then at most
+    DECISION_LISTED others in ranking order (refused and eligible first). Lines outside
+    the tenant's policy are never named, only counted: a tenant does not learn the ids
+    of lines it may not use."""
+    listed: list[Candidate] = []
+    more: dict[str, int] = {}
+    for candidate in candidates:
+        others = len(listed) - any(c.outcome == "CLAIMED" for c in listed)
+        hidden = candidate.code == Outcome.NOT_IN_POLICY.value
+        if candidate.outcome == "CLAIMED" or (not hidden and others < DECISION_LISTED):
+            listed.append(candidate)
+        else:
+            code = candidate.code or candidate.outcome
+            more[code] = more.get(code, 0) + 1
+    return Decision(strategy=strategy.value, candidates=listed, more=more)

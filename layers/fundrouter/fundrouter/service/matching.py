@@ -27,6 +27,7 @@ from fundrouter.domain.routing import (
     rank,
     refusal_outcome,
 )
+from fundrouter.domain.routing import decision as routing_decision
 from fundrouter.service.ports import (
     CatalogMarker,
     ClaimAttempt,
@@ -171,7 +172,8 @@ class MatchService:
             )
         if report.outcome is not MatchOutcome.UNMATCHED:
             return report
-        decision = Decision(strategy=report.strategy, candidates=report.candidates)
+        decision = routing_decision(Strategy(report.strategy), report.candidates)
+        report.candidates = decision.candidates
         if not self._store.mark_unmatched(order, now, decision):
             report.outcome = MatchOutcome.ALREADY_HANDLED
         return report
@@ -309,4 +311,4 @@ def _decision(strategy: Strategy, candidates: dict[str, Candidate], claimed: str
         Candidate(line_id=claimed, outcome="CLAIMED") if c.line_id == claimed else c
         for c in candidates.values()
     ]
-    return Decision(strategy=strategy.value, candidates=entries)
+    return routing_decision(strategy, entries)
