@@ -56,6 +56,9 @@ TARGET = re.compile(r"integrations/\$\{(?P<integration>[A-Za-z0-9]+)\}")
 COGNITO_ISSUER = re.compile(
     r"https://cognito-idp\.\$\{AWS::Region\}\.amazonaws\.com/\$\{(?P<pool>[A-Za-z0-9]+)\}"
 )
+# Actions that take no resource (IAM requires Resource "*"): X-Ray's trace writes.
+# CloudWatch metrics need no such grant here: they are written as EMF log lines.
+RESOURCELESS_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 MAX_RETRY_ATTEMPTS = 10
 RECORD_AGE_SECONDS = range(60, 604_800 + 1)  # bounded; -1 (the default) means forever
 
@@ -268,6 +271,10 @@ def statement_problems(where: str, statement: Any) -> list[str]:
         if key in statement
     ]
     problems += [f"{where}: no {key}" for key in ("Action", "Resource") if key not in statement]
+    if statement.get("Resource") == "*" and set(as_list(statement.get("Action"))) <= (
+        RESOURCELESS_ACTIONS
+    ):
+        return problems
     for key in ("Action", "Resource"):
         problems += [
             f"{where}: {key} {json.dumps(value)} has a wildcard"
@@ -317,6 +324,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
 
     assert iam_problems(function_with_policy(allow(["dynamodb:Query"], [TABLE_ARN, index]))) == []
     assert iam_problems(role_with_policy(allow("sqs:SendMessage", {"Ref": "Queue"}))) == []
+    assert iam_problems(role_with_policy(allow(sorted(RESOURCELESS_ACTIONS), "*"))) == []
 
 
 @pytest.mark.parametrize(
@@ -333,6 +341,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
             {"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "x"}]}
         ),
         role_with_policy(allow("logs:*", {"Ref": "LogGroup"})),
+        role_with_policy(allow(["xray:PutTraceSegments", "dynamodb:GetItem"], "*")),
         role_with_policy(allow("events:PutEvents", ["arn:aws:events:*:*:event-bus/*"])),
         {
             "Resources": {
@@ -355,6 +364,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
         "every-index",
         "not-action",
         "role-service-star",
+        "resource-star-beside-x-ray",
         "role-resource-pattern",
         "role-managed-policy",
         "iam-policy-star",
@@ -375,8 +385,26 @@ def table_settings(table: dict[str, Any]) -> dict[str, Any]:
         "PointInTimeRecoveryEnabled": props.get("PointInTimeRecoverySpecification", {}).get(
             "PointInTimeRecoveryEnabled"
         ),
-        "SSEEnabled": props.get("SSESpecification", {}).get("SSEEnabled"),
+        "SSESpecification": props.get("SSESpecification"),
         "DeletionProtectionEnabled": props.get("DeletionProtectionEnabled"),
+    }
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# Always encrypted at rest: with the key TableKmsKeyArn names, else an AWS-owned key.
+TABLE_ENCRYPTION = {
+    "SSEEnabled": {"Fn::If": ["HasTableKmsKey", True, False]},
+    "SSEType": {"Fn::If": ["HasTableKmsKey", "KMS", NO_VALUE]},
+    "KMSMasterKeyId": {"Fn::If": ["HasTableKmsKey", {"Ref": "TableKmsKeyArn"}, NO_VALUE]},
+}
+
+
+def test_the_table_key_parameter_defaults_to_the_aws_owned_key() -> None:
+    tpl = template()
+
+    assert tpl["Parameters"]["TableKmsKeyArn"]["Default"] == ""
+    assert tpl["Conditions"]["HasTableKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TableKmsKeyArn"}, ""]}]
     }
 
 
@@ -388,7 +416,7 @@ def test_every_table_is_on_demand_recoverable_encrypted_and_deletion_protected()
         "Type": "AWS::DynamoDB::Table",
         "BillingMode": "PAY_PER_REQUEST",
         "PointInTimeRecoveryEnabled": True,
-        "SSEEnabled": True,
+        "SSESpecification": TABLE_ENCRYPTION,
         "DeletionProtectionEnabled": {"Ref": "DeletionProtection"},
     }
 
