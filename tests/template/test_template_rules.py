@@ -165,6 +165,26 @@ def test_no_function_overrides_the_global_runtime_architecture_or_tracing() -> N
     assert overrides == {}
 
 
+# Order bodies and pydantic error text carry customer data: never into X-Ray or logs.
+NO_CAPTURE = {
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+}
+
+
+def test_no_function_traces_responses_or_errors_or_logs_its_events() -> None:
+    found = functions()
+    assert found, "the template declares no functions"
+
+    settings = {
+        name: {k: props.get("Environment", {}).get("Variables", {}).get(k) for k in NO_CAPTURE}
+        for name, props in found.items()
+    }
+
+    assert settings == dict.fromkeys(found, NO_CAPTURE)
+
+
 # ---------------------------------------------------------------- functions
 
 
@@ -435,6 +455,28 @@ def test_persistence_index_names_are_gsis_of_the_orders_table() -> None:
     indexes = resources()["OrdersTable"]["Properties"].get("GlobalSecondaryIndexes", [])
 
     assert {BY_TENANT, BY_TENANT_STATUS} <= {index["IndexName"] for index in indexes}
+
+
+def test_every_queue_is_encrypted_at_rest() -> None:
+    queues = resources("AWS::SQS::Queue")
+    assert queues, "the template declares no queues"
+
+    plain = [
+        name
+        for name, queue in queues.items()
+        if queue["Properties"].get("SqsManagedSseEnabled") is not True
+        and not queue["Properties"].get("KmsMasterKeyId")
+    ]
+
+    assert plain == []
+
+
+def test_one_reconciler_run_at_a_time() -> None:
+    """Two overlapping runs would expire and re-drive the same orders against each
+    other's conditions: wasted writes and conflicts on the line items."""
+    reconciler = resources(FUNCTION)["ReconcilerFunction"]["Properties"]
+
+    assert reconciler["ReservedConcurrentExecutions"] == 1
 
 
 # ---------------------------------------------------------------- stream event sources
