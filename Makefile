@@ -16,6 +16,7 @@ export PATH := $(dir $(PYTHON313)):$(PATH)
 VENV := .venv
 MS_VENV := .venv-ministack
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
@@ -53,13 +54,20 @@ $(SAM_VENV)/.installed: requirements/sam.txt $(VENV)/.installed
 	$(UV) pip install --quiet --python $(SAM_VENV)/bin/python --require-hashes -r requirements/sam.txt
 	touch $@
 
-venvs: $(VENV)/.installed $(MS_VENV)/.installed $(SAM_VENV)/.installed
+# checkov apart: its ~100 pinned dependencies must not move the dev or SAM pins.
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt $(VENV)/.installed
+	test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON313) $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes -r requirements/checkov.txt
+	touch $@
+
+venvs: $(VENV)/.installed $(MS_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 # Regenerate the locks after editing requirements/*.in.
 locks: $(VENV)/.installed
 	$(UV) pip compile --quiet --python-version 3.13 --generate-hashes requirements/dev.in -o requirements/dev.txt
 	$(UV) pip compile --quiet --python-version 3.13 --generate-hashes requirements/ministack.in -o requirements/ministack.txt
 	$(UV) pip compile --quiet --python-version 3.13 --generate-hashes requirements/sam.in -o requirements/sam.txt
+	$(UV) pip compile --quiet --python-version 3.13 --generate-hashes requirements/checkov.in -o requirements/checkov.txt
 	$(UV) pip compile --quiet --python-version 3.13 --python-platform aarch64-manylinux_2_28 --no-annotate --no-header \
 	  --no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer --no-emit-package jmespath \
 	  --no-emit-package urllib3 --no-emit-package python-dateutil --no-emit-package six \
@@ -87,9 +95,12 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/fundrouter/fundrouter functions
 	$(VENV)/bin/mypy cli
 
-validate: $(SAM_VENV)/.installed
+# checkov: zero unsuppressed findings; each suppression is justified in template.yaml
+# next to its resource (Metadata: checkov: skip).
+validate: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1
 	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not integration" -q

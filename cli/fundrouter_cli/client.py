@@ -401,6 +401,11 @@ class ApiClient:
         path = f"/v1/orders/{_quote(order_id)}/events"
         return _dict(self.call(Role.TENANT, "POST", path, dict(event)).body)
 
+    def republish_status_events(self, limit: int) -> dict[str, Any]:
+        """One run of POST /v1/admin/status-events/republish (see api.md)."""
+        path = "/v1/admin/status-events/republish"
+        return _dict(self.call(Role.ADMIN, "POST", path, {"limit": limit}).body)
+
 
 def _retryable(status: int, parsed: Any) -> bool:
     if status in RETRY_STATUSES:

@@ -287,6 +287,53 @@ def line_show(
         rt.console.print(f"[yellow]warning:[/] {warning.get('message')}")
 
 
+# ---------------------------------------------------------------------- status events
+@app.command()
+@handled
+def republish(
+    ctx: typer.Context,
+    *,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="letters to read per API call")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:
+    """Publish again the status events the tracker could not publish (admin).
+
+    Each letter on the unpublished-events queue names an order; its status is read
+    from the table now and published with the current version. Repeats while the
+    queue has more; exits 1 if the bus refused some (they stay queued: run it again).
+    """
+    rt = runtime(ctx)
+    runs: list[dict[str, Any]] = []
+    while True:
+        report = rt.client.republish_status_events(limit)
+        runs.append(report)
+        if not report.get("more") or not report.get("republished"):
+            break
+    failed = [f for r in runs for f in r.get("failed") or []]
+    if as_json:
+        _print_json(runs)
+    else:
+        for done in (e for r in runs for e in r.get("republished") or []):
+            rt.console.print(
+                f"republished {done['tenantId']}/{done['orderId']} "
+                f"{done['status']} (version {done['version']})"
+            )
+        for gone in (m for r in runs for m in r.get("missing") or []):
+            rt.console.print(f"[yellow]no such order:[/] {gone['tenantId']}/{gone['orderId']}")
+        for refused in failed:
+            rt.console.print(
+                f"[red]not published:[/] {refused['tenantId']}/{refused['orderId']} "
+                f"({refused['reason']})"
+            )
+        letters = sum(int(r.get("letters") or 0) for r in runs)
+        rt.console.print(f"{letters} letters read, {len(failed)} left on the queue")
+    if failed:
+        raise CliError(
+            f"{len(failed)} status events were not published",
+            hint="they stay on the queue: run `fundrouter republish` again later",
+        )
+
+
 # ---------------------------------------------------------------------- orders
 class EventType(StrEnum):
     APPROVED = "APPROVED"

@@ -11,13 +11,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
+from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
-from fundrouter.settings import TableSettings
+from fundrouter.service.tracking import StatusEventRepublisher
+from fundrouter.settings import EventBusSettings, TableSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -53,20 +55,41 @@ def event_service() -> OrderEventService:
     return OrderEventService(store, utc_now)
 
 
+@cache
+def republisher() -> StatusEventRepublisher:
+    tables = TableSettings.from_env()
+    bus = EventBusSettings.from_env()
+    return StatusEventRepublisher(
+        DynamoOrderRepository(boto3.client("dynamodb"), tables.orders_table_name),
+        EventBridgePublisher(boto3.client("events"), bus.event_bus_name),
+        SqsDeadLetters(boto3.client("sqs"), bus.unpublished_events_queue_url),
+    )
+
+
 def handle(
     event: dict[str, Any],
     context: LambdaContext,
     orders: OrderService,
     lines: LineService | None = None,
     events: OrderEventService | None = None,
+    *,
+    republishing: StatusEventRepublisher | None = None,
 ) -> dict[str, Any]:
     """The seam tests call with their own services."""
-    app.append_context(orders=orders, lines=lines, events=events)
+    app.append_context(orders=orders, lines=lines, events=events, republisher=republishing)
     return app.resolve(event, context)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+# Responses and errors stay out of X-Ray: they may carry customer data.
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context, order_service(), line_service(), event_service())
+    return handle(
+        event,
+        context,
+        order_service(),
+        line_service(),
+        event_service(),
+        republishing=republisher(),
+    )

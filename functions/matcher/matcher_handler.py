@@ -22,8 +22,10 @@ from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import order_from_item
+from fundrouter.redaction import Undecodable
 from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.settings import TableSettings
+from pydantic import ValidationError
 
 logger = Logger()
 tracer = Tracer()
@@ -42,7 +44,11 @@ def match_service() -> MatchService:
 
 def match_record(record: DynamoDBRecord, service: MatchService) -> None:
     image = record.raw_event["dynamodb"]["NewImage"]
-    order = order_from_item(image)
+    try:
+        order = order_from_item(image)
+    except ValidationError as error:
+        # Without the pydantic text (or its chain), which quotes the customer's data.
+        raise Undecodable(error) from None
     report = service.match(order)
     logger.info(
         "match",
@@ -72,7 +78,8 @@ def handle(
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+# Responses and errors stay out of X-Ray: they may carry customer data.
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return handle(event, context, match_service())

@@ -70,7 +70,8 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+# Responses and errors stay out of X-Ray: they may carry customer data.
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(scheduledAt=event.get("time"))

@@ -91,6 +91,9 @@ class FakeApi:
     lines: list[dict[str, Any]] = field(default_factory=lambda: [line("bank-a-consumer")])
     orders: dict[str, dict[str, Any]] = field(default_factory=lambda: {"o-1": order("o-1")})
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # What POST /v1/admin/status-events/republish answers, one reply per call.
+    republish_replies: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[Any] = field(default_factory=list)
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -139,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
         if who not in {"Bearer token-TENANT", "Bearer token-ADMIN"}:
             self._send(401, {"message": "Unauthorized"})
             return
+        self.api.bodies.append(json.loads(raw) if raw else None)
         status, body = self._answer(method, parts.path.removeprefix("/api"), who.endswith("ADMIN"))
         self._send(status, body)
 
@@ -155,6 +159,12 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
         if (method, path) == ("GET", "/v1/lines"):
             return (200, {"items": self.api.lines}) if admin else (403, {"message": "Forbidden"})
+        if (method, path) == ("POST", "/v1/admin/status-events/republish"):
+            return (
+                (200, self.api.republish_replies.pop(0))
+                if admin
+                else (403, {"message": "Forbidden"})
+            )
         if (method, path) == ("GET", "/v1/orders"):
             return 200, {"items": list(self.api.orders.values()), "nextCursor": None}
         if method == "GET" and path.startswith("/v1/orders/"):

@@ -3,6 +3,7 @@ over real HTTP: output, exit codes, and no stack trace for an expected failure."
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fundrouter_cli.errors import EXIT_AUTH, EXIT_UNREACHABLE, EXIT_USAGE
@@ -188,3 +189,41 @@ def test_watch_for_a_while(runner: CliRunner, fake_api: FakeApi) -> None:
 
 def test_version(runner: CliRunner) -> None:
     assert run(runner, "--version").output.startswith("fundrouter ")
+
+
+def republish_reply(*order_ids: str, more: bool = False, **extra: Any) -> dict[str, Any]:
+    republished = [
+        {"tenantId": "t-1", "orderId": o, "status": "MATCHED", "version": 2} for o in order_ids
+    ]
+    return {
+        "republished": republished,
+        "missing": [],
+        "failed": [],
+        "letters": len(order_ids),
+        "more": more,
+    } | extra
+
+
+def test_republish_calls_the_admin_route_until_the_queue_is_drained(
+    runner: CliRunner, fake_api: FakeApi
+) -> None:
+    fake_api.republish_replies = [republish_reply("o-1", "o-2", more=True), republish_reply("o-3")]
+
+    result = run(runner, "republish", "--limit", "2", env=fake_api.env())
+
+    assert result.exit_code == 0, result.output
+    calls = [r for r in fake_api.requests if r[1].endswith("/republish")]
+    assert calls == [("POST", "/api/v1/admin/status-events/republish")] * 2
+    assert [b for b in fake_api.bodies if b] == [{"limit": 2}, {"limit": 2}]
+    assert "republished t-1/o-3 MATCHED (version 2)" in result.output
+    assert "3 letters read, 0 left on the queue" in result.output
+
+
+def test_republish_exits_1_when_the_bus_refused_some(runner: CliRunner, fake_api: FakeApi) -> None:
+    refused = {"tenantId": "t-1", "orderId": "o-9", "reason": "ThrottlingException"}
+    fake_api.republish_replies = [republish_reply("o-1", failed=[refused])]
+
+    result = run(runner, "republish", env=fake_api.env())
+
+    expected_failure(result, 1, "1 status events were not published")
+    assert "not published: t-1/o-9 (ThrottlingException)" in result.output

@@ -385,13 +385,16 @@ def test_lambda_entry_point_serves_a_request_with_settings_from_the_environment(
 ) -> None:
     monkeypatch.setenv("ORDERS_TABLE_NAME", orders_table)
     monkeypatch.setenv("LINES_TABLE_NAME", "fundrouter-test-lines")
-    api.order_service.cache_clear()
-    api.line_service.cache_clear()
+    monkeypatch.setenv("EVENT_BUS_NAME", "fundrouter-test-orders")
+    monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", "https://sqs.ap-east-1.amazonaws.com/1/q")
+    caches = (api.order_service, api.line_service, api.republisher)
+    for cached in caches:
+        cached.cache_clear()
     try:
         response = api.handler(load_event("api/submit_order.json"), lambda_context)
     finally:
-        api.order_service.cache_clear()
-        api.line_service.cache_clear()
+        for cached in caches:
+            cached.cache_clear()
 
     assert response["statusCode"] == 202
     assert len(scan_all(boto3.client("dynamodb"), orders_table)) == 1

@@ -1,92 +1,31 @@
 """The TrackerFunction on moto, driven by the stream batches in events/tracker: an
 event bus with the template's own subscription rule feeding a queue, so each test
-reads what a subscriber receives. PutEvents refusals are injected by wrapping the
-client, as EventBridge does under throttling and moto never does."""
+reads what a subscriber receives, and the unpublished-events queue the tracker
+dead-letters to. PutEvents refusals are injected by wrapping the client, as
+EventBridge does under throttling and moto never does."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.orders import Candidate, Decision, HistoryEntry, OrderStatus
 from fundrouter.persistence.codec import to_item
-from fundrouter.persistence.eventbus import EventBridgePublisher
+from fundrouter.persistence.eventbus import PUBLISH_ATTEMPTS
 from fundrouter.persistence.orders import order_from_item, order_item, order_pk
 from fundrouter.settings import MissingSetting
 
 from tests.conftest import EVENTS, FakeLambdaContext, load_event
+from tests.support.bus import BUS, Bus, details
 from tests.support.handlers import handler_module
 from tests.support.template import resources
 
 tracker = handler_module("tracker", "tracker_handler")
-BUS = "fundrouter-test-orders"
-RULE = "status-changes"
 RECEIVED_SEQ, MATCHED_SEQ = "200000000000000000001", "200000000000000000002"
-
-
-class Bus:
-    """The bus, its client, and the queue a subscription rule delivers to."""
-
-    def __init__(self) -> None:
-        self.events = boto3.client("events")
-        self.sqs = boto3.client("sqs")
-        self.events.create_event_bus(Name=BUS)
-        self.queue_url = self.sqs.create_queue(QueueName="status-changes")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
-        # The subscription of template.yaml, as a business system would write it.
-        pattern = resources()["StatusChangesRule"]["Properties"]["EventPattern"]
-        self.events.put_rule(Name=RULE, EventBusName=BUS, EventPattern=json.dumps(pattern))
-        self.events.put_targets(
-            Rule=RULE, EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}]
-        )
-        self.calls: list[list[dict[str, Any]]] = []
-        self._refuse: Callable[[dict[str, Any]], bool] = lambda _: False
-        real = self.events.put_events
-
-        def put_events(**kwargs: Any) -> Any:
-            """PutEvents, except that entries `refuse` picks are answered with an
-            ErrorCode (FailedEntryCount > 0) and not published."""
-            entries = kwargs["Entries"]
-            self.calls.append(entries)
-            if not any(self._refuse(json.loads(e["Detail"])) for e in entries):
-                return real(**kwargs)
-            results = [
-                {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
-                if self._refuse(json.loads(entry["Detail"]))
-                else real(Entries=[entry])["Entries"][0]
-                for entry in entries
-            ]
-            return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
-
-        self.events.put_events = put_events
-
-    def publisher(self) -> EventBridgePublisher:
-        return EventBridgePublisher(self.events, BUS)
-
-    def received(self) -> list[dict[str, Any]]:
-        """Every event the subscriber's queue got, in order."""
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-            messages = batch.get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-
-    def refusing(self, refuse: Callable[[dict[str, Any]], bool]) -> None:
-        """From now on, refuse the entries whose detail `refuse` picks."""
-        self._refuse = refuse
 
 
 @pytest.fixture
@@ -102,11 +41,7 @@ def _fresh_metrics() -> Iterator[None]:
 
 
 def run(event: dict[str, Any], bus: Bus) -> dict[str, Any]:
-    return dict(tracker.handle(event, FakeLambdaContext(), bus.publisher()))
-
-
-def details(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [event["detail"] for event in received]
+    return dict(tracker.handle(event, FakeLambdaContext(), bus.publisher(), bus.dead_letters()))
 
 
 RECEIVED_DETAIL = {
@@ -164,16 +99,43 @@ def test_records_that_are_no_status_change_publish_nothing_and_never_fail(
     assert bus.calls == []
 
 
-def test_a_refused_entry_fails_exactly_its_record(bus: Bus) -> None:
+def letter(detail: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "tenantId": detail["tenantId"],
+        "orderId": detail["orderId"],
+        "version": detail["version"],
+        "reason": reason,
+    }
+
+
+def test_a_refusal_that_clears_on_a_later_try_is_published_and_nothing_dead_lettered(
+    bus: Bus,
+) -> None:
+    bus.refusing(lambda detail: detail["to"] == "MATCHED" and len(bus.calls) == 1)
+
+    response = run(load_event("tracker/mixed_batch.json"), bus)
+
+    assert response == {"batchItemFailures": []}
+    assert details(bus.received()) == [RECEIVED_DETAIL, MATCHED_DETAIL]
+    # The second call sends the refused entry only, after a jittered wait.
+    assert [len(entries) for entries in bus.calls] == [2, 1]
+    assert len(bus.waits) == 1
+    assert bus.letters() == []
+
+
+def test_an_entry_refused_on_every_try_is_dead_lettered_with_its_identity(bus: Bus) -> None:
     bus.refusing(lambda detail: detail["to"] == "MATCHED")
 
     response = run(load_event("tracker/mixed_batch.json"), bus)
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": MATCHED_SEQ}]}
+    # Its record does not fail: the letter, not the 24-hour stream, keeps it.
+    assert response == {"batchItemFailures": []}
     assert details(bus.received()) == [RECEIVED_DETAIL]
+    assert [len(entries) for entries in bus.calls] == [2] + [1] * (PUBLISH_ATTEMPTS - 1)
+    assert bus.letters() == [letter(MATCHED_DETAIL, "InternalFailure")]
 
 
-def test_a_failed_call_fails_every_record_it_carried_and_no_other(bus: Bus) -> None:
+def test_a_failed_call_dead_letters_every_record_it_carried(bus: Bus) -> None:
     def throttled(**_: Any) -> Any:
         raise ClientError(
             {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutEvents"
@@ -183,15 +145,26 @@ def test_a_failed_call_fails_every_record_it_carried_and_no_other(bus: Bus) -> N
 
     response = run(load_event("tracker/mixed_batch.json"), bus)
 
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": RECEIVED_SEQ}, {"itemIdentifier": MATCHED_SEQ}]
-    }
+    assert response == {"batchItemFailures": []}
+    reason = "PutEvents failed: ThrottlingException"
+    assert bus.letters() == [letter(RECEIVED_DETAIL, reason), letter(MATCHED_DETAIL, reason)]
+
+
+def test_unpublished_and_not_dead_lettered_fails_exactly_its_record(bus: Bus) -> None:
+    bus.refusing(lambda detail: detail["to"] == "MATCHED")
+    bus.sink_down = True
+
+    response = run(load_event("tracker/mixed_batch.json"), bus)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": MATCHED_SEQ}]}
+    assert details(bus.received()) == [RECEIVED_DETAIL]
 
 
 def test_a_batch_whose_every_record_failed_is_raised_so_lambda_retries_and_bisects(
     bus: Bus,
 ) -> None:
     bus.refusing(lambda _: True)
+    bus.sink_down = True
 
     with pytest.raises(BatchProcessingError):
         run(load_event("tracker/matched.json"), bus)
@@ -201,9 +174,11 @@ def test_a_batch_whose_every_record_failed_is_raised_so_lambda_retries_and_bisec
 
 def test_a_redelivered_record_publishes_again_with_the_same_version(bus: Bus) -> None:
     bus.refusing(lambda detail: detail["to"] == "MATCHED")
+    bus.sink_down = True
     first = run(load_event("tracker/mixed_batch.json"), bus)
     assert first == {"batchItemFailures": [{"itemIdentifier": MATCHED_SEQ}]}
     bus.refusing(lambda _: False)
+    bus.sink_down = False
 
     # Lambda redelivers from the failed record on: the MATCHED one and those after.
     redelivered = load_event("tracker/mixed_batch.json")
@@ -240,10 +215,11 @@ def test_a_large_batch_is_published_ten_entries_per_call_and_refusals_map_to_rec
     bus: Bus,
 ) -> None:
     bus.refusing(lambda detail: detail["orderId"] in {"shop-0003", "shop-0017"})
+    bus.sink_down = True
 
     response = run(many_new_orders(25), bus)
 
-    assert [len(entries) for entries in bus.calls] == [10, 10, 5]
+    assert [len(entries) for entries in bus.calls] == [10, 10, 5] + [2] * (PUBLISH_ATTEMPTS - 1)
     assert response == {
         "batchItemFailures": [
             {"itemIdentifier": "300000000000000000003"},
@@ -253,9 +229,25 @@ def test_a_large_batch_is_published_ten_entries_per_call_and_refusals_map_to_rec
     assert len(bus.received()) == 23
 
 
-def test_a_malformed_record_fails_alone(bus: Bus) -> None:
+def test_a_malformed_record_is_dead_lettered_alone_by_its_keys_naming_no_value(
+    bus: Bus,
+) -> None:
     event = load_event("tracker/mixed_batch.json")
     event["Records"][0]["dynamodb"]["NewImage"]["amount"] = {"S": "a lot"}
+
+    response = run(event, bus)
+
+    assert response == {"batchItemFailures": []}
+    assert details(bus.received()) == [MATCHED_DETAIL]
+    assert bus.letters() == [
+        letter(RECEIVED_DETAIL, "ValidationError: amount (int_type)") | {"version": None}
+    ]
+
+
+def test_a_malformed_record_without_order_keys_fails_alone(bus: Bus) -> None:
+    event = load_event("tracker/mixed_batch.json")
+    event["Records"][0]["dynamodb"]["NewImage"]["amount"] = {"S": "a lot"}
+    event["Records"][0]["dynamodb"]["Keys"]["pk"] = {"S": "not-an-order"}
 
     response = run(event, bus)
 
@@ -263,12 +255,14 @@ def test_a_malformed_record_fails_alone(bus: Bus) -> None:
     assert details(bus.received()) == [MATCHED_DETAIL]
 
 
-def test_a_modify_without_the_old_image_fails_rather_than_guess(bus: Bus) -> None:
+def test_a_modify_without_the_old_image_is_dead_lettered_rather_than_guessed(bus: Bus) -> None:
     event = load_event("tracker/matched.json")
     del event["Records"][0]["dynamodb"]["OldImage"]
 
-    with pytest.raises(BatchProcessingError):
-        run(event, bus)
+    assert run(event, bus) == {"batchItemFailures": []}
+
+    assert bus.received() == []
+    assert bus.letters() == [letter(MATCHED_DETAIL, "ValueError") | {"version": None}]
 
 
 # ---------------------------------------------------------------- the Lambda entry point
@@ -296,7 +290,9 @@ def test_the_handler_publishes_to_the_configured_bus_and_emits_the_metrics(
     bus: Bus, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", bus.dlq_url)
     tracker.event_publisher.cache_clear()
+    tracker.dead_letters.cache_clear()
     event = load_event("tracker/mixed_batch.json")
     unmatched = json.loads(json.dumps(event["Records"][1]))
     unmatched["dynamodb"]["SequenceNumber"] = "200000000000000000009"
@@ -318,6 +314,7 @@ def test_the_handler_publishes_to_the_configured_bus_and_emits_the_metrics(
         # Service-wide, for the unmatched rate: Unmatched / (Matched + Unmatched).
         ("MatchedOrders", ""): 1,
         ("UnmatchedOrders", ""): 1,
+        ("StatusEventsDeadLettered", ""): 0,
     }
 
 

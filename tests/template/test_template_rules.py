@@ -56,6 +56,9 @@ TARGET = re.compile(r"integrations/\$\{(?P<integration>[A-Za-z0-9]+)\}")
 COGNITO_ISSUER = re.compile(
     r"https://cognito-idp\.\$\{AWS::Region\}\.amazonaws\.com/\$\{(?P<pool>[A-Za-z0-9]+)\}"
 )
+# Actions that take no resource (IAM requires Resource "*"): X-Ray's trace writes.
+# CloudWatch metrics need no such grant here: they are written as EMF log lines.
+RESOURCELESS_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 MAX_RETRY_ATTEMPTS = 10
 RECORD_AGE_SECONDS = range(60, 604_800 + 1)  # bounded; -1 (the default) means forever
 
@@ -160,6 +163,26 @@ def test_no_function_overrides_the_global_runtime_architecture_or_tracing() -> N
     }
 
     assert overrides == {}
+
+
+# Order bodies and pydantic error text carry customer data: never into X-Ray or logs.
+NO_CAPTURE = {
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+}
+
+
+def test_no_function_traces_responses_or_errors_or_logs_its_events() -> None:
+    found = functions()
+    assert found, "the template declares no functions"
+
+    settings = {
+        name: {k: props.get("Environment", {}).get("Variables", {}).get(k) for k in NO_CAPTURE}
+        for name, props in found.items()
+    }
+
+    assert settings == dict.fromkeys(found, NO_CAPTURE)
 
 
 # ---------------------------------------------------------------- functions
@@ -268,6 +291,10 @@ def statement_problems(where: str, statement: Any) -> list[str]:
         if key in statement
     ]
     problems += [f"{where}: no {key}" for key in ("Action", "Resource") if key not in statement]
+    if statement.get("Resource") == "*" and set(as_list(statement.get("Action"))) <= (
+        RESOURCELESS_ACTIONS
+    ):
+        return problems
     for key in ("Action", "Resource"):
         problems += [
             f"{where}: {key} {json.dumps(value)} has a wildcard"
@@ -317,6 +344,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
 
     assert iam_problems(function_with_policy(allow(["dynamodb:Query"], [TABLE_ARN, index]))) == []
     assert iam_problems(role_with_policy(allow("sqs:SendMessage", {"Ref": "Queue"}))) == []
+    assert iam_problems(role_with_policy(allow(sorted(RESOURCELESS_ACTIONS), "*"))) == []
 
 
 @pytest.mark.parametrize(
@@ -333,6 +361,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
             {"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "x"}]}
         ),
         role_with_policy(allow("logs:*", {"Ref": "LogGroup"})),
+        role_with_policy(allow(["xray:PutTraceSegments", "dynamodb:GetItem"], "*")),
         role_with_policy(allow("events:PutEvents", ["arn:aws:events:*:*:event-bus/*"])),
         {
             "Resources": {
@@ -355,6 +384,7 @@ def test_iam_rule_accepts_explicit_actions_on_named_resources() -> None:
         "every-index",
         "not-action",
         "role-service-star",
+        "resource-star-beside-x-ray",
         "role-resource-pattern",
         "role-managed-policy",
         "iam-policy-star",
@@ -375,8 +405,26 @@ def table_settings(table: dict[str, Any]) -> dict[str, Any]:
         "PointInTimeRecoveryEnabled": props.get("PointInTimeRecoverySpecification", {}).get(
             "PointInTimeRecoveryEnabled"
         ),
-        "SSEEnabled": props.get("SSESpecification", {}).get("SSEEnabled"),
+        "SSESpecification": props.get("SSESpecification"),
         "DeletionProtectionEnabled": props.get("DeletionProtectionEnabled"),
+    }
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# Always encrypted at rest: with the key TableKmsKeyArn names, else an AWS-owned key.
+TABLE_ENCRYPTION = {
+    "SSEEnabled": {"Fn::If": ["HasTableKmsKey", True, False]},
+    "SSEType": {"Fn::If": ["HasTableKmsKey", "KMS", NO_VALUE]},
+    "KMSMasterKeyId": {"Fn::If": ["HasTableKmsKey", {"Ref": "TableKmsKeyArn"}, NO_VALUE]},
+}
+
+
+def test_the_table_key_parameter_defaults_to_the_aws_owned_key() -> None:
+    tpl = template()
+
+    assert tpl["Parameters"]["TableKmsKeyArn"]["Default"] == ""
+    assert tpl["Conditions"]["HasTableKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TableKmsKeyArn"}, ""]}]
     }
 
 
@@ -388,7 +436,7 @@ def test_every_table_is_on_demand_recoverable_encrypted_and_deletion_protected()
         "Type": "AWS::DynamoDB::Table",
         "BillingMode": "PAY_PER_REQUEST",
         "PointInTimeRecoveryEnabled": True,
-        "SSEEnabled": True,
+        "SSESpecification": TABLE_ENCRYPTION,
         "DeletionProtectionEnabled": {"Ref": "DeletionProtection"},
     }
 
@@ -407,6 +455,28 @@ def test_persistence_index_names_are_gsis_of_the_orders_table() -> None:
     indexes = resources()["OrdersTable"]["Properties"].get("GlobalSecondaryIndexes", [])
 
     assert {BY_TENANT, BY_TENANT_STATUS} <= {index["IndexName"] for index in indexes}
+
+
+def test_every_queue_is_encrypted_at_rest() -> None:
+    queues = resources("AWS::SQS::Queue")
+    assert queues, "the template declares no queues"
+
+    plain = [
+        name
+        for name, queue in queues.items()
+        if queue["Properties"].get("SqsManagedSseEnabled") is not True
+        and not queue["Properties"].get("KmsMasterKeyId")
+    ]
+
+    assert plain == []
+
+
+def test_one_reconciler_run_at_a_time() -> None:
+    """Two overlapping runs would expire and re-drive the same orders against each
+    other's conditions: wasted writes and conflicts on the line items."""
+    reconciler = resources(FUNCTION)["ReconcilerFunction"]["Properties"]
+
+    assert reconciler["ReservedConcurrentExecutions"] == 1
 
 
 # ---------------------------------------------------------------- stream event sources

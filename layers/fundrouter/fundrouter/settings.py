@@ -31,6 +31,7 @@ class TableSettings(EnvSettings):
 
 
 class EventBusSettings(EnvSettings):
-    """The tracker's environment."""
+    """The tracker's environment, and the API's for re-publishing status events."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    unpublished_events_queue_url: str = Field(alias="UNPUBLISHED_EVENTS_QUEUE_URL", min_length=1)

@@ -24,7 +24,7 @@ from fundrouter.domain.lines import (
     LineNotFound,
     StaleLineConfig,
 )
-from fundrouter.http import lines, orders
+from fundrouter.http import admin, lines, orders
 from fundrouter.http.auth import Forbidden, Unauthenticated
 from fundrouter.http.responses import error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
@@ -51,6 +51,7 @@ def build_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     app.include_router(orders.routes())
     app.include_router(lines.routes())
+    app.include_router(admin.routes())
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:

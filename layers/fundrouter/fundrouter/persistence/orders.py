@@ -50,6 +50,12 @@ def order_pk(tenant_id: str, order_id: str) -> str:
     return f"T#{tenant_id}#O#{order_id}"
 
 
+def order_ids(pk: str) -> tuple[str, str] | None:
+    """(tenant id, order id) from an order's partition key, None if it is none."""
+    tenant, marker, order = pk.removeprefix("T#").partition("#O#")
+    return (tenant, order) if pk.startswith("T#") and marker and tenant and order else None
+
+
 def _tenant_key(tenant_id: str) -> str:
     return f"T#{tenant_id}"
 

@@ -8,6 +8,11 @@ Delivery is at least once. A redelivered stream record publishes its event again
 unchanged: the order's ``version`` is part of the event, and (tenantId, orderId,
 version) names one status change, so subscribers drop what they have already seen
 and ignore an event older than the last one they applied.
+
+An event the bus would not take (after the publisher's retries) is not left to the
+stream, whose records expire in 24 hours: its identity goes to a dead-letter queue
+(``Unpublished``), and ``StatusEventRepublisher`` later publishes the order's status
+as the table holds it then, at its current version, which subscribers order by.
 """
 
 from collections import Counter
@@ -63,6 +68,20 @@ class OrderStatusChanged(CamelModel):
         return (self.tenant_id, self.order_id, self.version)
 
 
+class Unpublished(CamelModel):
+    """A status event that was not published, as dead-lettered: enough to publish the
+    order's status again from the table. ``version`` is the lost event's (None when
+    the stream record did not decode); ``reason`` names the error, never a value."""
+
+    tenant_id: str
+    order_id: str
+    version: int | None = None
+    reason: str
+
+    def order_key(self) -> tuple[str, str]:
+        return (self.tenant_id, self.order_id)
+
+
 def skip_before_decoding(event_name: str, sort_key: str) -> Skip | None:
     """Records that are no status change whatever their images hold: another kind
     of item in the table, or an item removed (orders are never deleted by the
@@ -80,19 +99,30 @@ def status_change(old: Order | None, new: Order) -> OrderStatusChanged | Skip:
     decision recorded, a field touched)."""
     if old is not None and old.status == new.status:
         return Skip.STATUS_UNCHANGED
+    return _event(new, None if old is None else old.status)
+
+
+def current_status_event(order: Order) -> OrderStatusChanged:
+    """The event for the order's status as it stands, for re-publishing: ``from`` is
+    the last different status in its history (None if it never had another)."""
+    earlier = [entry.status for entry in order.history if entry.status != order.status]
+    return _event(order, earlier[-1] if earlier else None)
+
+
+def _event(order: Order, from_status: OrderStatus | None) -> OrderStatusChanged:
     return OrderStatusChanged(
-        tenant_id=new.tenant_id,
-        order_id=new.order_id,
-        from_status=None if old is None else old.status,
-        to_status=new.status,
-        line_id=new.line_id,
-        funder_id=new.funder_id,
-        amount=new.amount,
-        currency=new.currency,
-        reserved=new.reserved,
-        outstanding=new.outstanding,
-        at=new.updated_at,
-        version=new.version,
+        tenant_id=order.tenant_id,
+        order_id=order.order_id,
+        from_status=from_status,
+        to_status=order.status,
+        line_id=order.line_id,
+        funder_id=order.funder_id,
+        amount=order.amount,
+        currency=order.currency,
+        reserved=order.reserved,
+        outstanding=order.outstanding,
+        at=order.updated_at,
+        version=order.version,
     )
 
 
@@ -101,6 +131,25 @@ class StatusEventPublisher(Protocol):
         """Publish every change; return the positions of those not published, each
         with the reason. Never raises for a refused entry: it is reported."""
         ...
+
+
+class DeadLetterSink(Protocol):
+    def send(self, letters: Sequence[Unpublished]) -> set[int]:
+        """Store every letter durably; return the positions of those not stored."""
+        ...
+
+
+class DeadLetterQueue(Protocol):
+    def receive(self, limit: int) -> list[tuple[str, Unpublished]]:
+        """Up to ``limit`` letters (at most 10), each with the handle that deletes it;
+        received letters stay hidden from other readers for a while."""
+        ...
+
+    def delete(self, handles: Sequence[str]) -> None: ...
+
+
+class OrderReader(Protocol):
+    def get(self, tenant_id: str, order_id: str) -> Order | None: ...
 
 
 def publish_changes[K: Hashable](
@@ -142,3 +191,55 @@ def figures(changes: Sequence[OrderStatusChanged]) -> TrackingFigures:
         elif change.to_status is OrderStatus.UNMATCHED:
             summary.unmatched += 1
     return summary
+
+
+@dataclass
+class RepublishReport:
+    """What one republish run did with the letters it read: ``failed`` letters stay
+    on the queue and come back; ``missing`` names orders the table does not hold."""
+
+    republished: list[OrderStatusChanged] = field(default_factory=list)
+    missing: list[Unpublished] = field(default_factory=list)
+    failed: list[tuple[Unpublished, str]] = field(default_factory=list)
+    letters: int = 0
+
+
+class StatusEventRepublisher:
+    """Publishes again the status of every order named on the dead-letter queue, read
+    from the table now; a letter is deleted once its order's event is on the bus."""
+
+    def __init__(
+        self, orders: OrderReader, publisher: StatusEventPublisher, letters: DeadLetterQueue
+    ) -> None:
+        self._orders = orders
+        self._publisher = publisher
+        self._letters = letters
+
+    def republish(self, limit: int) -> RepublishReport:
+        report = RepublishReport()
+        while report.letters < limit:
+            received = self._letters.receive(min(10, limit - report.letters))
+            if not received:
+                return report
+            report.letters += len(received)
+            self._republish(received, report)
+        return report
+
+    def _republish(self, received: list[tuple[str, Unpublished]], report: RepublishReport) -> None:
+        # Several letters for one order publish its status once.
+        handles: dict[tuple[str, str], list[str]] = {}
+        letters: dict[tuple[str, str], Unpublished] = {}
+        for handle, letter in received:
+            handles.setdefault(letter.order_key(), []).append(handle)
+            letters.setdefault(letter.order_key(), letter)
+        events: dict[tuple[str, str], OrderStatusChanged] = {}
+        for key, letter in letters.items():
+            order = self._orders.get(*key)
+            if order is None:
+                report.missing.append(letter)
+            else:
+                events[key] = current_status_event(order)
+        refused = publish_changes(self._publisher, events)
+        report.republished += [event for key, event in events.items() if key not in refused]
+        report.failed += [(letters[key], reason) for key, reason in refused.items()]
+        self._letters.delete([h for key in letters if key not in refused for h in handles[key]])
