@@ -91,6 +91,7 @@ class FakeApi:
     lines: list[dict[str, Any]] = field(default_factory=lambda: [line("bank-a-consumer")])
     orders: dict[str, dict[str, Any]] = field(default_factory=lambda: {"o-1": order("o-1")})
     requests: list[tuple[str, str]] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -139,7 +140,13 @@ class Handler(BaseHTTPRequestHandler):
         if who not in {"Bearer token-TENANT", "Bearer token-ADMIN"}:
             self._send(401, {"message": "Unauthorized"})
             return
-        status, body = self._answer(method, parts.path.removeprefix("/api"), who.endswith("ADMIN"))
+        path = parts.path.removeprefix("/api")
+        if method == "POST" and path.startswith("/v1/orders/") and path.endswith("/events"):
+            order_id = path.split("/")[3]
+            self.api.events.append((order_id, json.loads(raw)))
+            self._send(200, self.api.orders[order_id] | {"status": "APPROVED", "version": 3})
+            return
+        status, body = self._answer(method, path, who.endswith("ADMIN"))
         self._send(status, body)
 
     def _token(self, raw: bytes) -> None:
