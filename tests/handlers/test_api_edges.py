@@ -224,3 +224,27 @@ def test_a_subclass_of_a_domain_error_answers_with_its_bases_status(
 
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["code"] == "order_archived"
+
+
+def test_a_line_active_from_before_the_year_1000_is_stored_and_read_back(world: World) -> None:
+    config = json.loads(load_event("api/put_line.json")["body"])
+    config["activeFrom"] = "0657-08-04T18:45:01.562750+02:28"
+    put = world.call(with_body("put_line", json.dumps(config)))
+
+    status, lines = world.call("list_lines")
+
+    assert put[0] == 200
+    assert status == 200
+    assert {line["activeFrom"] for line in lines["items"]} >= {"0657-08-04T16:17:01.562Z"}
+
+
+@pytest.mark.parametrize(
+    "moment", [0, 1_700_000_000, "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+)
+def test_a_time_that_is_a_number_or_outside_utcs_years_is_422(world: World, moment: Any) -> None:
+    config = json.loads(load_event("api/put_line.json")["body"]) | {"activeFrom": moment}
+
+    status, error = refused(world, with_body("put_line", json.dumps(config)))
+
+    assert status == 422
+    assert [f["field"] for f in error["fields"]] == ["activeFrom"]
