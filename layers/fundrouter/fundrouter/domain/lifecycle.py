@@ -12,7 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final
 
-from pydantic import Field, StrictInt, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from fundrouter.domain.errors import DomainError, FieldProblem
 from fundrouter.domain.lines import LineId
@@ -46,10 +54,20 @@ ALLOWED_FROM: Final[dict[EventType, frozenset[OrderStatus]]] = {
     EventType.REPAID: frozenset({OrderStatus.DISBURSED}),
 }
 _WITH_AMOUNT: Final = frozenset({EventType.DISBURSED, EventType.REPAID})
+_WITH_AMOUNT_NAMES: Final[list[JsonValue]] = [t.value for t in sorted(_WITH_AMOUNT)]
 
 
 class OrderEvent(CamelModel):
     """The body of POST /v1/orders/{orderId}/events."""
+
+    # The amount rule of the validator below, stated for clients (openapi.json).
+    model_config = CamelModel.model_config | ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"enum": _WITH_AMOUNT_NAMES}}},
+            "then": {"required": ["amount"], "properties": {"amount": {"type": "integer"}}},
+            "else": {"properties": {"amount": {"type": "null"}}},
+        }
+    )
 
     event_id: EventId
     type: EventType
