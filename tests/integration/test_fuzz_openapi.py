@@ -32,7 +32,7 @@ def test_schemathesis_with_every_check_finds_nothing(
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG),
         "run", str(ROOT / "openapi.json"), "--url", local_stack.api_url,
-        "--checks", "all", "--max-examples", "20", "--max-time", "150", "--seed", "9",
+        "--checks", "all", "--max-examples", "20", "--max-time", "100", "--seed", "9",
         "--workers", "1", "--generation-database", "none", "--no-color",
     ]  # fmt: skip
 
