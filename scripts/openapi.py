@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import Order
+from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.app import build_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,23 +32,38 @@ ROUTE_SCOPES = {
     ("get", "/v1/orders"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
     ("get", "/v1/orders/{orderId}"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
 }
-# Routes that answer with the order resource, and with which statuses.
-ORDER_RESPONSES = {
-    ("post", "/v1/orders"): ("202", "200"),
-    ("get", "/v1/orders/{orderId}"): ("200",),
-    ("post", "/v1/orders/{orderId}/events"): ("200",),
+# What each route answers with on success, by status (components/schemas names).
+RESOURCES = {
+    ("post", "/v1/orders"): {"202": "OrderResource", "200": "OrderResource"},
+    ("get", "/v1/orders/{orderId}"): {"200": "OrderResource"},
+    ("post", "/v1/orders/{orderId}/events"): {"200": "OrderResource"},
+    ("get", "/v1/orders"): {"200": "OrderPage"},
+    ("put", "/v1/lines/{lineId}"): {"201": "LineResource", "200": "LineResource"},
+    ("patch", "/v1/lines/{lineId}"): {"200": "LineResource"},
+    ("get", "/v1/lines/{lineId}"): {"200": "LineResource"},
+    ("get", "/v1/lines"): {"200": "LineList"},
+    ("put", "/v1/tenants/{tenantId}/routing"): {"200": "RoutingResource"},
+    ("get", "/v1/tenants/{tenantId}/routing"): {"200": "RoutingResource"},
+    ("post", "/v1/admin/status-events/republish"): {"200": "RepublishReport"},
 }
-# Routes that also answer 201: PUT creates a line (200 when it replaces one).
-CREATED = {("put", "/v1/lines/{lineId}"): "The line was created"}
 ERRORS = {
     "400": "Malformed JSON",
     "401": "Missing or invalid bearer token (answered by the gateway)",
     "403": "The token lacks the route's scope",
     "404": "Unknown resource, or another tenant's",
-    "409": "Conflict: same id with different content, or an event the order's state does not allow",
-    "415": "The body is not JSON",
+    "409": "Conflict: same id with different content, an event the order's state does not"
+    " allow, or one naming another line or version (`line_mismatch`, `version_mismatch`)",
+    "415": "The body is not JSON (`content-type: application/json`)",
     "422": "A field failed validation; `fields` names each",
     "429": "Throttled",
+}
+# The gateway answers these itself, before the function, as {"message": ...}: an HTTP
+# API cannot reshape its JWT authorizer's refusals or its throttling.
+GATEWAY_STATUSES = ("401", "403", "429")
+GATEWAY_SCHEMA = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}},
 }
 ERROR_SCHEMA = {
     "type": "object",
@@ -62,6 +79,7 @@ ERROR_SCHEMA = {
                     "type": "array",
                     "items": {
                         "type": "object",
+                        "required": ["field", "reason"],
                         "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
                     },
                 },
@@ -69,6 +87,115 @@ ERROR_SCHEMA = {
         }
     },
 }
+
+
+def _order_resource() -> dict[str, Any]:
+    """Order.resource(): the stored order less its internal bookkeeping."""
+    schema = Order.model_json_schema(by_alias=True, mode="serialization")
+    for name in ("contentHash", "claimDay"):
+        schema["properties"].pop(name)
+        if name in schema.get("required", []):
+            schema["required"].remove(name)
+    schema["title"] = "OrderResource"
+    return schema
+
+
+def _line_resource() -> dict[str, Any]:
+    """A line's configuration with its utilization (service.lines.LineView.resource)."""
+    schema = LineConfig.model_json_schema(by_alias=True, mode="serialization")
+    count = {"type": "integer", "minimum": 0}
+    moment = {"type": "string", "format": "date-time"}
+    schema["properties"] = (
+        {"lineId": {"type": "string"}}
+        | schema["properties"]
+        | {
+            "reserved": count,
+            "drawn": count,
+            "available": {"type": "integer"},
+            "usedToday": count,
+            "availableToday": {"anyOf": [count, {"type": "null"}]},
+            "day": {"type": "string", "format": "date"},
+            "orders": {"type": "object", "additionalProperties": count},
+            "warnings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+            "configVersion": {"type": "integer", "minimum": 1},
+            "createdAt": moment,
+            "updatedAt": moment,
+        }
+    )
+    schema["required"] = sorted(schema["properties"])
+    schema["title"] = "LineResource"
+    schema["description"] = "A lending line's configuration and utilization."
+    return schema
+
+
+def _line_patch() -> dict[str, Any]:
+    """PATCH takes any of the configuration's fields; the merged result is validated
+    as a whole (minAmount <= maxAmount) and answered 422 if it fails."""
+    schema = LineConfig.model_json_schema(by_alias=True)
+    schema.pop("required", None)
+    schema["title"] = "LinePatch"
+    schema["description"] = "Some of a line's configuration fields."
+    return schema
+
+
+def _routing_resource() -> dict[str, Any]:
+    schema = RoutingPolicy.model_json_schema(by_alias=True, mode="serialization")
+    schema["properties"] = {"tenantId": {"type": "string"}} | schema["properties"]
+    schema["required"] = sorted(schema["properties"])
+    schema["title"] = "RoutingResource"
+    return schema
+
+
+_ORDER_KEY = {"tenantId": {"type": "string"}, "orderId": {"type": "string"}}
+REPUBLISH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "RepublishReport",
+    "required": ["republished", "missing", "failed", "letters", "more"],
+    "properties": {
+        "republished": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["tenantId", "orderId", "status", "version"],
+                "properties": _ORDER_KEY
+                | {"status": {"type": "string"}, "version": {"type": "integer"}},
+            },
+        },
+        "missing": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["tenantId", "orderId"],
+                "properties": _ORDER_KEY,
+            },
+        },
+        "failed": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["tenantId", "orderId", "reason"],
+                "properties": _ORDER_KEY | {"reason": {"type": "string"}},
+            },
+        },
+        "letters": {"type": "integer", "minimum": 0},
+        "more": {"type": "boolean", "description": "The limit was reached: call again."},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def document() -> dict[str, Any]:
@@ -86,41 +213,59 @@ def document() -> dict[str, Any]:
     schemas.pop("ValidationError", None)
     schemas.pop("ResponseValidationError", None)
     schemas["Error"] = ERROR_SCHEMA
-    schemas["OrderResource"] = Order.model_json_schema(by_alias=True, mode="serialization")
+    schemas["GatewayError"] = GATEWAY_SCHEMA
+    schemas["OrderResource"] = _order_resource()
+    schemas["OrderPage"] = {
+        "type": "object",
+        "required": ["items", "nextCursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("OrderResource")},
+            "nextCursor": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": "Pass as `cursor` for the next page; null on the last.",
+            },
+        },
+    }
+    schemas["LineResource"] = _line_resource()
+    schemas["LineList"] = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("LineResource")}},
+    }
+    schemas["LinePatch"] = _line_patch()
+    schemas["RoutingResource"] = _routing_resource()
+    schemas["RepublishReport"] = REPUBLISH_SCHEMA
     components["securitySchemes"] = {
         "oauth2": {
             "type": "oauth2",
             "flows": {"clientCredentials": {"tokenUrl": TOKEN_URL, "scopes": SCOPES}},
         }
     }
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             scopes = ROUTE_SCOPES.get((method, path), ["fundrouter/lines.admin"])
             operation["security"] = [{"oauth2": scopes}]
+            if (method, path) == ("patch", "/v1/lines/{lineId}"):
+                operation["requestBody"]["content"] = _json(_ref("LinePatch"))
             responses = operation.setdefault("responses", {})
+            responses.pop("200", None)  # Powertools' guess from the handler's return type
+            for status, name in RESOURCES[(method, path)].items():
+                responses[status] = {"description": name, "content": _json(_ref(name))}
             for status, description in ERRORS.items():
-                responses[status] = {"description": description, "content": error}
-            if (method, path) in CREATED:
-                responses["201"] = {"description": CREATED[method, path]}
-            for status in ORDER_RESPONSES.get((method, path), ()):
-                responses[status] = {
-                    "description": "The order resource",
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/OrderResource"}
-                        }
-                    },
-                }
+                schema = _ref("Error")
+                if status in GATEWAY_STATUSES:
+                    schema = {"anyOf": [schema, _ref("GatewayError")]}
+                responses[status] = {"description": description, "content": _json(schema)}
     spec["paths"] = dict(sorted(spec["paths"].items()))
     return _without_local_refs(spec)
 
 
 def _without_local_refs(spec: dict[str, Any]) -> dict[str, Any]:
     """Pydantic's nested $defs move to components, so every $ref resolves."""
-    order = spec["components"]["schemas"]["OrderResource"]
-    for name, definition in order.pop("$defs", {}).items():
-        spec["components"]["schemas"].setdefault(name, definition)
+    schemas = spec["components"]["schemas"]
+    for schema in list(schemas.values()):
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
     text = json.dumps(spec).replace('"#/$defs/', '"#/components/schemas/')
     return dict(json.loads(text))
 

@@ -51,6 +51,12 @@ class FakeLambdaContext:
     aws_request_id: str = "5b2f6f9a-1c1e-4b8a-9d0e-2f5f1a3b4c5d"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fuzzer writes random lines, orders and routing policies to the shared local
+    stack: it runs after every other test, so none of them sees what it wrote."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
     """One local stack for the whole session, shared by the integration and CLI

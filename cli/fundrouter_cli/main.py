@@ -493,6 +493,10 @@ def order_event(
     if reason is not None:
         event["reason"] = reason
     before = rt.client.get_order(order_id)
+    if isinstance(before.get("lineId"), str):
+        # The event is for the line the order is on now: if it is re-routed meanwhile,
+        # the API refuses it (409 line_mismatch) rather than move the other line's order.
+        event["lineId"] = before["lineId"]
     order = rt.client.post_event(order_id, event)
     if as_json:
         _print_json(order)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -209,6 +209,7 @@ def earliest_created(orders: Iterable[Mapping[str, Any]]) -> str | None:
 class Step:
     type: str
     amount: int | None = None
+    line_id: str | None = None  # the line the order is on: every event names it
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,9 @@ def plan_lifecycle(
             steps = _disbursement(reserved, rng, mix)
         else:
             continue
+        line_id = order.get("lineId")
+        if isinstance(line_id, str):
+            steps = [replace(step, line_id=line_id) for step in steps]
         plans[str(order.get("orderId"))] = steps
     return plans
 
@@ -291,6 +295,8 @@ def drive(
             }
             if step.amount is not None:
                 event["amount"] = step.amount
+            if step.line_id is not None:
+                event["lineId"] = step.line_id
             started = time.perf_counter()
             try:
                 client.post_event(order_id, event)

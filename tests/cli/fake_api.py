@@ -94,6 +94,7 @@ class FakeApi:
     # What POST /v1/admin/status-events/republish answers, one reply per call.
     republish_replies: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -143,7 +144,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, {"message": "Unauthorized"})
             return
         self.api.bodies.append(json.loads(raw) if raw else None)
-        status, body = self._answer(method, parts.path.removeprefix("/api"), who.endswith("ADMIN"))
+        path = parts.path.removeprefix("/api")
+        if method == "POST" and path.startswith("/v1/orders/") and path.endswith("/events"):
+            order_id = path.split("/")[3]
+            self.api.events.append((order_id, json.loads(raw)))
+            self._send(200, self.api.orders[order_id] | {"status": "APPROVED", "version": 3})
+            return
+        status, body = self._answer(method, path, who.endswith("ADMIN"))
         self._send(status, body)
 
     def _token(self, raw: bytes) -> None:

@@ -142,6 +142,17 @@ def test_bad_input_is_refused_before_any_request(
     assert not [r for r in fake_api.requests if r[1] != "/oauth2/token" and r[0] != "GET"]
 
 
+def test_an_event_names_the_line_the_order_is_on(runner: CliRunner, fake_api: FakeApi) -> None:
+    result = run(
+        runner, "order", "event", "o-1", "approved", "--event-id", "e-1", env=fake_api.env()
+    )
+
+    assert result.exit_code == 0, result.output
+    assert fake_api.events == [
+        ("o-1", {"eventId": "e-1", "type": "APPROVED", "lineId": "bank-a-consumer"})
+    ]
+
+
 def test_an_unknown_event_type_is_a_usage_error(runner: CliRunner, fake_api: FakeApi) -> None:
     result = run(runner, "order", "event", "o-1", "LOST", env=fake_api.env())
 

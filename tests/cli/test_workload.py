@@ -106,10 +106,11 @@ def test_lifecycle_plans_are_valid_event_sequences() -> None:
             repaid = sum(s.amount or 0 for s in steps if s.type == "REPAID")
             assert repaid <= drawn
         for step in steps:
+            assert step.line_id == "bank-a-consumer"  # every event names the order's line
             body: dict[str, Any] = {"eventId": "e-1", "type": step.type}
             if step.amount is not None:
                 body["amount"] = step.amount
-            OrderEvent.model_validate(body)
+            OrderEvent.model_validate(body | {"lineId": step.line_id})
     kinds = count_steps(plans)
     assert set(kinds) == {"APPROVED", "CANCELLED", "DECLINED", "DISBURSED", "REPAID"}
     assert 0.6 < len(plans) / 400 < 0.85  # the rest stay MATCHED

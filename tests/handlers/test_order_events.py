@@ -2,9 +2,11 @@
 line's capacity in one transaction, exactly once per eventId. After every step the
 line's counters are checked against the orders (the invariant of docs/design.md)."""
 
+import hashlib
 import json
 
 import pytest
+from fundrouter.domain.lifecycle import OrderEvent
 
 from tests.conftest import event_names, load_event
 from tests.support.world import World
@@ -198,3 +200,59 @@ def test_a_line_shows_how_many_orders_hold_it_by_status(world: World) -> None:
 
     assert matched["orders"] == {"MATCHED": 1, "APPROVED": 0, "DISBURSED": 0}
     assert disbursed["orders"] == {"MATCHED": 0, "APPROVED": 0, "DISBURSED": 1}
+
+
+def event_body(name: str, **changes: object) -> dict[str, object]:
+    event = load_event(f"api/{name}.json")
+    event["body"] = json.dumps(json.loads(event["body"]) | changes)
+    return event
+
+
+def test_a_late_decline_from_the_line_the_order_left_is_409_and_changes_nothing(
+    world: World,
+) -> None:
+    world.matched_order()
+    assert world.call("order_event_declined")[0] == 200  # bank-a-consumer declines
+    world.match()
+    _, rerouted = world.call("get_order")
+    assert (rerouted["status"], rerouted["lineId"]) == ("MATCHED", "trust-b")
+    before = world.everything()
+
+    # bank-a-consumer's duplicate answer, sent again under a new eventId.
+    status, body = world.call(event_body("order_event_declined", eventId="evt-decline-late"))
+
+    assert (status, body["error"]["code"]) == (409, "line_mismatch")
+    assert body["error"]["fields"] == [{"field": "lineId", "reason": "order's line is trust-b"}]
+    assert world.everything() == before
+    assert world.call("get_order")[1] == rerouted
+    world.assert_invariant()
+
+
+def test_an_event_expecting_another_version_is_409_and_changes_nothing(world: World) -> None:
+    matched = world.matched_order()
+    before = world.everything()
+
+    stale = world.call(event_body("order_event_approved", expectedVersion=matched["version"] - 1))
+
+    assert (stale[0], stale[1]["error"]["code"]) == (409, "version_mismatch")
+    assert stale[1]["error"]["fields"][0]["field"] == "expectedVersion"
+    assert world.everything() == before
+    current = world.call(
+        event_body("order_event_approved", eventId="evt-2", expectedVersion=matched["version"])
+    )
+    assert (current[0], current[1]["status"]) == (200, "APPROVED")
+
+
+def test_an_event_without_guards_hashes_as_events_stored_before_they_existed() -> None:
+    """A replay of an event recorded before lineId and expectedVersion existed must
+    match its stored hash, or it would be refused as a conflict."""
+    stored_form = {"eventId": "e-1", "type": "APPROVED", "amount": None, "reason": None}
+    stored_hash = hashlib.sha256(
+        json.dumps(stored_form, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+    assert OrderEvent.model_validate({"eventId": "e-1", "type": "APPROVED"}).content_hash() == (
+        stored_hash
+    )
+    guarded = OrderEvent.model_validate({"eventId": "e-1", "type": "APPROVED", "lineId": "l"})
+    assert guarded.content_hash() != stored_hash

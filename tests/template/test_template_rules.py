@@ -681,6 +681,7 @@ def template_routes_of_api_function() -> set[str]:
         route["Properties"]["RouteKey"]
         for route in resources(ROUTE).values()
         if integration_of(route["Properties"].get("Target")) in integrations
+        and route["Properties"]["RouteKey"] != "$default"  # the resolver's 405s and 404s
     }
 
 

@@ -29,6 +29,7 @@ def test_openapi_documents_every_route_of_the_template_with_its_scopes() -> None
     declared = {
         (*r["Properties"]["RouteKey"].split(" ", 1), tuple(r["Properties"]["AuthorizationScopes"]))
         for r in resources("AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["RouteKey"] != "$default"  # undeclared methods, answered 405
     }
 
     assert documented == declared

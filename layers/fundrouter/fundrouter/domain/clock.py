@@ -4,7 +4,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 
 def utc_now() -> datetime:
@@ -13,17 +13,29 @@ def utc_now() -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat, not strftime: %Y does not pad years before 1000 to four digits.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text_only(value: object) -> object:
+    """A JSON number is not a time: pydantic would read it as seconds since 1970."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
 
 
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("timestamp must carry a time zone")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("outside the years 1 to 9999 in UTC") from error
 
 
 Timestamp = Annotated[
-    datetime, AfterValidator(_aware), PlainSerializer(format_timestamp, return_type=str)
+    datetime,
+    BeforeValidator(_text_only),
+    AfterValidator(_aware),
+    PlainSerializer(format_timestamp, return_type=str),
 ]

@@ -2,6 +2,9 @@
 status codes in one place (fundrouter.http.errors)."""
 
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,30 @@ class InvalidCursor(DomainError):
             "cursor is not one this API returned for this listing",
             (FieldProblem("cursor", "not a cursor returned by this listing"),),
         )
+
+
+class InvalidInput(DomainError):
+    """The caller's fields, valid one by one, fail validation as a whole (a PATCH merged
+    into the stored configuration). Other pydantic failures are bugs, not this."""
+
+    code = "validation_failed"
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(
+            "request failed validation",
+            tuple(
+                FieldProblem(".".join(str(p) for p in e["loc"]) or "body", reason(dict(e)))
+                for e in error.errors()
+            ),
+        )
+
+
+def reason(error: dict[str, Any]) -> str:
+    """A pydantic error in words a caller can act on."""
+    kind = error.get("type", "")
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ")

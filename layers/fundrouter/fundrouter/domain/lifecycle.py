@@ -12,9 +12,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.lines import LineId
 from fundrouter.domain.orders import (
     Amount,
     CamelModel,
@@ -45,15 +54,29 @@ ALLOWED_FROM: Final[dict[EventType, frozenset[OrderStatus]]] = {
     EventType.REPAID: frozenset({OrderStatus.DISBURSED}),
 }
 _WITH_AMOUNT: Final = frozenset({EventType.DISBURSED, EventType.REPAID})
+_WITH_AMOUNT_NAMES: Final[list[JsonValue]] = [t.value for t in sorted(_WITH_AMOUNT)]
 
 
 class OrderEvent(CamelModel):
     """The body of POST /v1/orders/{orderId}/events."""
 
+    # The amount rule of the validator below, stated for clients (openapi.json).
+    model_config = CamelModel.model_config | ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"enum": _WITH_AMOUNT_NAMES}}},
+            "then": {"required": ["amount"], "properties": {"amount": {"type": "integer"}}},
+            "else": {"properties": {"amount": {"type": "null"}}},
+        }
+    )
+
     event_id: EventId
     type: EventType
     amount: Amount | None = Field(default=None, validate_default=True)
     reason: Annotated[str, StringConstraints(max_length=256)] | None = None
+    # Optional guards: the event is for this line (a funder's late answer must not
+    # move the order it has since been re-routed from) and this version of the order.
+    line_id: LineId | None = None
+    expected_version: Annotated[StrictInt, Field(ge=1)] | None = None
 
     @field_validator("amount")
     @classmethod
@@ -68,8 +91,12 @@ class OrderEvent(CamelModel):
         return amount
 
     def content_hash(self) -> str:
+        # Guards absent are left out, so events stored before they existed hash alike.
+        absent = {"line_id", "expected_version"} & {name for name, value in self if value is None}
         canonical = json.dumps(
-            self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+            self.model_dump(mode="json", by_alias=True, exclude=absent),
+            sort_keys=True,
+            separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -83,6 +110,26 @@ class TransitionNotAllowed(DomainError):
             (FieldProblem("type", f"order status is {status}"),),
         )
         self.status = status
+
+
+class LineMismatch(DomainError):
+    code = "line_mismatch"
+
+    def __init__(self, line_id: str, current: str | None) -> None:
+        super().__init__(
+            f"the event is for line {line_id}, the order is on {current or 'no line'}",
+            (FieldProblem("lineId", f"order's line is {current or 'none'}"),),
+        )
+
+
+class VersionMismatch(DomainError):
+    code = "version_mismatch"
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"the event expects version {expected}, the order is at version {current}",
+            (FieldProblem("expectedVersion", f"order's version is {current}"),),
+        )
 
 
 class AmountExceedsHeld(DomainError):
@@ -121,9 +168,11 @@ class Transition:
 
 def apply_event(order: Order, event: OrderEvent, now: datetime) -> Transition:
     """The order after `event`, and the capacity effect that must commit with it.
-    Raises TransitionNotAllowed or AmountExceedsHeld and changes nothing."""
+    Raises TransitionNotAllowed, LineMismatch, VersionMismatch or AmountExceedsHeld
+    and changes nothing."""
     if order.status not in ALLOWED_FROM[event.type]:
         raise TransitionNotAllowed(event.type, order.status)
+    _check_target(order, event)
     match event.type:
         case EventType.APPROVED:
             return _moved(order, event, now, OrderStatus.APPROVED, fields={}, effect=None)
@@ -161,6 +210,13 @@ def apply_event(order: Order, event: OrderEvent, now: datetime) -> Transition:
             status = OrderStatus.REPAID if left == 0 else OrderStatus.DISBURSED
             effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount)
             return _moved(order, event, now, status, fields={"outstanding": left}, effect=effect)
+
+
+def _check_target(order: Order, event: OrderEvent) -> None:
+    if event.line_id is not None and event.line_id != order.line_id:
+        raise LineMismatch(event.line_id, order.line_id)
+    if event.expected_version is not None and event.expected_version != order.version:
+        raise VersionMismatch(event.expected_version, order.version)
 
 
 def _moved(

@@ -13,11 +13,12 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 
 from fundrouter.domain.clock import Timestamp
-from fundrouter.domain.currency import is_iso_4217
+from fundrouter.domain.currency import ISO_4217_CODES, is_iso_4217
 
 # 10^12 minor units (ten billion yuan in fen): far above any single consumer or SME
 # financing order, low enough that sums over many orders stay exact everywhere.
@@ -38,7 +39,12 @@ def _known_currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_known_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(ISO_4217_CODES)}),
+]
 
 
 class OrderStatus(StrEnum):

@@ -8,17 +8,26 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from fundrouter.domain.errors import (
     DomainError,
     FieldProblem,
     InvalidCursor,
+    InvalidInput,
     OrderConflict,
     OrderNotFound,
+    reason,
 )
-from fundrouter.domain.lifecycle import AmountExceedsHeld, TransitionNotAllowed
+from fundrouter.domain.lifecycle import (
+    AmountExceedsHeld,
+    LineMismatch,
+    TransitionNotAllowed,
+    VersionMismatch,
+)
 from fundrouter.domain.lines import (
     LineCurrencyLocked,
     LineNotFound,
@@ -36,34 +45,61 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     OrderNotFound: HTTPStatus.NOT_FOUND,
     OrderConflict: HTTPStatus.CONFLICT,
     InvalidCursor: HTTPStatus.UNPROCESSABLE_ENTITY,
+    InvalidInput: HTTPStatus.UNPROCESSABLE_ENTITY,
     LineNotFound: HTTPStatus.NOT_FOUND,
     StaleLineConfig: HTTPStatus.CONFLICT,
     LineCurrencyLocked: HTTPStatus.CONFLICT,
     UnknownLines: HTTPStatus.UNPROCESSABLE_ENTITY,
     TransitionNotAllowed: HTTPStatus.CONFLICT,
     AmountExceedsHeld: HTTPStatus.UNPROCESSABLE_ENTITY,
+    LineMismatch: HTTPStatus.CONFLICT,
+    VersionMismatch: HTTPStatus.CONFLICT,
     EventConflict: HTTPStatus.CONFLICT,
     OrderBusy: HTTPStatus.CONFLICT,
 }
 
 
+class UnsupportedMediaType(Exception):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(content_type)
+        self.content_type = content_type
+
+
+class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
+    """Every body this API takes is a JSON object. Powertools would also parse forms,
+    raise a bare NotImplementedError on other media types, and validate a JSON array
+    as its first element (an array of one order created that order)."""
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        content_type = app.current_event.headers.get("content-type", "").strip()
+        if content_type and content_type.split(";")[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType(content_type)
+        body = self._parse_json_data(app)
+        if body is not None and not isinstance(body, dict):
+            raise RequestValidationError(
+                [{"type": "dict_type", "loc": ("body",), "msg": "must be a JSON object"}]
+            )
+        return body
+
+
 def build_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
+    app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
     app.include_router(orders.routes())
     app.include_router(lines.routes())
     app.include_router(admin.routes())
 
+    @app.exception_handler(UnsupportedMediaType)
+    def unsupported_media_type(error: UnsupportedMediaType) -> Response[str]:
+        return error_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with content-type: application/json",
+            [FieldProblem("content-type", f"{error.content_type} is not application/json")],
+        )
+
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
-        content_type = app.current_event.headers.get("content-type", "application/json")
-        if app.current_event.body and not content_type.startswith("application/json"):
-            # Bodies are JSON only; say so rather than report every field missing.
-            return error_response(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with content-type: application/json",
-                [FieldProblem("content-type", f"{content_type} is not application/json")],
-            )
         problems = _field_problems(error.errors())
         if any(p.reason == "malformed JSON" for p in problems):
             return error_response(
@@ -76,25 +112,10 @@ def build_app() -> APIGatewayHttpResolver:
             problems,
         )
 
-    @app.exception_handler(ValidationError)
-    def invalid_merge(error: ValidationError) -> Response[str]:
-        # A PATCH is validated after merging with the stored configuration.
-        problems = [
-            FieldProblem(".".join(str(p) for p in e["loc"]) or "body", _reason(dict(e)))
-            for e in error.errors()
-        ]
-        return error_response(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "request failed validation",
-            problems,
-        )
-
     @app.exception_handler(DomainError)
     def refused(error: DomainError) -> Response[str]:
         logger.info("request refused", extra={"code": error.code, "reason": error.message})
-        status = DOMAIN_STATUS.get(type(error), HTTPStatus.UNPROCESSABLE_ENTITY)
-        return error_response(status, error.code, error.message, error.fields)
+        return error_response(status_of(error), error.code, error.message, error.fields)
 
     @app.exception_handler(Unauthenticated)
     def unauthenticated(_: Unauthenticated) -> Response[str]:
@@ -108,15 +129,40 @@ def build_app() -> APIGatewayHttpResolver:
 
     @app.not_found
     def no_route(_: NotFoundError) -> Response[str]:
-        return error_response(HTTPStatus.NOT_FOUND, "route_not_found", "no such route")
+        allowed = _methods_of(app, app.current_event.path)
+        if not allowed:
+            return error_response(HTTPStatus.NOT_FOUND, "route_not_found", "no such route")
+        response = error_response(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            f"{app.current_event.http_method} is not a method of this route",
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
 
     @app.exception_handler(Exception)
     def bug(_: Exception) -> Response[str]:
+        # A pydantic ValidationError lands here too: the caller's input was validated
+        # already, so one now means a stored item or a transition is wrong: a bug.
         # The exception text stays in the logs: clients learn only that it failed.
         logger.exception("unhandled error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
     return app
+
+
+def status_of(error: DomainError) -> HTTPStatus:
+    """The status of the nearest class in the error's MRO that has one, so a subclass
+    answers like its base."""
+    for kind in type(error).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]
+    return HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def _methods_of(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    routes = [*app._static_routes, *app._dynamic_routes]  # no public list of them
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
@@ -128,15 +174,5 @@ def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
             continue
         # ("body", "customer", "id") -> "customer.id"; ("query", "limit") -> "limit"
         field = ".".join(location[1:]) or (location[0] if location else "body")
-        problems.append(FieldProblem(field, _reason(error)))
+        problems.append(FieldProblem(field, reason(error)))
     return problems
-
-
-def _reason(error: dict[str, Any]) -> str:
-    kind = error.get("type", "")
-    if kind == "missing":
-        return "required"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    message = str(error.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")

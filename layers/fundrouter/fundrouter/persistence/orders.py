@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,6 +44,10 @@ REDRIVE_AFTER: Final = timedelta(seconds=60)
 _KEY_ATTRIBUTES: Final = (
     "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "dueShard", "dueAt", "lineKey",
 )  # fmt: skip
+# An index sort key: "{createdAt}#{orderId}".
+_POSITION: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<order_id>[A-Za-z0-9._:-]{1,64})"
+)
 _HOLDING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED})
 
 
@@ -153,7 +158,7 @@ class DynamoOrderRepository:
             "Limit": limit,
         }
         if cursor is not None:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor, key_name, key)
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant_id, key_name, key)
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
         return Page(
@@ -168,21 +173,26 @@ def _encode_cursor(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, key_name: str, key: str) -> dict[str, Any]:
-    """Accept only a cursor for this very listing: a cursor minted for another tenant
-    or filter would otherwise start a query at a key outside the caller's range."""
+def _decode_cursor(cursor: str, tenant_id: str, key_name: str, key: str) -> dict[str, Any]:
+    """Accept only a cursor for this very listing: exactly the key of an order in the
+    caller's own listing. A cursor minted for another tenant or filter would start the
+    query outside the caller's range, and DynamoDB itself fails a start key that misses
+    a key attribute or holds another type (a 500, not the caller's 422)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         plain = json.loads(raw)
     except (binascii.Error, ValueError) as error:
         raise InvalidCursor from error
-    if (
-        not isinstance(plain, dict)
-        or plain.get(key_name) != key
-        or not all(isinstance(value, str) for value in plain.values())
-        or not set(plain) <= set(_KEY_ATTRIBUTES)
-        or not {"pk", "sk"} <= set(plain)
-    ):
+    sort_name = key_name.removesuffix("pk") + "sk"  # gsi1pk -> gsi1sk
+    if not isinstance(plain, dict) or set(plain) != {"pk", "sk", key_name, sort_name}:
+        raise InvalidCursor
+    position = _POSITION.fullmatch(str(plain[sort_name]))
+    if position is None or plain != {
+        "pk": order_pk(tenant_id, position["order_id"]),
+        "sk": ORDER_SK,
+        key_name: key,
+        sort_name: position.string,
+    }:
         raise InvalidCursor
     return {name: {"S": value} for name, value in plain.items()}
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fundrouter.domain.errors import DomainError, FieldProblem
+from pydantic import ValidationError
+
+from fundrouter.domain.errors import DomainError, FieldProblem, InvalidInput
 from fundrouter.domain.lines import (
     LineConfig,
     LineNotFound,
@@ -98,7 +100,10 @@ class LineService:
         for attempt in range(PATCH_ATTEMPTS):
             current = self._record(line_id)
             merged = current.line.config.model_dump(mode="json", by_alias=True) | changes
-            config = LineConfig.model_validate(merged)
+            try:
+                config = LineConfig.model_validate(merged)
+            except ValidationError as error:
+                raise InvalidInput(error) from error
             now = self._clock()
             try:
                 self._repository.put_config(line_id, config, now, current.config_version)
