@@ -12,11 +12,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import ValidationError
 
 from fundrouter.domain.errors import (
+    Contended,
     DomainError,
     FieldProblem,
     InvalidCursor,
     OrderConflict,
     OrderNotFound,
+    Unavailable,
 )
 from fundrouter.domain.lifecycle import AmountExceedsHeld, TransitionNotAllowed
 from fundrouter.domain.lines import (
@@ -95,6 +97,8 @@ def build_app() -> APIGatewayHttpResolver:
         status = DOMAIN_STATUS.get(type(error), HTTPStatus.UNPROCESSABLE_ENTITY)
         return error_response(status, error.code, error.message, error.fields)
 
+    app.exception_handler(Unavailable)(unavailable)
+
     @app.exception_handler(Unauthenticated)
     def unauthenticated(_: Unauthenticated) -> Response[str]:
         return error_response(
@@ -116,6 +120,16 @@ def build_app() -> APIGatewayHttpResolver:
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
     return app
+
+
+def unavailable(error: Unavailable) -> Response[str]:
+    """Contention on the order is 409 order_busy, throttling and AWS-side errors 503;
+    both wrote nothing, and Retry-After says when to send the same request again."""
+    logger.warning("store unavailable", extra={"code": error.code})
+    status = HTTPStatus.CONFLICT if isinstance(error, Contended) else HTTPStatus.SERVICE_UNAVAILABLE
+    response = error_response(status, error.code, error.message)
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
