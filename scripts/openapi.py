@@ -45,6 +45,8 @@ ERRORS = {
     "415": "The body is not JSON",
     "422": "A field failed validation; `fields` names each",
     "429": "Throttled",
+    "503": "Still throttled or failing after the server's own retries; nothing was written."
+    " Send the same request again after `Retry-After` seconds",
 }
 ERROR_SCHEMA = {
     "type": "object",
