@@ -44,11 +44,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from fundrouter.domain.clock import utc_now
+from fundrouter.domain.errors import Unavailable
 from fundrouter.domain.lines import LineConfig, LineRecord
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderRequest
 from fundrouter.persistence.codec import from_item
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.matching import DynamoMatchStore, StillContended
+from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import ORDER_SK, order_item, order_pk
 from fundrouter.service.ports import ClaimResult
 
@@ -674,7 +675,7 @@ def run_threads(
                 break
             try:
                 mine[work(index)] += 1
-            except (ClientError, BotoCoreError, StillContended) as error:
+            except (ClientError, BotoCoreError, Unavailable) as error:
                 code = getattr(error, "response", {}).get("Error", {}).get("Code")
                 mine[f"error {code or type(error).__name__}"] += 1
         with lock:

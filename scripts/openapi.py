@@ -56,6 +56,8 @@ ERRORS = {
     "415": "The body is not JSON (`content-type: application/json`)",
     "422": "A field failed validation; `fields` names each",
     "429": "Throttled",
+    "503": "Still throttled or failing after the server's own retries; nothing was written."
+    " Send the same request again after `Retry-After` seconds",
 }
 # The gateway answers these itself, before the function, as {"message": ...}: an HTTP
 # API cannot reshape its JWT authorizer's refusals or its throttling.

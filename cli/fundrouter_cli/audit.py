@@ -3,7 +3,8 @@
 At a quiescent point, for each line: ``reserved`` equals the sum of the reservations
 of its MATCHED and APPROVED orders, ``drawn`` equals the outstanding principal of its
 DISBURSED orders, ``reserved + drawn <= limit`` unless an operator lowered the limit
-below it, and each order holds at most one line (and holds nothing once it is
+below it or a late disbursement was drawn beyond it (its order says ``overLimit``),
+and each order holds at most one line (and holds nothing once it is
 finished).
 
 The orders given must be every order that can hold the lines given: the audit cannot
@@ -76,7 +77,11 @@ def _order_violations(order: Mapping[str, Any]) -> list[Violation]:
 
 
 def _line_violations(
-    line: Mapping[str, Any], expected_reserved: int, expected_drawn: int, holders: int
+    line: Mapping[str, Any],
+    expected_reserved: int,
+    expected_drawn: int,
+    holders: int,
+    over_limit: int = 0,
 ) -> tuple[list[Violation], list[str]]:
     line_id = str(line.get("lineId"))
     name = f"line {line_id}"
@@ -111,7 +116,12 @@ def _line_violations(
         )
     if reserved + drawn > limit:
         lowered = _int(line, "configVersion") > 1
-        if lowered:
+        if over_limit:
+            notes.append(
+                f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; {over_limit}"
+                " of its orders were disbursed late beyond it (overLimit)"
+            )
+        elif lowered:
             notes.append(
                 f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; its"
                 " configuration was changed since creation (an operator lowered the limit)"
@@ -132,6 +142,7 @@ class _Holdings:
     reserved: Counter[str] = field(default_factory=Counter)
     drawn: Counter[str] = field(default_factory=Counter)
     holders: Counter[str] = field(default_factory=Counter)
+    over_limit: Counter[str] = field(default_factory=Counter)
 
 
 def _holdings(orders: Sequence[Mapping[str, Any]]) -> _Holdings:
@@ -147,6 +158,7 @@ def _holdings(orders: Sequence[Mapping[str, Any]]) -> _Holdings:
         elif status in DRAWING:
             held.drawn[line_id] += _int(order, "outstanding")
             held.holders[line_id] += 1
+            held.over_limit[line_id] += order.get("overLimit") is True
     return held
 
 
@@ -169,7 +181,11 @@ def audit(lines: Sequence[Mapping[str, Any]], orders: Sequence[Mapping[str, Any]
     for line in lines:
         line_id = str(line.get("lineId"))
         found, line_notes = _line_violations(
-            line, held.reserved[line_id], held.drawn[line_id], held.holders[line_id]
+            line,
+            held.reserved[line_id],
+            held.drawn[line_id],
+            held.holders[line_id],
+            held.over_limit[line_id],
         )
         violations.extend(found)
         notes.extend(line_notes)

@@ -1,6 +1,7 @@
 """ApiFunction: the HTTP API's single Lambda. Parsing, routing and error shapes live
 in fundrouter.http; this module wires them to AWS."""
 
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -19,7 +20,7 @@ from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
 from fundrouter.service.tracking import StatusEventRepublisher
-from fundrouter.settings import EventBusSettings, TableSettings
+from fundrouter.settings import EventBusSettings, LifecycleSettings, TableSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -52,7 +53,8 @@ def event_service() -> OrderEventService:
     client = boto3.client("dynamodb")
     lines = DynamoLineRepository(client, settings.lines_table_name)
     store = DynamoOrderEvents(client, settings.orders_table_name, lines)
-    return OrderEventService(store, utc_now)
+    grace = timedelta(seconds=LifecycleSettings.from_env().late_disburse_grace_seconds)
+    return OrderEventService(store, utc_now, grace)
 
 
 @cache

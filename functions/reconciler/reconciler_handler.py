@@ -1,7 +1,9 @@
 """ReconcilerFunction, every minute: expires holds past holdExpiresAt, matches orders
 left waiting, and audits every line's counters against its orders, reporting drift
-(never fixing it)."""
+(never fixing it). What failed on one order or line is counted (``ReconcileFailures``,
+in total and by ``kind``) and logged by ids, and the run goes on."""
 
+from collections import Counter
 from dataclasses import asdict
 from functools import cache
 from typing import Any
@@ -49,6 +51,17 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
     metrics.add_metric("RedrivenOrders", MetricUnit.Count, len(report.redriven))
     metrics.add_metric("LinesAudited", MetricUnit.Count, report.lines_audited)
     metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
+    metrics.add_metric("ReconcileFailures", MetricUnit.Count, len(report.failures))
+    for kind, failures in Counter(f.kind for f in report.failures).items():
+        with single_metric(
+            name="ReconcileFailures",
+            unit=MetricUnit.Count,
+            value=failures,
+            namespace=METRICS_NAMESPACE,
+        ) as metric:
+            metric.add_dimension(name="kind", value=kind.value)
+    for failure in report.failures:
+        logger.error("reconcile failed", extra=asdict(failure))
     for line_id, percent in report.utilization.items():
         with single_metric(
             name="LineUtilization",
@@ -64,6 +77,7 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
         "redriven": report.redriven,
         "linesAudited": report.lines_audited,
         "drift": [asdict(d) for d in report.drift],
+        "failures": [asdict(f) for f in report.failures],
     }
     logger.info("reconciled", extra=summary)
     return summary

@@ -73,6 +73,14 @@ def test_over_allocation_is_a_violation_unless_the_limit_was_lowered() -> None:
     assert "operator lowered the limit" in lowered.notes[0]
 
 
+def test_a_line_over_its_limit_by_a_late_disbursement_is_noted_not_a_violation() -> None:
+    late = [*BALANCED[:3], order("d2", "DISBURSED", outstanding=50, overLimit=True)]
+    over = audit([line(limit=400)], late)
+
+    assert over.ok, over.violations
+    assert "disbursed late beyond it (overLimit)" in over.notes[0]
+
+
 def test_available_must_be_what_is_left() -> None:
     assert rules(audit([line(available=999)], BALANCED)) == [
         "available != limit - reserved - drawn"

@@ -72,7 +72,9 @@ def run_sequence(seed: int, repository: DynamoLineRepository) -> None:
 
     for step in range(OPERATIONS_PER_SEQUENCE):
         now += timedelta(minutes=rng.choice([1, 30, 90]))
-        kind = rng.choice(["claim", "claim", "claim", "release", "draw", "restore", "config"])
+        kind = rng.choice(
+            ["claim", "claim", "claim", "release", "draw", "late_draw", "restore", "config"]
+        )
         amount = rng.choice([1, 500, 1_000, 3_000, 9_000])
         day = model.day_of(now)
         days.add(day)
@@ -91,9 +93,18 @@ def run_sequence(seed: int, repository: DynamoLineRepository) -> None:
             expected = outcome(model.release, amount, day)
             actual = outcome(repository.release, line_id, amount, day)
         elif kind == "draw":
+            # The undrawn rest goes back to the claim day's usage as well.
             drawn = rng.choice([amount, amount // 2 or 1, amount + 1])
-            expected = outcome(model.draw, amount, drawn)
-            actual = outcome(repository.draw, line_id, amount, drawn)
+            day = rng.choice(sorted(days))
+            expected = outcome(model.draw, amount, drawn, day)
+            actual = outcome(repository.draw, line_id, amount, drawn, day)
+        elif kind == "late_draw":
+            # Drawn whatever the room; both say whether there was room for it.
+            day = rng.choice(sorted(days))
+            fits = model.has_room(amount)
+            expected = outcome(model.draw_late, amount, day)
+            actual = outcome(repository.draw_late, line_id, amount, day)
+            assert actual == ("ok", fits), label
         elif kind == "restore":
             expected = outcome(model.restore, amount)
             actual = outcome(repository.restore, line_id, amount)

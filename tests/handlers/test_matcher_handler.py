@@ -15,6 +15,7 @@ from fundrouter.domain.routing import RoutingPolicy, Strategy
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository, order_from_item
+from fundrouter.persistence.retries import Backoff
 from fundrouter.service.matching import LineCatalog, MatchService
 
 from tests.conftest import FakeLambdaContext, load_event, scan_all
@@ -71,9 +72,9 @@ def orders(client: Any, orders_table: str) -> DynamoOrderRepository:
     return DynamoOrderRepository(client, orders_table)
 
 
-def make_service(client: Any, orders_table: str, **store_options: Any) -> MatchService:
+def make_service(client: Any, orders_table: str, attempts: int = 4) -> MatchService:
     lines = DynamoLineRepository(client, LINES_TABLE)
-    store = DynamoMatchStore(client, orders_table, lines, sleep=lambda _: None, **store_options)
+    store = DynamoMatchStore(client, orders_table, lines, Backoff(attempts, sleep=lambda _: None))
     return MatchService(LineCatalog(lines), store, lambda: NOW)
 
 

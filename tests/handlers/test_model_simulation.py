@@ -115,7 +115,7 @@ from moto.dynamodb.models.table import Table as MotoTable
 from tests.conftest import FakeLambdaContext, load_event
 from tests.support.handlers import handler_module
 from tests.support.template import create_table_kwargs, resources
-from tests.support.world import Clock, api
+from tests.support.world import NO_WAIT, Clock, api
 
 matcher_handler = handler_module("matcher", "matcher_handler")
 reconciler_handler = handler_module("reconciler", "reconciler_handler")
@@ -145,8 +145,9 @@ ARROWS: Final[dict[str, frozenset[str]]] = {
     "APPROVED": frozenset({"RECEIVED", "UNMATCHED", "CANCELLED", "EXPIRED", "DISBURSED"}),
     "DISBURSED": frozenset({"DISBURSED", "REPAID"}),
     "UNMATCHED": frozenset(),
-    "CANCELLED": frozenset(),
-    "EXPIRED": frozenset(),
+    # A late disbursement: money lent just before the hold was given back.
+    "CANCELLED": frozenset({"DISBURSED"}),
+    "EXPIRED": frozenset({"DISBURSED"}),
     "REPAID": frozenset(),
 }
 # docs/api.md's order events table: allowed from, and the status each leads to.
@@ -157,6 +158,10 @@ ALLOWED_FROM: Final[dict[str, frozenset[str]]] = {
     "DISBURSED": frozenset({"MATCHED", "APPROVED"}),
     "REPAID": frozenset({"DISBURSED"}),
 }
+# DISBURSED is also taken this long after EXPIRED or CANCELLED, for an order that held
+# a line. Half a second off the service's default, so no step lands on the boundary.
+LATE_FROM: Final = frozenset({"EXPIRED", "CANCELLED"})
+LATE_GRACE: Final = timedelta(seconds=3599, milliseconds=500)
 LEADS_TO: Final[dict[str, frozenset[str]]] = {
     "APPROVED": frozenset({"APPROVED"}),
     "DECLINED": frozenset({"RECEIVED"}),
@@ -373,6 +378,8 @@ class ModelLine:
     daily: dict[str, int] = field(default_factory=dict)
     # An operator lowered the limit below what was held; cleared once it fits again.
     over_limit_by_operator: bool = False
+    # A late disbursement was drawn beyond the limit; cleared once it fits again.
+    over_limit_by_late_draw: bool = False
 
     @property
     def held(self) -> int:
@@ -636,7 +643,10 @@ def history_ledger(order: Order) -> tuple[Ledger, int, int]:
         elif entry.event == "DISBURSED":
             drawn = entry.amount or 0
             ledger.disbursed += drawn
-            ledger.released += reserved - drawn
+            if reserved:
+                ledger.released += reserved - drawn
+            else:  # late: claimed again, as drawn
+                ledger.claimed += drawn
             reserved, outstanding = 0, drawn
         elif entry.event == "REPAID":
             ledger.repaid += entry.amount or 0
@@ -690,11 +700,12 @@ class Simulation:
 
     def _wire(self) -> None:
         client = self.client
-        self.line_repository = lines = DynamoLineRepository(client, self.lines_table)
+        self.line_repository = lines = DynamoLineRepository(client, self.lines_table, NO_WAIT)
+        events = DynamoOrderEvents(client, self.orders_table, lines, NO_WAIT)
         self.services = (
             OrderService(DynamoOrderRepository(client, self.orders_table), self.clock),
             LineService(lines, self.clock),
-            OrderEventService(DynamoOrderEvents(client, self.orders_table, lines), self.clock),
+            OrderEventService(events, self.clock, LATE_GRACE),
         )
         self._new_containers()
 
@@ -707,7 +718,7 @@ class Simulation:
         self.reconciler = Reconciler(
             DynamoOrderIndexes(self.client, self.orders_table),
             lines,
-            DynamoOrderEvents(self.client, self.orders_table, lines),
+            DynamoOrderEvents(self.client, self.orders_table, lines, NO_WAIT),
             self._matcher(lines),
             self.clock,
         )
@@ -718,7 +729,7 @@ class Simulation:
             ttl_seconds=self.rng.choice([0.0, 5.0, 30.0]),
             monotonic=self._monotonic,
         )
-        store = DynamoMatchStore(self.client, self.orders_table, lines, sleep=lambda _: None)
+        store = DynamoMatchStore(self.client, self.orders_table, lines, NO_WAIT)
         return WatchedMatcher(catalog, store, self.clock, log=self.fresh)
 
     def _monotonic(self) -> float:
@@ -1001,11 +1012,13 @@ class Simulation:
 
     def _new_event(self, order: ModelOrder) -> dict[str, Any]:
         valid = [kind for kind, sources in ALLOWED_FROM.items() if order.status in sources]
+        if self._late(order):
+            valid.append("DISBURSED")
         kind = self.rng.choice(valid if valid and self.rng.random() < 0.85 else list(ALLOWED_FROM))
         self.numbers += 1
         body: dict[str, Any] = {"eventId": f"e-{self.numbers}", "type": kind}
         if kind == "DISBURSED":
-            body["amount"] = amount_around(self.rng, order.reserved)
+            body["amount"] = amount_around(self.rng, order.reserved or order.amount)
         elif kind == "REPAID":
             body["amount"] = amount_around(self.rng, order.outstanding)
         elif self.rng.random() < 0.03:
@@ -1014,13 +1027,22 @@ class Simulation:
             body["reason"] = self.rng.choice(["customer request", "risk check", ""])
         return body
 
-    @staticmethod
-    def _predicted(order: ModelOrder, body: dict[str, Any]) -> tuple[int, str | None]:
+    def _late(self, order: ModelOrder) -> bool:
+        """Whether DISBURSED is still taken from the order's EXPIRED or CANCELLED, at
+        the service's next clock reading (a second on)."""
+        age = self.clock.now + timedelta(seconds=1) - order.updated_at
+        return order.status in LATE_FROM and order.line_id is not None and age <= LATE_GRACE
+
+    def _predicted(self, order: ModelOrder, body: dict[str, Any]) -> tuple[int, str | None]:
         kind, amount = body["type"], body.get("amount")
         if (kind in {"DISBURSED", "REPAID"}) != (amount is not None):
             return 422, "validation_failed"
-        if order.status not in ALLOWED_FROM[kind]:
+        late = kind == "DISBURSED" and order.status in LATE_FROM
+        allowed = self._late(order) if late else order.status in ALLOWED_FROM[kind]
+        if not allowed:
             return 409, "transition_not_allowed"
+        if late:
+            return (422, "amount_exceeds_held") if amount > order.amount else (200, None)
         held = {"DISBURSED": order.reserved, "REPAID": order.outstanding}.get(kind)
         if held is not None and amount > held:
             return 422, "amount_exceeds_held"
@@ -1028,7 +1050,9 @@ class Simulation:
 
     def step_event(self) -> str:
         roll = self.rng.random()
-        wanted = HOLDING if roll < 0.75 else LIVE if roll < 0.9 else None
+        wanted = (
+            HOLDING if roll < 0.7 else LATE_FROM if roll < 0.75 else LIVE if roll < 0.9 else None
+        )
         order = self._some_order(wanted) or self._some_order()
         if order is None or self.rng.random() < 0.02:
             tenant = self.rng.choice(TENANTS)
@@ -1263,8 +1287,9 @@ class Simulation:
             cause = {"MATCHED": "match", "UNMATCHED": "unmatched", "EXPIRED": "expire"}.get(new, "")
         else:
             cause = entry.event
+            late = cause == "DISBURSED" and old in LATE_FROM
             expect(
-                new in LEADS_TO.get(cause, ()) and old in ALLOWED_FROM[cause],
+                new in LEADS_TO.get(cause, ()) and (old in ALLOWED_FROM[cause] or late),
                 lambda: f"{key}: {cause} moved it {old} -> {new}",
             )
         kind = "event" if entry.event else cause
@@ -1399,16 +1424,31 @@ class Simulation:
 
     def on_disbursed(self, order: ModelOrder, before: Order, after: Order) -> None:
         drawn = after.history[-1].amount or 0
+        late = before.status.value in LATE_FROM
+        held = order.amount if late else before.reserved
         expect(
-            0 < drawn <= before.reserved
+            0 < drawn <= held
             and (after.outstanding, after.reserved, after.line_id) == (drawn, 0, before.line_id),
-            lambda: f"{order.key} disbursed {drawn} of {before.reserved} as {after}",
+            lambda: f"{order.key} disbursed {drawn} of {held} as {after}",
         )
         line = self._line(order, before.line_id)
+        day = before.claim_day or ""
+        # Over the limit exactly when a late disbursement found no room on the line.
+        beyond = late and drawn > line.available
+        expect(
+            after.over_limit == beyond,
+            lambda: f"{order.key} over limit {after.over_limit}; {drawn} on {line}",
+        )
+        if late:
+            line.daily[day] = line.daily.get(day, 0) + drawn
+            order.ledger.claimed += drawn
+        else:
+            line.daily[day] = line.daily.get(day, 0) - (before.reserved - drawn)
+            order.ledger.released += before.reserved - drawn
         line.reserved -= before.reserved
         line.drawn += drawn
+        line.over_limit_by_late_draw |= beyond
         order.ledger.disbursed += drawn
-        order.ledger.released += before.reserved - drawn
 
     def on_repaid(self, order: ModelOrder, before: Order, after: Order) -> None:
         repaid = after.history[-1].amount or 0
@@ -1512,9 +1552,9 @@ class Simulation:
             ),
         )
         if held <= limit:
-            line.over_limit_by_operator = False
+            line.over_limit_by_operator = line.over_limit_by_late_draw = False
         expect(
-            held <= limit or line.over_limit_by_operator,
+            held <= limit or line.over_limit_by_operator or line.over_limit_by_late_draw,
             lambda: f"{line_id} holds {held} over its limit {limit}",
         )
         config = values["config"]
@@ -1778,7 +1818,7 @@ def test_a_daily_cap_lowered_under_a_warm_matcher_refuses_the_line(
     }
     order = Order.received("tenant-a", OrderRequest.model_validate(request), now)
     assert orders.add(order) is None
-    store = DynamoMatchStore(dynamodb, orders_table, lines, sleep=lambda _: None)
+    store = DynamoMatchStore(dynamodb, orders_table, lines, NO_WAIT)
 
     report = MatchService(catalog, store, lambda: now).match(order)
 

@@ -4,12 +4,19 @@ line's counters are checked against the orders (the invariant of docs/design.md)
 
 import hashlib
 import json
+from collections.abc import Iterator
 
 import pytest
 from fundrouter.domain.lifecycle import OrderEvent
+from fundrouter.http.orders import metrics
 
 from tests.conftest import event_names, load_event
+from tests.support.handlers import handler_module
+from tests.support.metrics import metric_values
 from tests.support.world import World
+
+reconciler = handler_module("reconciler", "reconciler_handler")
+DAY = "2026-11-24"  # the claim's local day on the line (Asia/Shanghai)
 
 
 @pytest.fixture
@@ -122,7 +129,7 @@ def test_a_declined_order_is_rerouted_to_the_next_line_never_the_one_that_declin
     ("setup", "event", "status", "code"),
     [
         ([], "order_event_approved", 409, "transition_not_allowed"),
-        (["order_event_cancelled"], "order_event_disbursed_partly", 409, "transition_not_allowed"),
+        (["order_event_cancelled"], "order_event_repaid_part", 409, "transition_not_allowed"),
         (["order_event_disbursed_partly"], "order_event_approved", 409, "transition_not_allowed"),
         (
             ["order_event_disbursed_partly", "order_event_repaid_part"],
@@ -256,3 +263,105 @@ def test_an_event_without_guards_hashes_as_events_stored_before_they_existed() -
     )
     guarded = OrderEvent.model_validate({"eventId": "e-1", "type": "APPROVED", "lineId": "l"})
     assert guarded.content_hash() != stored_hash
+
+
+# ---------------------------------------------------------------- disbursements, late and partial
+
+
+@pytest.fixture
+def fresh_metrics() -> Iterator[None]:
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+def used_today(world: World) -> int:
+    record = world.lines.get("bank-a-consumer", [DAY])
+    assert record is not None
+    return record.line.counters.used_on(DAY)
+
+
+def hold_given_back(world: World, how: str) -> None:
+    """The order's hold expired (the reconciler ran after its time) or was cancelled."""
+    world.matched_order()
+    if how == "expired":
+        world.clock.advance(901)
+        assert reconciler.handle(world.reconciler)["expired"] == ["shop-20261124-0001"]
+    else:
+        assert world.call("order_event_cancelled")[0] == 200
+    assert (world.line(), used_today(world)) == ((0, 0, 10_000_000), 0)
+
+
+def test_a_partial_disbursement_gives_the_rest_back_to_the_days_usage(world: World) -> None:
+    world.matched_order()
+    assert used_today(world) == 1_250_000
+
+    world.call("order_event_disbursed_partly")  # 1,000,000 of 1,250,000
+
+    assert used_today(world) == 1_000_000
+    assert world.line() == (0, 1_000_000, 9_000_000)
+
+
+@pytest.mark.parametrize("how", ["expired", "cancelled"])
+def test_a_late_disbursement_within_the_grace_draws_on_the_line_again(
+    world: World, how: str
+) -> None:
+    hold_given_back(world, how)
+    world.clock.advance(3000)  # within the default hour
+
+    status, body = world.call("order_event_disbursed_partly")
+
+    assert (status, body["status"], body["outstanding"], body["overLimit"]) == (
+        200,
+        "DISBURSED",
+        1_000_000,
+        False,
+    )
+    assert [h["status"] for h in body["history"]][-2:] == [how.upper(), "DISBURSED"]
+    assert world.line() == (0, 1_000_000, 9_000_000)
+    assert used_today(world) == 1_000_000
+    world.assert_invariant()
+
+
+def test_a_late_disbursement_after_the_grace_is_refused_and_writes_nothing(world: World) -> None:
+    hold_given_back(world, "expired")
+    world.clock.advance(3601)
+    before = world.everything()
+
+    status, body = world.call("order_event_disbursed_partly")
+
+    assert (status, body["error"]["code"]) == (409, "transition_not_allowed")
+    assert world.everything() == before
+
+
+def test_a_late_disbursement_above_the_order_amount_is_422(world: World) -> None:
+    hold_given_back(world, "cancelled")
+    event = load_event("api/order_event_disbursed_partly.json")
+    event["body"] = json.dumps({"eventId": "evt-big", "type": "DISBURSED", "amount": 1_250_001})
+
+    status, body = world.call(event)
+
+    assert (status, body["error"]["code"]) == (422, "amount_exceeds_held")
+
+
+def test_a_late_disbursement_with_no_room_is_still_drawn_flagged_and_counted(
+    world: World, fresh_metrics: None
+) -> None:
+    hold_given_back(world, "expired")
+    record = world.lines.get("bank-a-consumer")
+    assert record is not None
+    lowered = record.line.config.model_copy(update={"limit": 999_999})
+    world.lines.put_config("bank-a-consumer", lowered, world.clock())  # no room for 1,000,000
+
+    status, body = world.call("order_event_disbursed_partly")
+    again = world.call("order_event_disbursed_partly")
+
+    assert (status, body["status"], body["overLimit"]) == (200, "DISBURSED", True)
+    assert again == (status, body)
+    assert world.line() == (0, 1_000_000, -1)  # held above the limit, by this order
+    assert used_today(world) == 1_000_000
+    world.assert_invariant()  # drawn is exactly the outstanding of its orders
+    counted = metric_values([metrics.serialize_metric_set()])
+    assert counted[("OverLimitDisbursements", "")] == 1
+    summary = reconciler.handle(world.reconciler)
+    assert summary["drift"] == []

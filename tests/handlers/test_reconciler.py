@@ -2,11 +2,16 @@
 stream left waiting are matched; drift between a line's counters and its orders is
 reported with the line and the orders, and never silently fixed."""
 
+import json
+from typing import Any
+
 import pytest
-from fundrouter.persistence.orders import REDRIVE_AFTER
+from fundrouter.persistence.orders import REDRIVE_AFTER, order_pk
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.faults import Injected, always, conflict, error
 from tests.support.handlers import handler_module
+from tests.support.metrics import emf_blobs, metric_values
 from tests.support.world import ORDER_ID, TENANT, World
 
 reconciler = handler_module("reconciler", "reconciler_handler")
@@ -123,3 +128,105 @@ def test_the_scheduled_event_sample_reaches_the_handler(
         reconciler.reconciler.cache_clear()
 
     assert summary["linesAudited"] == 2
+
+
+# ---------------------------------------------------------------- one order never stops the run
+
+
+def matched(world: World, order_id: str) -> None:
+    event = load_event("api/submit_order.json")
+    event["body"] = json.dumps(json.loads(event["body"]) | {"orderId": order_id})
+    assert world.call(event)[0] == 202
+    order = world.orders.get(TENANT, order_id)
+    assert order is not None
+    world.matcher.match(order)
+
+
+def break_item(world: World, order_id: str, expression: str, **values: Any) -> None:
+    world.client.update_item(
+        TableName=world.orders_table,
+        Key={"pk": {"S": order_pk(TENANT, order_id)}, "sk": {"S": "ORDER"}},
+        UpdateExpression=expression,
+        **({"ExpressionAttributeValues": values} if values else {}),
+    )
+
+
+def writes_order(order_id: str) -> Any:
+    pk = order_pk(TENANT, order_id)
+    return lambda request: request["TransactItems"][0]["Put"]["Item"]["pk"]["S"] == pk
+
+
+def test_failing_orders_never_stop_the_others_expiring_nor_the_audit(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The failing orders are the oldest due, so they come first in every run.
+    for order_id in ("o-contended", "o-no-claim-day", "o-garbled", "o-good-1", "o-good-2"):
+        matched(world, order_id)
+    Injected(world.client, "TransactWriteItems", always(conflict(3)), writes_order("o-contended"))
+    break_item(world, "o-no-claim-day", "REMOVE claimDay")  # its release cannot be written
+    break_item(world, "o-garbled", "SET amount = :x", **{":x": {"S": "lots"}})  # undecodable
+    world.clock.advance(901)
+    monkeypatch.setattr(reconciler, "reconciler", lambda: world.reconciler)
+
+    summary = reconciler.handler(load_event("reconciler/schedule.json"), FakeLambdaContext())
+
+    assert summary["expired"] == ["o-good-1", "o-good-2"]
+    assert sorted((f["kind"], f["subject"], f["error"]) for f in summary["failures"]) == [
+        ("expire", f"{TENANT}/o-contended", "Contended"),
+        ("expire", f"{TENANT}/o-no-claim-day", "CapacityDisagrees"),
+        ("unreadable", f"{TENANT}/o-garbled", "ValidationError"),
+    ]
+    assert (summary["linesAudited"], summary["drift"]) == (2, [])
+    metrics = metric_values(emf_blobs(capsys.readouterr().out))
+    assert metrics[("ReconcileFailures", "")] == 3
+    assert metrics[("ReconcileFailures", "kind=expire")] == 2
+    assert metrics[("ReconcileFailures", "kind=unreadable")] == 1
+    assert metrics[("ExpiredHolds", "")] == 2
+    for order_id, status in (("o-contended", "MATCHED"), ("o-good-1", "EXPIRED")):
+        order = world.orders.get(TENANT, order_id)
+        assert order is not None
+        assert order.status.value == status
+
+
+def test_a_conflict_on_an_expiry_is_retried_within_the_run(world: World) -> None:
+    world.matched_order()
+    world.clock.advance(901)
+    Injected(world.client, "TransactWriteItems", [conflict(3, at=1)])
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert (summary["expired"], summary["failures"]) == ([ORDER_ID], [])
+    world.assert_invariant()
+
+
+def test_a_failed_listing_of_due_orders_still_audits_every_line(world: World) -> None:
+    world.matched_order()
+    world.clock.advance(901)
+    Injected(
+        world.client,
+        "Query",
+        always(error("ProvisionedThroughputExceededException")),
+        lambda request: request.get("IndexName") == "byDue",
+    )
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert [f["kind"] for f in summary["failures"]] == ["due"]
+    assert summary["linesAudited"] == 2
+
+
+def test_a_line_whose_audit_fails_is_counted_and_the_others_audited(world: World) -> None:
+    world.matched_order()
+    Injected(
+        world.client,
+        "Query",
+        always(error("InternalServerError")),
+        lambda request: (
+            request.get("ExpressionAttributeValues", {}).get(":line") == {"S": "trust-b"}
+        ),
+    )
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert [(f["kind"], f["subject"]) for f in summary["failures"]] == [("audit", "trust-b")]
+    assert summary["linesAudited"] == 1

@@ -22,6 +22,7 @@ from fundrouter.settings import MissingSetting
 from tests.conftest import EVENTS, FakeLambdaContext, load_event
 from tests.support.bus import BUS, Bus, details
 from tests.support.handlers import handler_module
+from tests.support.metrics import emf_blobs, metric_values
 from tests.support.template import resources
 
 tracker = handler_module("tracker", "tracker_handler")
@@ -266,24 +267,6 @@ def test_a_modify_without_the_old_image_is_dead_lettered_rather_than_guessed(bus
 
 
 # ---------------------------------------------------------------- the Lambda entry point
-
-
-def emf_blobs(output: str) -> list[dict[str, Any]]:
-    blobs = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
-    return [b for b in blobs if "_aws" in b]
-
-
-def metric_values(blobs: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """(metric name, its dimensions but the service) -> value, from EMF blobs."""
-    found: dict[tuple[str, str], float] = {}
-    for blob in blobs:
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            assert directive["Namespace"] == "fundrouter"
-            dims = ",".join(f"{d}={blob[d]}" for d in directive["Dimensions"][0] if d != "service")
-            for metric in directive["Metrics"]:
-                value = blob[metric["Name"]]
-                found[(metric["Name"], dims)] = sum(value) if isinstance(value, list) else value
-    return found
 
 
 def test_the_handler_publishes_to_the_configured_bus_and_emits_the_metrics(

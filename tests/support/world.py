@@ -11,6 +11,7 @@ from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository, order_from_item
+from fundrouter.persistence.retries import Backoff
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.matching import LineCatalog, MatchService
@@ -25,6 +26,8 @@ api = handler_module("api", "api_handler")
 LINES_TABLE = "fundrouter-test-lines"
 TENANT = "demotenantclient0000000001"
 ORDER_ID = "shop-20261124-0001"
+# The retries' backoff without the waiting, for tests that inject faults.
+NO_WAIT = Backoff(sleep=lambda _: None)
 
 
 class Clock:
@@ -49,22 +52,24 @@ class World:
         self.client.create_table(**create_table_kwargs("LinesTable", LINES_TABLE))
         self.orders_table = orders_table
         self.clock = clock = Clock()
-        self.lines = DynamoLineRepository(self.client, LINES_TABLE)
+        self.lines = DynamoLineRepository(self.client, LINES_TABLE, NO_WAIT)
         self.orders = DynamoOrderRepository(self.client, orders_table)
         self.services = (
             OrderService(self.orders, clock),
             LineService(self.lines, clock, DynamoOrderIndexes(self.client, orders_table).holdings),
-            OrderEventService(DynamoOrderEvents(self.client, orders_table, self.lines), clock),
+            OrderEventService(
+                DynamoOrderEvents(self.client, orders_table, self.lines, NO_WAIT), clock
+            ),
         )
         self.matcher = MatchService(
             LineCatalog(self.lines, ttl_seconds=0),
-            DynamoMatchStore(self.client, orders_table, self.lines),
+            DynamoMatchStore(self.client, orders_table, self.lines, NO_WAIT),
             clock,
         )
         self.reconciler = Reconciler(
             DynamoOrderIndexes(self.client, orders_table),
             self.lines,
-            DynamoOrderEvents(self.client, orders_table, self.lines),
+            DynamoOrderEvents(self.client, orders_table, self.lines, NO_WAIT),
             self.matcher,
             clock,
         )
@@ -86,13 +91,17 @@ class World:
             self.lines.put_config(line_id, config, clock())
 
     def call(self, name_or_event: str | dict[str, Any]) -> tuple[int, Any]:
+        response = self.respond(name_or_event)
+        return response["statusCode"], json.loads(response["body"])
+
+    def respond(self, name_or_event: str | dict[str, Any]) -> dict[str, Any]:
+        """The API handler's whole answer (status, headers, body)."""
         event = (
             load_event(f"api/{name_or_event}.json")
             if isinstance(name_or_event, str)
             else name_or_event
         )
-        response = api.handle(event, FakeLambdaContext(), *self.services)
-        return response["statusCode"], json.loads(response["body"])
+        return dict(api.handle(event, FakeLambdaContext(), *self.services))
 
     def match(self) -> None:
         order = self.orders.get(TENANT, ORDER_ID)

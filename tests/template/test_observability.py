@@ -32,6 +32,8 @@ def test_alarms_watch_dead_letters_iterator_age_drift_and_5xx() -> None:
         ("AWS/Lambda", "IteratorAge"),
         ("fundrouter", "CounterDrift"),
         ("AWS/ApiGateway", "5xx"),
+        ("fundrouter", "OverLimitDisbursements"),
+        ("fundrouter", "ReconcileFailures"),
     } <= watched
 
 

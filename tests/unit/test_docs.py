@@ -8,6 +8,7 @@ import re
 from http import HTTPStatus
 from pathlib import Path
 
+from fundrouter.domain.errors import Contended, Unavailable
 from fundrouter.domain.lifecycle import ALLOWED_FROM
 from fundrouter.domain.orders import OrderStatus
 from fundrouter.http.app import DOMAIN_STATUS
@@ -87,9 +88,12 @@ def _literal_error_codes() -> dict[str, int]:
 
 
 def test_every_error_code_the_function_answers_is_documented_with_its_status() -> None:
-    emitted = _literal_error_codes() | {
-        error.code: status.value for error, status in DOMAIN_STATUS.items()
-    }
+    emitted = (
+        _literal_error_codes()
+        | {error.code: status.value for error, status in DOMAIN_STATUS.items()}
+        # The store's refusals have their own handler (409 or 503 with Retry-After).
+        | {Contended.code: 409, Unavailable.code: 503}
+    )
     documented = {code: int(status) for code, status, _ in table(API, "code", "status", "when")}
     statuses = {int(status) for status, _ in table(API, "status", "meaning")}
 

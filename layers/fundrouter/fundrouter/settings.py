@@ -30,6 +30,14 @@ class TableSettings(EnvSettings):
     lines_table_name: str = Field(alias="LINES_TABLE_NAME", min_length=3)
 
 
+class LifecycleSettings(EnvSettings):
+    """How long after a hold expired or was cancelled a DISBURSED is still recorded."""
+
+    late_disburse_grace_seconds: int = Field(
+        default=3600, alias="LATE_DISBURSE_GRACE_SECONDS", ge=0, le=30 * 24 * 3600
+    )
+
+
 class EventBusSettings(EnvSettings):
     """The tracker's environment, and the API's for re-publishing status events."""
 

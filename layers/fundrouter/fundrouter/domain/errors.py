@@ -80,3 +80,26 @@ def reason(error: dict[str, Any]) -> str:
         return "unknown field"
     message = str(error.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
+
+
+class Unavailable(Exception):
+    """The store kept refusing for now (throttling, internal errors, keys left
+    unprocessed) after the retries: nothing was written, try again shortly. Not a
+    refusal of the request and not a bug: the API answers 503 with Retry-After."""
+
+    code = "service_unavailable"
+    retry_after_seconds = 1
+
+    def __init__(self, message: str = "the service is busy; retry shortly") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Contended(Unavailable):
+    """Concurrent transactions on the same items kept cancelling this one after the
+    retries: nothing was written. On an order event the API answers 409 order_busy."""
+
+    code = "order_busy"
+
+    def __init__(self, message: str = "the order is changing concurrently; retry shortly") -> None:
+        super().__init__(message)

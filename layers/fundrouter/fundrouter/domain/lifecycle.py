@@ -7,8 +7,8 @@ transaction; this module decides them.
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final
 
@@ -55,6 +55,10 @@ ALLOWED_FROM: Final[dict[EventType, frozenset[OrderStatus]]] = {
 }
 _WITH_AMOUNT: Final = frozenset({EventType.DISBURSED, EventType.REPAID})
 _WITH_AMOUNT_NAMES: Final[list[JsonValue]] = [t.value for t in sorted(_WITH_AMOUNT)]
+# A funder may report money it lent just before the hold was given back: DISBURSED is
+# still taken from these statuses for a while after (api.md's "late disbursement").
+LATE_DISBURSED_FROM: Final = frozenset({OrderStatus.EXPIRED, OrderStatus.CANCELLED})
+LATE_DISBURSE_GRACE: Final = timedelta(hours=1)
 
 
 class OrderEvent(CamelModel):
@@ -146,6 +150,10 @@ class CapacityMove(StrEnum):
     RELEASE = "RELEASE"
     DRAW = "DRAW"
     RESTORE = "RESTORE"
+    # A late disbursement: drawn again on the line it was released from, if it has room;
+    LATE_DRAW = "LATE_DRAW"
+    # and if it has none, drawn all the same (the money is out), the order flagged.
+    OVER_LIMIT_DRAW = "OVER_LIMIT_DRAW"
 
 
 @dataclass(frozen=True)
@@ -166,10 +174,15 @@ class Transition:
     effect: CapacityEffect | None
 
 
-def apply_event(order: Order, event: OrderEvent, now: datetime) -> Transition:
+def apply_event(
+    order: Order, event: OrderEvent, now: datetime, late_grace: timedelta = LATE_DISBURSE_GRACE
+) -> Transition:
     """The order after `event`, and the capacity effect that must commit with it.
     Raises TransitionNotAllowed, LineMismatch, VersionMismatch or AmountExceedsHeld
     and changes nothing."""
+    if event.type is EventType.DISBURSED and order.status in LATE_DISBURSED_FROM:
+        _check_target(order, event)
+        return _disbursed_late(order, event, now, late_grace)
     if order.status not in ALLOWED_FROM[event.type]:
         raise TransitionNotAllowed(event.type, order.status)
     _check_target(order, event)
@@ -199,7 +212,13 @@ def apply_event(order: Order, event: OrderEvent, now: datetime) -> Transition:
             amount = _amount(event)
             if amount > order.reserved:
                 raise AmountExceedsHeld(event.type, amount, order.reserved, "reservation")
-            effect = CapacityEffect(CapacityMove.DRAW, _line(order), order.reserved, drawn=amount)
+            effect = CapacityEffect(
+                CapacityMove.DRAW,
+                _line(order),
+                order.reserved,
+                drawn=amount,
+                claim_day=order.claim_day,
+            )
             fields = _unreserved() | {"outstanding": amount}
             return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
         case EventType.REPAID:
@@ -217,6 +236,32 @@ def _check_target(order: Order, event: OrderEvent) -> None:
         raise LineMismatch(event.line_id, order.line_id)
     if event.expected_version is not None and event.expected_version != order.version:
         raise VersionMismatch(event.expected_version, order.version)
+
+
+def _disbursed_late(
+    order: Order, event: OrderEvent, now: datetime, late_grace: timedelta
+) -> Transition:
+    """DISBURSED after the hold expired or was cancelled, within `late_grace` of it:
+    the amount is drawn on the line the order held (LATE_DRAW; see over_limit)."""
+    if order.line_id is None or now - order.updated_at > late_grace:
+        raise TransitionNotAllowed(event.type, order.status)
+    amount = _amount(event)
+    if amount > order.amount:
+        raise AmountExceedsHeld(event.type, amount, order.amount, "order amount")
+    effect = CapacityEffect(
+        CapacityMove.LATE_DRAW, order.line_id, amount, drawn=amount, claim_day=order.claim_day
+    )
+    fields: dict[str, object] = {"outstanding": amount}
+    return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
+
+
+def over_limit(transition: Transition) -> Transition:
+    """A late disbursement the line has no room for: still drawn, exactly, and the
+    order flagged so the line's excess is explained (and alarmed on)."""
+    if transition.effect is None or transition.effect.move is not CapacityMove.LATE_DRAW:
+        raise ValueError("only a late disbursement can be over the limit")
+    order = Order.model_validate(transition.order.model_dump() | {"over_limit": True})
+    return Transition(order, replace(transition.effect, move=CapacityMove.OVER_LIMIT_DRAW))
 
 
 def _moved(
@@ -244,14 +289,16 @@ def _moved(
 
 
 def _unreserved(declined: list[str] | None = None) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "reserved": 0,
-        "hold_expires_at": None,
-        "claim_day": None,
-    }
+    # The claim day stays: a late disbursement counts on it again.
+    fields: dict[str, object] = {"reserved": 0, "hold_expires_at": None}
     if declined is not None:
         # Back to waiting for a match, on any line but those that declined it.
-        fields |= {"line_id": None, "funder_id": None, "declined_line_ids": declined}
+        fields |= {
+            "line_id": None,
+            "funder_id": None,
+            "claim_day": None,
+            "declined_line_ids": declined,
+        }
     return fields
 
 

@@ -356,10 +356,10 @@ class Line:
             ),
         )
 
-    def draw(self, reserved_amount: int, drawn_amount: int) -> Self:
+    def draw(self, reserved_amount: int, drawn_amount: int, claim_day: str | None = None) -> Self:
         """Disburse: the whole reservation leaves `reserved`, `drawn_amount` of it
-        becomes outstanding and the rest is free again. The day's usage stays, since
-        the order did go ahead that day."""
+        becomes outstanding and the rest is free again, on the line and on the day it
+        was claimed, so the day's usage counts what went ahead that day."""
         _require_positive(reserved_amount)
         _require_positive(drawn_amount)
         if drawn_amount > reserved_amount:
@@ -367,13 +367,40 @@ class Line:
         counters = self.counters
         if reserved_amount > counters.reserved:
             raise CounterUnderflow(self.line_id, "reserved", counters.reserved, reserved_amount)
+        daily_used = dict(counters.daily_used)
+        freed = reserved_amount - drawn_amount
+        if claim_day is not None and freed:
+            _require_day(claim_day)
+            used = counters.used_on(claim_day)
+            if freed > used:
+                raise CounterUnderflow(self.line_id, f"used on {claim_day}", used, freed)
+            daily_used[claim_day] = used - freed
         return replace(
             self,
             counters=replace(
                 counters,
                 reserved=counters.reserved - reserved_amount,
                 drawn=counters.drawn + drawn_amount,
+                daily_used=daily_used,
             ),
+        )
+
+    def has_room(self, amount: int) -> bool:
+        return amount <= self.available
+
+    def draw_late(self, amount: int, claim_day: str | None) -> Self:
+        """Money lent after its hold was given back (expired, cancelled): it is out, so
+        it is drawn whether or not the line has room (has_room says which), and counts
+        again on the day it was claimed. Never refused: nothing lent is unrecorded."""
+        _require_positive(amount)
+        counters = self.counters
+        daily_used = dict(counters.daily_used)
+        if claim_day is not None:
+            _require_day(claim_day)
+            daily_used[claim_day] = counters.used_on(claim_day) + amount
+        return replace(
+            self,
+            counters=replace(counters, drawn=counters.drawn + amount, daily_used=daily_used),
         )
 
     def restore(self, amount: int) -> Self:

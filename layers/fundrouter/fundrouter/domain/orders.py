@@ -147,6 +147,9 @@ class Order(CamelModel):
     claim_day: str | None = None
     # Lines that declined this order: never offered it again.
     declined_line_ids: list[str] = Field(default_factory=list)
+    # Disbursed late (after its hold was given back) onto a line with no room left:
+    # the line holds more than its limit because of this order.
+    over_limit: bool = False
     history: list[HistoryEntry]
     content_hash: str
     created_at: Timestamp
@@ -186,3 +189,12 @@ class Holding:
     status: OrderStatus
     reserved: int
     outstanding: int
+
+
+@dataclass(frozen=True)
+class UnreadableOrder:
+    """A stored order item that no longer decodes as an Order: its key (tenant/order
+    when the item names them) and the error's type, for the reconciler to report."""
+
+    key: str
+    error: str

@@ -14,12 +14,14 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from fundrouter.domain.errors import (
+    Contended,
     DomainError,
     FieldProblem,
     InvalidCursor,
     InvalidInput,
     OrderConflict,
     OrderNotFound,
+    Unavailable,
     reason,
 )
 from fundrouter.domain.lifecycle import (
@@ -117,6 +119,8 @@ def build_app() -> APIGatewayHttpResolver:
         logger.info("request refused", extra={"code": error.code, "reason": error.message})
         return error_response(status_of(error), error.code, error.message, error.fields)
 
+    app.exception_handler(Unavailable)(unavailable)
+
     @app.exception_handler(Unauthenticated)
     def unauthenticated(_: Unauthenticated) -> Response[str]:
         return error_response(
@@ -163,6 +167,16 @@ def status_of(error: DomainError) -> HTTPStatus:
 def _methods_of(app: APIGatewayHttpResolver, path: str) -> list[str]:
     routes = [*app._static_routes, *app._dynamic_routes]  # no public list of them
     return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+def unavailable(error: Unavailable) -> Response[str]:
+    """Contention on the order is 409 order_busy, throttling and AWS-side errors 503;
+    both wrote nothing, and Retry-After says when to send the same request again."""
+    logger.warning("store unavailable", extra={"code": error.code})
+    status = HTTPStatus.CONFLICT if isinstance(error, Contended) else HTTPStatus.SERVICE_UNAVAILABLE
+    response = error_response(status, error.code, error.message)
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:

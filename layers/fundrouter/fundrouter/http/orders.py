@@ -14,7 +14,7 @@ from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.responses import json_response
-from fundrouter.service.lifecycle import OrderEventService
+from fundrouter.service.lifecycle import OrderEventService, Recorded
 from fundrouter.service.orders import OrderService
 
 metrics = Metrics(
@@ -29,6 +29,12 @@ TenantQuery = Annotated[
         description="Admin callers only: whose orders to read.",
     ),
 ]
+
+
+def _count_over_limit(recorded: Recorded) -> None:
+    """A late disbursement drawn beyond its line's limit: alarmed on (template.yaml)."""
+    if recorded.order.get("overLimit") and not recorded.replayed:
+        metrics.add_metric("OverLimitDisbursements", MetricUnit.Count, 1)
 
 
 def routes() -> APIGatewayHttpRouter:
@@ -77,6 +83,7 @@ def routes() -> APIGatewayHttpRouter:
             MetricUnit.Count,
             1,
         )
+        _count_over_limit(recorded)
         return json_response(HTTPStatus.OK, recorded.order)
 
     @router.get("/v1/orders/<orderId>", summary="Read one order")

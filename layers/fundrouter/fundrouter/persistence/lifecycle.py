@@ -4,13 +4,12 @@ the event id commit in one ``TransactWriteItems``.
 The event record (``sk = EVENT#{eventId}`` in the order's partition) holds the
 result that was returned, so a repeated event returns the same answer and changes
 nothing; its ``attribute_not_exists`` condition makes two concurrent deliveries of
-one event commit once.
+one event commit once. Contention and throttling are retried by
+fundrouter.persistence.retries (Contended, Unavailable after that).
 """
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
-
-from botocore.exceptions import ClientError
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
@@ -18,6 +17,13 @@ from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item, order_pk
+from fundrouter.persistence.retries import (
+    CONDITION_FAILED,
+    DEFAULT_BACKOFF,
+    Backoff,
+    batch_get,
+    transact,
+)
 from fundrouter.service.ports import Commit, StoredEvent
 
 if TYPE_CHECKING:
@@ -33,36 +39,31 @@ class CapacityDisagrees(Exception):
 
 class DynamoOrderEvents:
     def __init__(
-        self, client: "DynamoDBClient", orders_table: str, lines: DynamoLineRepository
+        self,
+        client: "DynamoDBClient",
+        orders_table: str,
+        lines: DynamoLineRepository,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self._client = client
         self._table = orders_table
         self._lines = lines
+        self._backoff = backoff
 
     def load(
         self, tenant_id: str, order_id: str, event_id: str
     ) -> tuple[Order | None, StoredEvent | None]:
-        """The order and, if already recorded, the event: one consistent read."""
+        """The order and, if already recorded, the event: one consistent read (keys
+        left unprocessed are read again, never taken for missing)."""
         pk = {"S": order_pk(tenant_id, order_id)}
-        response = self._client.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [
-                        {"pk": pk, "sk": {"S": ORDER_SK}},
-                        {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}},
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-        )
+        keys = [{"pk": pk, "sk": {"S": ORDER_SK}}, {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}}]
         order, stored = None, None
-        for item in response["Responses"].get(self._table, []):
+        for item in batch_get(self._client, self._table, keys, self._backoff):
             if item["sk"]["S"] == ORDER_SK:
                 order = order_from_item(item)
             else:
                 values = from_item(item)
                 stored = StoredEvent(str(values["contentHash"]), dict(values["result"]))
-        # Two small items never exceed BatchGetItem's limits, so nothing is left unprocessed.
         return order, stored
 
     def commit(
@@ -73,7 +74,8 @@ class DynamoOrderEvents:
         result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit:
-        """Without an event (the reconciler's expiry) no event record is written."""
+        """Without an event (the reconciler's expiry) no event record is written. A
+        late disbursement the line has no room for writes nothing: LINE_FULL."""
         after = transition.order
         items: list[dict[str, Any]] = [
             {
@@ -91,24 +93,24 @@ class DynamoOrderEvents:
         ]
         if event is not None:
             items.append(self._event_record(before, event, result or {}, now))
-        items += self._capacity_items(transition.effect)
-        try:
-            self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if event is not None and codes[1] == "ConditionalCheckFailed":
-                return Commit.EVENT_EXISTS
-            if codes[0] == "ConditionalCheckFailed":
-                return Commit.ORDER_MOVED
-            if "ConditionalCheckFailed" in codes:
-                raise CapacityDisagrees(
-                    f"line {transition.effect and transition.effect.line_id} refused"
-                    f" {transition.effect} for order {before.order_id}"
-                ) from error
-            raise
-        return Commit.COMMITTED
+        capacity = self._capacity_items(transition.effect)
+        if capacity is None:
+            return Commit.LINE_FULL
+        items += capacity
+        reasons = transact(self._client, items, self._backoff)
+        if not reasons:
+            return Commit.COMMITTED
+        codes = [r.get("Code") for r in reasons]
+        if event is not None and codes[1] == CONDITION_FAILED:
+            return Commit.EVENT_EXISTS
+        if codes[0] == CONDITION_FAILED:
+            return Commit.ORDER_MOVED
+        effect = transition.effect
+        if effect is not None and effect.move is CapacityMove.LATE_DRAW:
+            return Commit.LINE_MOVED  # the room read is gone: decide again on a new read
+        raise CapacityDisagrees(
+            f"line {effect and effect.line_id} refused {effect} for order {before.order_id}"
+        )
 
     def _event_record(
         self, before: Order, event: OrderEvent, result: dict[str, Any], now: datetime
@@ -131,7 +133,8 @@ class DynamoOrderEvents:
             }
         }
 
-    def _capacity_items(self, effect: CapacityEffect | None) -> list[dict[str, Any]]:
+    def _capacity_items(self, effect: CapacityEffect | None) -> list[dict[str, Any]] | None:
+        """The line's writes for `effect`; None when a late draw finds no room."""
         if effect is None:
             return []
         match effect.move:
@@ -140,6 +143,23 @@ class DynamoOrderEvents:
                     raise CapacityDisagrees(f"reservation on {effect.line_id} has no claim day")
                 return self._lines.release_items(effect.line_id, effect.amount, effect.claim_day)
             case CapacityMove.DRAW:
-                return self._lines.draw_items(effect.line_id, effect.amount, effect.drawn)
+                return self._lines.draw_items(
+                    effect.line_id, effect.amount, effect.drawn, effect.claim_day
+                )
+            case CapacityMove.LATE_DRAW:
+                return self._late_draw_items(effect)
+            case CapacityMove.OVER_LIMIT_DRAW:
+                return self._lines.late_draw_items(
+                    effect.line_id, effect.amount, effect.claim_day, None
+                )
             case CapacityMove.RESTORE:
                 return self._lines.restore_items(effect.line_id, effect.amount)
+
+    def _late_draw_items(self, effect: CapacityEffect) -> list[dict[str, Any]] | None:
+        """Conditioned on the room the line has as read now; None when it has none."""
+        record = self._lines.get(effect.line_id)
+        if record is None:
+            raise CapacityDisagrees(f"order holds line {effect.line_id}, which is gone")
+        if not record.line.has_room(effect.amount):
+            return None
+        return self._lines.late_draw_items(effect.line_id, effect.amount, effect.claim_day, record)

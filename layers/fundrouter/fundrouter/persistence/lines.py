@@ -42,6 +42,7 @@ from fundrouter.domain.lines import (
 )
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.codec import from_item, to_item
+from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, transact
 from fundrouter.service.ports import CatalogMarker
 
 if TYPE_CHECKING:
@@ -100,9 +101,12 @@ def line_from_item(item: dict[str, Any], days: dict[str, int] | None = None) -> 
 
 
 class DynamoLineRepository:
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(
+        self, client: "DynamoDBClient", table_name: str, backoff: Backoff = DEFAULT_BACKOFF
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._backoff = backoff
 
     # ------------------------------------------------------------ configuration
 
@@ -241,16 +245,7 @@ class DynamoLineRepository:
         return usage
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
-            }
-            while pending:
-                response = self._client.batch_get_item(RequestItems=pending)
-                items += response["Responses"].get(self._table, [])
-                pending = dict(response.get("UnprocessedKeys") or {})
-        return items
+        return batch_get(self._client, self._table, keys, self._backoff)
 
     # ------------------------------------------------------------ capacity
 
@@ -324,33 +319,77 @@ class DynamoLineRepository:
                 "reserved >= :a",
                 {":a": _n(amount)},
             ),
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": day_key(line_id, claim_day),
-                    "UpdateExpression": "SET used = used - :a",
-                    "ConditionExpression": "used >= :a",
-                    "ExpressionAttributeValues": {":a": _n(amount)},
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+            self._day_give_back(line_id, claim_day, amount),
         ]
 
     def draw_items(
-        self, line_id: str, reserved_amount: int, drawn_amount: int
+        self, line_id: str, reserved_amount: int, drawn_amount: int, claim_day: str | None = None
     ) -> list[dict[str, Any]]:
-        return [
+        """Mirrors Line.draw: the undrawn rest is freed on the line and on its claim day."""
+        freed = reserved_amount - drawn_amount
+        items = [
             self._counter_update(
                 line_id,
                 "SET reserved = reserved - :r, drawn = drawn + :d, held = held - :freed",
                 "reserved >= :r",
-                {
-                    ":r": _n(reserved_amount),
-                    ":d": _n(drawn_amount),
-                    ":freed": _n(reserved_amount - drawn_amount),
-                },
+                {":r": _n(reserved_amount), ":d": _n(drawn_amount), ":freed": _n(freed)},
             )
         ]
+        if claim_day is not None and freed > 0:
+            items.append(self._day_give_back(line_id, claim_day, freed))
+        return items
+
+    def late_draw_items(
+        self, line_id: str, amount: int, claim_day: str | None, within: LineRecord | None
+    ) -> list[dict[str, Any]]:
+        """Mirrors Line.draw_late. With `within` (the line as read, with room for the
+        amount), only if the line still has that room under that configuration;
+        without, unconditionally: the money is out, held may pass the limit."""
+        condition, values = "", {":a": _n(amount)}
+        if within is not None:
+            condition = "configVersion = :cv AND held <= :room"
+            values |= {
+                ":cv": _n(within.config_version),
+                ":room": _n(within.line.config.limit - amount),
+            }
+        items = [
+            self._counter_update(
+                line_id, "SET drawn = drawn + :a, held = held + :a", condition, values
+            )
+        ]
+        if claim_day is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": day_key(line_id, claim_day),
+                        "UpdateExpression": (
+                            "SET used = if_not_exists(used, :zero) + :a,"
+                            " lineId = :line, #day = :day"
+                        ),
+                        "ExpressionAttributeNames": {"#day": "day"},
+                        "ExpressionAttributeValues": {
+                            ":a": _n(amount),
+                            ":zero": _n(0),
+                            ":line": _s(line_id),
+                            ":day": _s(claim_day),
+                        },
+                    }
+                }
+            )
+        return items
+
+    def _day_give_back(self, line_id: str, day: str, amount: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": day_key(line_id, day),
+                "UpdateExpression": "SET used = used - :a",
+                "ConditionExpression": "used >= :a",
+                "ExpressionAttributeValues": {":a": _n(amount)},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def restore_items(self, line_id: str, amount: int) -> list[dict[str, Any]]:
         return [
@@ -370,7 +409,9 @@ class DynamoLineRepository:
                 "TableName": self._table,
                 "Key": {"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
                 "UpdateExpression": expression,
-                "ConditionExpression": f"attribute_exists(pk) AND {condition}",
+                "ConditionExpression": " AND ".join(
+                    filter(None, ["attribute_exists(pk)", condition])
+                ),
                 "ExpressionAttributeValues": values,
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
@@ -382,7 +423,7 @@ class DynamoLineRepository:
         refusal = record.line.admission_refusal(currency, now)
         if refusal is not None:
             raise refusal
-        reasons = self.transact(self.claim_items(record, amount, now))
+        reasons = transact(self._client, self.claim_items(record, amount, now), self._backoff)
         if reasons:
             raise self.explain_claim(record, amount, currency, now, reasons)
 
@@ -390,11 +431,27 @@ class DynamoLineRepository:
         items = self.release_items(line_id, amount, claim_day)
         self._apply(line_id, items, [claim_day], lambda line: line.release(amount, claim_day))
 
-    def draw(self, line_id: str, reserved_amount: int, drawn_amount: int) -> None:
+    def draw(
+        self, line_id: str, reserved_amount: int, drawn_amount: int, claim_day: str | None = None
+    ) -> None:
         if drawn_amount > reserved_amount:
             raise DrawExceedsReservation(line_id, reserved_amount, drawn_amount)
-        items = self.draw_items(line_id, reserved_amount, drawn_amount)
-        self._apply(line_id, items, [], lambda line: line.draw(reserved_amount, drawn_amount))
+        items = self.draw_items(line_id, reserved_amount, drawn_amount, claim_day)
+        days = [claim_day] if claim_day is not None else []
+        self._apply(
+            line_id, items, days, lambda line: line.draw(reserved_amount, drawn_amount, claim_day)
+        )
+
+    def draw_late(self, line_id: str, amount: int, claim_day: str | None) -> bool:
+        """Record money lent after its hold was given back; True when the line had
+        room for it (the order event's adapter does the same inside its transaction)."""
+        record = self.get(line_id)
+        if record is None:
+            raise LineNotFound(line_id)
+        fits = record.line.has_room(amount)
+        items = self.late_draw_items(line_id, amount, claim_day, record if fits else None)
+        self._apply(line_id, items, [], lambda line: line.draw_late(amount, claim_day))
+        return fits
 
     def restore(self, line_id: str, amount: int) -> None:
         items = self.restore_items(line_id, amount)
@@ -409,28 +466,13 @@ class DynamoLineRepository:
     ) -> None:
         """Run the writes; when a condition refuses them, the pure operation run on
         the line as it now stands raises the same refusal the model would."""
-        if not self.transact(items):
+        if not transact(self._client, items, self._backoff):
             return
         current = self.get(line_id, days)  # a refusal is rare: one read to explain it
         if current is None:
             raise LineNotFound(line_id)
         operation(current.line)
         raise StaleLineConfig(line_id)  # the line moved between the write and the read
-
-    def transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run one transaction. Returns [] when it committed, or the cancellation
-        reasons (one per item, in order) when a condition refused it. Conflicts and
-        throttling are raised: the caller decides how to retry."""
-        try:
-            self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = list(error.response.get("CancellationReasons", []))
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                return [dict(r) for r in reasons]
-            raise
-        return []
 
     def explain_claim(
         self,

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import InvalidCursor
-from fundrouter.domain.orders import Holding, Order, OrderStatus
+from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.codec import from_item, to_item
 
@@ -204,9 +204,11 @@ class DynamoOrderIndexes:
         self._client = client
         self._table = table_name
 
-    def due(self, now: datetime, limit: int) -> list[Order]:
-        """Orders whose hold expired or whose match is overdue, oldest first."""
-        due: list[Order] = []
+    def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]:
+        """Orders whose hold expired or whose match is overdue, oldest first. An item
+        that does not decode is returned as UnreadableOrder, not raised: one bad item
+        must not hide every order due after it."""
+        due: list[tuple[str, Order | UnreadableOrder]] = []
         for shard in range(DUE_SHARDS):
             query: dict[str, Any] = {
                 "TableName": self._table,
@@ -219,8 +221,8 @@ class DynamoOrderIndexes:
                 "Limit": limit,
             }
             response = self._client.query(**query)
-            due += [order_from_item(item) for item in response.get("Items", [])]
-        return sorted(due, key=lambda order: due_at(order) or order.updated_at)[:limit]
+            due += [(item["dueAt"]["S"], _decoded(item)) for item in response.get("Items", [])]
+        return [order for _, order in sorted(due, key=lambda pair: pair[0])[:limit]]
 
     def holdings(self, line_id: str) -> list[Holding]:
         """Every order holding capacity on the line (eventually consistent)."""
@@ -247,3 +249,11 @@ class DynamoOrderIndexes:
             if "LastEvaluatedKey" not in page:
                 return holdings
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _decoded(item: dict[str, Any]) -> Order | UnreadableOrder:
+    try:
+        return order_from_item(item)
+    except (ValueError, KeyError, TypeError) as error:  # pydantic's ValidationError too
+        names = [item.get(name, {}).get("S", "?") for name in ("tenantId", "orderId")]
+        return UnreadableOrder("/".join(names), type(error).__name__)

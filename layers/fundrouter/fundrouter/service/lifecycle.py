@@ -2,11 +2,18 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from fundrouter.domain.errors import DomainError, FieldProblem, OrderNotFound
-from fundrouter.domain.lifecycle import OrderEvent, apply_event
+from fundrouter.domain.lifecycle import (
+    LATE_DISBURSE_GRACE,
+    OrderEvent,
+    Transition,
+    apply_event,
+    over_limit,
+)
+from fundrouter.domain.orders import Order
 from fundrouter.service.ports import Commit, OrderEventStore
 
 ATTEMPTS: Final = 3
@@ -38,9 +45,15 @@ class Recorded:
 
 
 class OrderEventService:
-    def __init__(self, store: OrderEventStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: OrderEventStore,
+        clock: Callable[[], datetime],
+        late_grace: timedelta = LATE_DISBURSE_GRACE,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._late_grace = late_grace
 
     def record(self, tenant_id: str, order_id: str, event: OrderEvent) -> Recorded:
         """Apply `event` once. The same eventId again returns the first result."""
@@ -53,11 +66,23 @@ class OrderEventService:
             if order is None:
                 raise OrderNotFound(order_id)
             now = self._clock()
-            transition = apply_event(order, event, now)
-            result = transition.order.resource()
-            outcome = self._store.commit(order, transition, event, result, now)
+            transition = apply_event(order, event, now, self._late_grace)
+            outcome, result = self._commit(order, transition, event, now)
             if outcome is Commit.COMMITTED:
                 return Recorded(result, replayed=False)
             # EVENT_EXISTS: read back what the concurrent delivery recorded.
             # ORDER_MOVED: decide again on the order as it is now.
         raise OrderBusy(order_id)
+
+    def _commit(
+        self, order: Order, transition: Transition, event: OrderEvent, now: datetime
+    ) -> tuple[Commit, dict[str, Any]]:
+        result = transition.order.resource()
+        outcome = self._store.commit(order, transition, event, result, now)
+        if outcome is Commit.LINE_FULL:
+            # Lent after the hold was given back, with no room left on the line: the
+            # money is out, so it is recorded all the same, flagged over the limit.
+            transition = over_limit(transition)
+            result = transition.order.resource()
+            outcome = self._store.commit(order, transition, event, result, now)
+        return outcome, result

@@ -108,6 +108,10 @@ class Commit(StrEnum):
     COMMITTED = "COMMITTED"
     ORDER_MOVED = "ORDER_MOVED"
     EVENT_EXISTS = "EVENT_EXISTS"
+    # A late disbursement: the line has no room for it (nothing written), or its room
+    # changed between the read and the write (decide again).
+    LINE_FULL = "LINE_FULL"
+    LINE_MOVED = "LINE_MOVED"
 
 
 class OrderEventStore(Protocol):

@@ -5,16 +5,22 @@ counters against the orders that hold them.
 The table is the truth and the stream only a trigger: whatever a lost or late stream
 record left undone is found here by time. The audit never changes a counter; drift is
 reported with the line and the orders involved, for a person to look at.
+
+One order or line that fails (contention past the retries, throttling, a malformed
+item) never stops the run: it is counted in the report, by kind and with its ids
+only, and the next run tries it again. Otherwise the oldest due order, failing every
+time, would stop every hold behind it from expiring.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Final, Protocol
 
 from fundrouter.domain.lifecycle import expire
 from fundrouter.domain.lines import LineRecord
-from fundrouter.domain.orders import Holding, Order, OrderStatus
+from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
 from fundrouter.service.matching import MatchService
 from fundrouter.service.ports import Commit, OrderEventStore
 
@@ -22,7 +28,7 @@ BATCH: Final = 200
 
 
 class DueOrders(Protocol):
-    def due(self, now: datetime, limit: int) -> list[Order]: ...
+    def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]: ...
 
     def holdings(self, line_id: str) -> list[Holding]: ...
 
@@ -47,6 +53,24 @@ class Drift:
         return abs(self.reserved - self.expected_reserved) + abs(self.drawn - self.expected_drawn)
 
 
+class FailureKind(StrEnum):
+    DUE = "due"  # listing what is due failed: nothing expired or re-driven this run
+    UNREADABLE = "unreadable"  # a due order's item does not decode
+    EXPIRE = "expire"
+    REDRIVE = "redrive"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What failed, on which order or line, and the error's type (never its text,
+    which may quote the item)."""
+
+    kind: FailureKind
+    subject: str
+    error: str
+
+
 @dataclass
 class ReconcileReport:
     expired: list[str] = field(default_factory=list)
@@ -55,6 +79,10 @@ class ReconcileReport:
     drift: list[Drift] = field(default_factory=list)
     # Percent of each line's limit held (reserved + drawn), for the dashboard.
     utilization: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    def failed(self, kind: FailureKind, subject: str, error: Exception) -> None:
+        self.failures.append(Failure(kind, subject, type(error).__name__))
 
 
 class Reconciler:
@@ -75,19 +103,37 @@ class Reconciler:
     def run(self) -> ReconcileReport:
         report = ReconcileReport()
         now = self._clock()
+        try:
+            due = self._orders.due(now, BATCH)
+        except Exception as error:  # the audit still runs
+            report.failed(FailureKind.DUE, "byDue", error)
+            due = []
         with self._matcher.batch():
-            for order in self._orders.due(now, BATCH):
-                if order.status is OrderStatus.RECEIVED:
-                    outcome = self._matcher.match(order)
-                    report.redriven[order.order_id] = outcome.outcome.value
-                elif (
-                    order.hold_expires_at is not None
-                    and order.hold_expires_at <= now
-                    and self._expire(order, now)
-                ):
-                    report.expired.append(order.order_id)
+            for order in due:
+                if isinstance(order, UnreadableOrder):
+                    report.failures.append(Failure(FailureKind.UNREADABLE, order.key, order.error))
+                    continue
+                self._one(order, now, report)
         self._audit(report)
         return report
+
+    def _one(self, order: Order, now: datetime, report: ReconcileReport) -> None:
+        subject = f"{order.tenant_id}/{order.order_id}"
+        if order.status is OrderStatus.RECEIVED:
+            try:
+                outcome = self._matcher.match(order)
+            except Exception as error:
+                report.failed(FailureKind.REDRIVE, subject, error)
+                return
+            report.redriven[order.order_id] = outcome.outcome.value
+        elif order.hold_expires_at is not None and order.hold_expires_at <= now:
+            try:
+                expired = self._expire(order, now)
+            except Exception as error:
+                report.failed(FailureKind.EXPIRE, subject, error)
+                return
+            if expired:
+                report.expired.append(order.order_id)
 
     def _expire(self, order: Order, now: datetime) -> bool:
         """One conditional transaction: EXPIRED and the reservation released. An
@@ -95,16 +141,25 @@ class Reconciler:
         return self._store.commit(order, expire(order, now), None, None, now) is Commit.COMMITTED
 
     def _audit(self, report: ReconcileReport) -> None:
-        for record in self._lines.list_lines():
-            report.lines_audited += 1
+        try:
+            records = self._lines.list_lines()
+        except Exception as error:
+            report.failed(FailureKind.AUDIT, "lines", error)
+            return
+        for record in records:
             line = record.line
             held = line.counters.reserved + line.counters.drawn
             report.utilization[line.line_id] = held * 100 // line.config.limit
-            drift = self._drift(record.line.line_id)
-            # Orders move while the index is read and the index lags the table: only
-            # a difference that is still there on a second look is drift.
-            if drift is not None and self._drift(record.line.line_id) == drift:
-                report.drift.append(drift)
+            try:
+                drift = self._drift(line.line_id)
+                # Orders move while the index is read and the index lags the table:
+                # only a difference that is still there on a second look is drift.
+                if drift is not None and self._drift(line.line_id) == drift:
+                    report.drift.append(drift)
+            except Exception as error:
+                report.failed(FailureKind.AUDIT, line.line_id, error)
+                continue
+            report.lines_audited += 1
 
     def _drift(self, line_id: str) -> Drift | None:
         before = self._lines.get(line_id, [])

@@ -1,0 +1,149 @@
+"""The two DynamoDB calls every adapter shares, retried the way AWS asks: one
+``TransactWriteItems`` runner and one ``BatchGetItem`` that reads every key.
+
+Contention (a ``TransactionConflict`` cancellation reason, or the exception of that
+name), throttling and internal errors are retried with full-jitter exponential
+backoff; what outlasts the retries becomes a domain error (``Contended`` or
+``Unavailable``), so no caller ever sees a raw ClientError for a fault that is only
+for now. Nothing is written on either path: a cancelled transaction wrote nothing,
+and a committed one whose answer was lost is found by its own conditions on retry.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from fundrouter.domain.errors import Contended, Unavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CONDITION_FAILED: Final = "ConditionalCheckFailed"
+# Cancellation reason codes that say "not now" rather than "no".
+CONFLICT_REASONS: Final = frozenset({"TransactionConflict"})
+THROTTLE_REASONS: Final = frozenset(
+    {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+# Error codes of the call itself.
+CONFLICT_ERRORS: Final = frozenset({"TransactionConflictException"})
+UNAVAILABLE_ERRORS: Final = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+BATCH_GET_KEYS: Final = 100
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full-jitter exponential backoff: attempt n waits uniform(0, min(cap, base * 2^n)).
+    Tests inject `sleep`; the worst case of the defaults is 0.35 s of waiting."""
+
+    attempts: int = 4
+    base_seconds: float = 0.05
+    cap_seconds: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def pause(self, attempt: int) -> None:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2**attempt)
+        self.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not secrecy
+
+
+DEFAULT_BACKOFF: Final = Backoff()
+
+
+def reason_codes(error: ClientError, count: int) -> list[str | None]:
+    """One code per transaction item, read defensively: a missing or short list, or a
+    reason without a code, reads as None for the items it leaves out."""
+    reasons = error.response.get("CancellationReasons") or []
+    codes = [r.get("Code") if isinstance(r, dict) else None for r in reasons]
+    return (codes + [None] * count)[:count]
+
+
+def _reasons(error: ClientError, count: int) -> list[dict[str, Any]]:
+    reasons = error.response.get("CancellationReasons") or []
+    padded = [dict(r) if isinstance(r, dict) else {} for r in reasons]
+    return (padded + [{} for _ in range(count)])[:count]
+
+
+def _transient(error: ClientError, count: int) -> type[Unavailable] | None:
+    """Contended or Unavailable when the refusal is only for now; None otherwise."""
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in CONFLICT_ERRORS:
+        return Contended
+    if code in UNAVAILABLE_ERRORS:
+        return Unavailable
+    if code == "TransactionCanceledException":
+        codes = set(reason_codes(error, count))
+        if codes & CONFLICT_REASONS:
+            return Contended
+        if codes & THROTTLE_REASONS:
+            return Unavailable
+    return None
+
+
+def transact(
+    client: "DynamoDBClient",
+    items: list[dict[str, Any]],
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[dict[str, Any]]:
+    """Run one transaction. Returns [] when it committed, or the cancellation reasons
+    (exactly one per item, in order; {} where DynamoDB gave none) when a condition
+    refused it. Raises Contended or Unavailable when contention or throttling
+    outlasted the retries, and any other error as it came."""
+    for attempt in range(backoff.attempts):
+        try:
+            client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            if CONDITION_FAILED in reason_codes(error, len(items)):
+                return _reasons(error, len(items))
+            kind = _transient(error, len(items))
+            if kind is None:
+                raise
+            if attempt == backoff.attempts - 1:
+                raise kind() from error
+            backoff.pause(attempt)
+            continue
+        return []
+    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+
+def batch_get(
+    client: "DynamoDBClient",
+    table: str,
+    keys: list[dict[str, Any]],
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[dict[str, Any]]:
+    """Every item of `keys` that exists, read consistently. Keys DynamoDB leaves
+    unprocessed (it may, under load, at any size) are asked for again after a
+    jittered pause; still unread after the retries, it raises Unavailable rather
+    than answer as if they did not exist."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_KEYS]
+        for attempt in range(backoff.attempts):
+            try:
+                response = client.batch_get_item(
+                    RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
+                )
+            except ClientError as error:
+                if _transient(error, 0) is None:
+                    raise
+            else:
+                items += response["Responses"].get(table, [])
+                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+                pending = list(unprocessed.get(table, {}).get("Keys", []))
+                if not pending:
+                    break
+            if attempt == backoff.attempts - 1:
+                raise Unavailable(f"{len(pending)} keys of {table} left unread")
+            backoff.pause(attempt)
+    return items
