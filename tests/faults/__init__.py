@@ -222,6 +222,8 @@ class FaultInjector:
         if kind not in BEFORE:
             return None
         self._count(kind, service, model.name)
+        with self._lock:
+            self.plan.settle(model.name, kind, injected=True, committed=False)
         if kind == "connection-reset":
             raise ConnectionClosedError(endpoint_url=url)
         if kind == "connect-error":
@@ -256,18 +258,18 @@ class FaultInjector:
         fault = context.get(CONTEXT_KEY)
         ok = http_response.status_code < 300
         kind = None if fault is None else fault["kind"]
+        if kind in BEFORE:
+            return  # settled in before-call
         injected, committed = False, ok
         if fault is not None:
-            if kind in BEFORE:
-                injected, committed = True, False
-            elif kind == "resend-after-commit":
+            if kind == "resend-after-commit":
                 injected = bool(fault.get("resent"))
                 committed = ok or injected
             else:
                 injected = ok
         with self._lock:
             self.plan.settle(model.name, kind, injected, committed)
-        if fault is None or not injected or kind in BEFORE or kind == "resend-after-commit":
+        if fault is None or not injected or kind == "resend-after-commit":
             return
         self._count(fault["kind"], fault["service"], model.name)
         if kind in PARTIAL:
