@@ -32,7 +32,7 @@ help:
 	@echo "make down      stop what make up started"
 	@echo "make logs      follow the local stack's logs (Lambda output included)"
 	@echo "make test      lint, types, template validation and every test"
-	@echo "make bench     print import-time ratios, DynamoDB requests per order and per match, match latency and claims/s on a local stack"
+	@echo "make bench     print import-time ratios, DynamoDB requests per order and per match, match latency and claims/s on a local stack, and the bank test under faults with 5,000 orders"
 	@echo "make build     sam build for the template's default architecture (arm64)"
 	@echo "make openapi   regenerate openapi.json from the code"
 

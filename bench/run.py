@@ -15,6 +15,9 @@
    at 1, 4 and 16 clients next to the same server's raw conditional-update rate
    (bench/local_stack.py).
 5. How far one line scales on AWS: arithmetic, not a measurement (bench/scale.py).
+6. The bank test under faults with 5,000 orders (tests/integration/
+   test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
+   failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -484,6 +487,25 @@ def report_stack(args: argparse.Namespace) -> StackFigures:
     return figures
 
 
+# ------------------------------------------------------------------ 6. the bank test
+
+
+def report_bank(orders: int) -> int:
+    """The bank test, as `make test` runs it but with `orders` orders; its figures
+    are its own output. Returns pytest's exit status."""
+    header(f"6. The bank test under faults ({orders:,} orders, 5% of AWS calls failing)")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "POWERTOOLS_")) or name == "AWS_ACCOUNT_ID_ENDPOINT_MODE"
+    } | {"FUNDROUTER_BANK_ORDERS": str(orders)}
+    test = "tests/integration/test_bank_under_faults.py"
+    command = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+    command += ["-m", "integration", "--timeout", "7200", "--no-header", test]
+    print(f"+ FUNDROUTER_BANK_ORDERS={orders} pytest {test}", flush=True)
+    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -552,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--claim-rounds", type=positive, default=2, help="rounds over the levels (section 4b)"
     )
     parser.add_argument("--no-stack", action="store_true", help="skip section 4 (local stack)")
+    parser.add_argument(
+        "--bank-orders", type=int, default=5000, help="orders of the bank test (section 6; 0: skip)"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -564,6 +589,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import scale  # noqa: PLC0415 - a sibling module, like the others
 
     scale.report(sizes)
+    bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
 
     header("Summary")
     imports = (
@@ -599,6 +625,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for claims, raw in figures.rates
             )
         )
+    if bank is not None:
+        print(f"bank test under faults, {args.bank_orders:,} orders: exit {bank} (figures above)")
     print(f"[{time.perf_counter() - started:.0f} s]")
 
 

@@ -12,6 +12,11 @@ bound to 127.0.0.1, deploys the real template.yaml into it with `sam build` and
 
 FUNDROUTER_LOCAL_PORT (default 4566) and FUNDROUTER_STATE_DIR (default .fundrouter)
 let a test run keep its own stack beside a developer's.
+
+FUNDROUTER_FAULTS="seed=7,rate=0.05[,kinds=a+b]" makes the deployed functions' AWS calls
+fail as AWS does (tests/faults): after the deploy, tests/faults is published as a layer
+of its own and added to every function with that variable; without it, both are taken
+off again. template.yaml and the fundrouter layer never contain fault code.
 """
 
 import argparse
@@ -24,6 +29,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "fundrouter-local"
 REGION = "us-east-1"
 ARTIFACT_BUCKET = "fundrouter-local-artifacts"
+FAULTS_ENV = "FUNDROUTER_FAULTS"
+FAULTS_LAYER = "fundrouter-test-faults"
+# ministack's Python worker adds each layer's python/lib/python3.x/site-packages as a
+# site directory, so a .pth file there runs before the handler module is imported.
+FAULTS_SITE = "python/lib/python3.13/site-packages"
 
 
 class Stack:
@@ -175,6 +187,49 @@ class Stack:
             sys.stderr.write(done.stderr[-4000:])
             sys.exit(f"{command[1]} failed (exit {done.returncode})")
 
+    def faults_layer(self) -> str:
+        """tests/faults as a layer: the package, and a .pth line that hooks it in."""
+        buffer = BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            source = (ROOT / "tests" / "faults" / "__init__.py").read_text()
+            archive.writestr(f"{FAULTS_SITE}/fundrouter_faults/__init__.py", source)
+            archive.writestr(
+                f"{FAULTS_SITE}/fundrouter_faults.pth",
+                "import fundrouter_faults; fundrouter_faults.install_from_environment()\n",
+            )
+        published = self.client("lambda").publish_layer_version(
+            LayerName=FAULTS_LAYER,
+            Content={"ZipFile": buffer.getvalue()},
+            CompatibleRuntimes=["python3.13"],
+        )
+        return str(published["LayerVersionArn"])
+
+    def wire_faults(self, spec: str) -> None:
+        """Add (spec given) or remove (empty) the fault layer on every function."""
+        lam = self.client("lambda")
+        resources = self.client("cloudformation").describe_stack_resources(StackName=STACK_NAME)
+        names = [
+            r["PhysicalResourceId"]
+            for r in resources["StackResources"]
+            if r["ResourceType"] == "AWS::Lambda::Function"
+        ]
+        layer = self.faults_layer() if spec else None
+        for name in names:
+            config = lam.get_function_configuration(FunctionName=name)
+            layers = [x["Arn"] for x in config.get("Layers", []) if FAULTS_LAYER not in x["Arn"]]
+            variables = dict(config.get("Environment", {}).get("Variables", {}))
+            had = variables.pop(FAULTS_ENV, None)
+            if layer is not None:
+                layers.append(layer)
+                variables[FAULTS_ENV] = spec
+            elif had is None:
+                continue
+            lam.update_function_configuration(
+                FunctionName=name, Layers=layers, Environment={"Variables": variables}
+            )
+        if spec:
+            print(f"faults {spec!r} injected into {len(names)} functions (tests/faults)")
+
     def write_env(self) -> dict[str, str]:
         stack = self.client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
@@ -204,6 +259,7 @@ class Stack:
     def up(self, arch: str) -> None:
         self.start_emulator()
         self.deploy(arch)
+        self.wire_faults(os.environ.get(FAULTS_ENV, "").strip())
         values = self.write_env()
         env_path = os.path.relpath(self.env_file, Path.cwd())
         print(

@@ -39,6 +39,7 @@ RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 RETRY_CODES: Final = frozenset({"order_busy", "line_config_changed"})
 DEFAULT_RETRIES: Final = 4
 TOKEN_MARGIN_SECONDS: Final = 30.0
+MAX_RETRY_AFTER_SECONDS: Final = 10.0
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 STACK_HINT: Final = (
     "Is the stack running? `make up` starts the local one; for a deployed stack check "
@@ -51,6 +52,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str
+    retry_after: str | None = None  # the Retry-After header, as sent
 
 
 class TransportError(Exception):
@@ -84,7 +86,8 @@ def urllib_transport(
             return Reply(response.status, response.read(), response.headers.get_content_type())
     except urllib.error.HTTPError as error:
         content_type = error.headers.get_content_type() if error.headers else ""
-        return Reply(error.code, error.read(), content_type)
+        retry_after = error.headers.get("Retry-After") if error.headers else None
+        return Reply(error.code, error.read(), content_type, retry_after)
     except urllib.error.URLError as error:
         raise _transport_error(error.reason, timeout) from error
     except (OSError, http.client.HTTPException) as error:
@@ -249,7 +252,7 @@ class ApiClient:
                 continue
             if attempt < self._retries and _retryable(reply.status, parsed):
                 self._count("retries")
-                self._backoff(attempt)
+                self._backoff(attempt, _seconds(reply.retry_after))
                 attempt += 1
                 continue
             if 200 <= reply.status < 300:
@@ -323,7 +326,11 @@ class ApiClient:
             _message(parsed) or _snippet(reply.body) or f"HTTP {reply.status}",
         )
 
-    def _backoff(self, attempt: int) -> None:
+    def _backoff(self, attempt: int, asked: float | None = None) -> None:
+        # The server's Retry-After, when it gives one (bounded), else jittered doubling.
+        if asked is not None:
+            self._sleep(min(asked, MAX_RETRY_AFTER_SECONDS))
+            return
         self._sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + self._jitter.random()))
 
     def _count(self, what: str) -> None:
@@ -414,6 +421,14 @@ def _retryable(status: int, parsed: Any) -> bool:
         error = parsed.get("error")
         return isinstance(error, dict) and error.get("code") in RETRY_CODES
     return False
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by the API)."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else None
+    except ValueError:
+        return None
 
 
 def _quote(segment: str) -> str:

@@ -135,6 +135,22 @@ def test_throttling_and_busy_orders_are_retried(tmp_path: Path) -> None:
     assert api.stats["retries"] == 2
 
 
+def test_a_503_is_retried_after_the_time_the_server_asks_for(tmp_path: Path) -> None:
+    unavailable = {"error": {"code": "service_unavailable", "message": "retry", "fields": []}}
+    script = Script(
+        TOKEN,
+        Reply(503, json.dumps(unavailable).encode(), "application/json", "3"),
+        Reply(503, json.dumps(unavailable).encode(), "application/json", "60"),
+        reply(200, {"items": []}),
+    )
+    slept: list[float] = []
+    settings = resolve({}, ENV, tmp_path)
+
+    ApiClient(settings, transport=script, sleep=slept.append).list_lines()
+
+    assert slept == [3.0, 10.0]  # as asked, at most 10 s
+
+
 def test_a_rejected_token_is_renewed_once(tmp_path: Path) -> None:
     unauthorized = reply(401, {"message": "Unauthorized"})
     script = Script(TOKEN, unauthorized, TOKEN, reply(200, {"items": []}))

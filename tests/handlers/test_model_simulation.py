@@ -17,8 +17,9 @@ zones) and three tenants with random routing policies. Then it takes random step
 - time passing, past holds, with and without the scheduled reconciler;
 - lines reconfigured through the API (limit lowered, even below what is held, or
   raised, paused, resumed, daily cap changed);
-- and faults where a write commits but its caller does not learn it: the response is
-  lost (InternalServerError, a read timeout, a closed or failed connection) and the
+- and faults (tests/faults, on the client's botocore event hooks) where a write
+  commits but its caller does not learn it: the response is lost (InternalServerError,
+  a read timeout, a closed connection), or no connection is made at all, and the
   caller retries (the API client resends, Lambda redelivers the stream batch, the
   schedule runs the reconciler again), or the SDK itself resends the committed write.
 
@@ -69,7 +70,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from functools import partial
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -78,12 +78,6 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
 from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import HistoryEntry, Order, OrderRequest
 from fundrouter.domain.routing import RoutingPolicy
@@ -113,6 +107,7 @@ from moto.dynamodb.models.dynamo_type import Item as MotoItem
 from moto.dynamodb.models.table import Table as MotoTable
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.faults import ArmedPlan, FaultInjector
 from tests.support.handlers import handler_module
 from tests.support.template import create_table_kwargs, resources
 from tests.support.world import NO_WAIT, Clock, api
@@ -172,12 +167,16 @@ LEADS_TO: Final[dict[str, frozenset[str]]] = {
 API_ATTEMPTS: Final = 4
 ITEM_SIZE_LIMIT: Final = 405_000  # moto's: DynamoDB's 400 KB, as measured
 FAULT_RATE: Final = 0.15
+# tests/faults: one write is followed by a fault the caller sees. After its commit,
+# the answer is lost (a 500 InternalServerError, which DynamoDB documents as "may have
+# succeeded", a read timeout, a closed connection) or the SDK sends the same request
+# again and the caller gets the second answer; or no connection is made at all.
 FAULT_KINDS: Final = (
-    "internal-error",
-    "read-timeout",
-    "connection-closed",
-    "endpoint-connection",
-    "sdk-resend",
+    "error-after-commit",
+    "timeout-after-commit",
+    "reset-after-commit",
+    "connect-error",
+    "resend-after-commit",
 )
 
 
@@ -188,70 +187,6 @@ class SimulationFailure(AssertionError):
 def expect(condition: object, message: str | Callable[[], str]) -> None:
     if not condition:
         raise SimulationFailure(message() if callable(message) else message)
-
-
-# ---------------------------------------------------------------- faults
-
-
-class FlakyClient:
-    """The real DynamoDB client. When armed, one write (TransactWriteItems, PutItem,
-    UpdateItem) that commits is followed by a fault the caller sees: the response is
-    lost (a 500 InternalServerError, which DynamoDB documents as "may have
-    succeeded", or a connection error), or the SDK sends the same request again and
-    the caller gets the second answer. A write that did not commit is passed through
-    untouched, and the fault waits for the next one."""
-
-    WRITES: Final = frozenset({"transact_write_items", "put_item", "update_item"})
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._plan: tuple[str, int] | None = None
-        self.fired: list[str] = []
-
-    def arm(self, kind: str, skip: int) -> None:
-        self._plan = (kind, skip)
-
-    def disarm(self) -> None:
-        self._plan = None
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._client, name)
-        if name not in self.WRITES:
-            return real
-        return partial(self._write, name, real)
-
-    def _write(self, name: str, real: Callable[..., Any], **kwargs: Any) -> Any:
-        result = real(**kwargs)
-        if self._plan is None:
-            return result
-        kind, skip = self._plan
-        if skip:
-            self._plan = (kind, skip - 1)
-            return result
-        self._plan = None
-        self.fired.append(f"{kind} after {name}")
-        if kind == "sdk-resend":
-            return real(**kwargs)
-        raise lost_response(kind, name)
-
-
-def lost_response(kind: str, operation: str) -> Exception:
-    url = "https://dynamodb.ap-east-1.amazonaws.com"
-    match kind:
-        case "read-timeout":
-            return ReadTimeoutError(endpoint_url=url)
-        case "connection-closed":
-            return ConnectionClosedError(endpoint_url=url)
-        case "endpoint-connection":
-            return EndpointConnectionError(endpoint_url=url)
-    name = "".join(part.title() for part in operation.split("_"))
-    return ClientError(
-        {
-            "Error": {"Code": "InternalServerError", "Message": "Internal server error"},
-            "ResponseMetadata": {"HTTPStatusCode": 500},
-        },
-        name,
-    )
 
 
 # ---------------------------------------------------------------- moto's tables
@@ -671,8 +606,9 @@ class Simulation:
         self.step = -1
         self.doing = "setting up"
         self.rng = random.Random(seed)
-        self.raw = client
-        self.client = FlakyClient(client)
+        self.raw = self.client = client
+        self.plan = ArmedPlan()
+        self.faults = FaultInjector(self.plan).install(client.meta.events)
         self.region: str = client.meta.region_name
         self.orders_table = f"sim-orders-{seed}"
         self.lines_table = f"sim-lines-{seed}"
@@ -764,6 +700,7 @@ class Simulation:
         )
 
     def drop(self) -> None:
+        self.faults.uninstall(self.raw.meta.events)
         for table in (self.orders_table, self.lines_table):
             self.raw.delete_table(TableName=table)
 
@@ -775,20 +712,20 @@ class Simulation:
             name = self.rng.choices(STEP_NAMES, STEP_WEIGHTS)[0]
             self.doing = name
             if self.rng.random() < FAULT_RATE:
-                self.client.arm(self.rng.choice(FAULT_KINDS), self.rng.randrange(2))
+                self.plan.arm(self.rng.choice(FAULT_KINDS), self.rng.randrange(2))
             self.fresh.clear()
-            self.faults_before_step = len(self.client.fired)
+            self.faults_before_step = len(self.faults.fired)
             try:
                 done = getattr(self, f"step_{name}")()
             finally:
-                self.client.disarm()
-            faults = self.client.fired[self.faults_before_step :]
+                self.plan.disarm()
+            faults = self.faults.fired[self.faults_before_step :]
             self.trace.append(f"{step}: {done}" + "".join(f" [fault: {f}]" for f in faults))
             self.check_state()
 
     @property
     def faulted(self) -> bool:
-        return len(self.client.fired) > self.faults_before_step
+        return len(self.faults.fired) > self.faults_before_step
 
     def report(self, error: BaseException) -> str:
         kind = "" if isinstance(error, SimulationFailure) else f"{type(error).__name__}: "
@@ -808,12 +745,12 @@ class Simulation:
             f"{event['requestContext']['http']['method']} {event['rawPath']} {event['body']}"
         )
         for _ in range(API_ATTEMPTS):
-            before = len(self.client.fired)
+            before = len(self.faults.fired)
             response = api.handle(event, FakeLambdaContext(), *self.services)
             status, body = response["statusCode"], json.loads(response["body"])
             if status != 500:
                 return status, body
-            if len(self.client.fired) == before:
+            if len(self.faults.fired) == before:
                 raise SimulationFailure(f"500 without a fault: {body}")
         raise SimulationFailure("the API kept answering 500")
 
@@ -825,7 +762,7 @@ class Simulation:
         )
         event = {"Records": records}
         for _ in range(API_ATTEMPTS):
-            before = len(self.client.fired)
+            before = len(self.faults.fired)
             try:
                 response = matcher_handler.handle(event, FakeLambdaContext(), self.matcher)
                 failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
@@ -834,7 +771,7 @@ class Simulation:
             if not failed:
                 return
             expect(
-                len(self.client.fired) > before,
+                len(self.faults.fired) > before,
                 lambda: f"matcher failed without a fault: {matcher_handler.processor.exceptions}",
             )
             event = {
@@ -849,12 +786,12 @@ class Simulation:
         fault) is simply followed by the next one."""
         self.doing = f"reconcile at {self.clock.now.isoformat()}"
         for _ in range(API_ATTEMPTS):
-            before = len(self.client.fired)
+            before = len(self.faults.fired)
             run_at = self.clock.now + timedelta(seconds=1)  # its first clock reading
             try:
                 return run_at, reconciler_handler.handle(self.reconciler)
             except Exception as error:
-                expect(len(self.client.fired) > before, f"reconciler failed: {error!r}")
+                expect(len(self.faults.fired) > before, f"reconciler failed: {error!r}")
         raise SimulationFailure("the reconciler kept failing")
 
     # ------------------------------------------------------------ steps: intake

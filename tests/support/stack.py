@@ -81,9 +81,14 @@ def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> 
 
 
 def _script(
-    command: str, port: str = PORT, state_dir: str = STATE_DIR
+    command: str, port: str = PORT, state_dir: str = STATE_DIR, faults: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"FUNDROUTER_LOCAL_PORT": port, "FUNDROUTER_STATE_DIR": state_dir}
+    # Faults only where asked for, never inherited from the shell.
+    env = os.environ | {
+        "FUNDROUTER_LOCAL_PORT": port,
+        "FUNDROUTER_STATE_DIR": state_dir,
+        "FUNDROUTER_FAULTS": faults,
+    }
     arch = "arm64" if platform.machine() in {"aarch64", "arm64"} else "x86_64"
     return subprocess.run(
         [sys.executable, "scripts/localstack.py", command, "--arch", arch],
@@ -96,10 +101,11 @@ def _script(
     )
 
 
-def running_stack(port: str, state_dir: str) -> Iterator[LocalStack]:
-    """A fresh local stack for the duration of the generator, stopped afterwards."""
+def running_stack(port: str, state_dir: str, faults: str = "") -> Iterator[LocalStack]:
+    """A fresh local stack for the duration of the generator, stopped afterwards;
+    `faults` (FUNDROUTER_FAULTS' form, tests/faults) makes its functions' AWS calls fail."""
     _script("down", port, state_dir)  # one left by an interrupted run keeps old state
-    started = _script("up", port, state_dir)
+    started = _script("up", port, state_dir, faults)
     if started.returncode != 0:
         _script("down", port, state_dir)
         pytest.fail(f"local stack did not come up:\n{started.stdout}\n{started.stderr}")
