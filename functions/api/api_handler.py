@@ -16,6 +16,7 @@ from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
+from fundrouter.persistence.retries import transient
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
@@ -25,7 +26,7 @@ from fundrouter.settings import EventBusSettings, LifecycleSettings, TableSettin
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace=METRICS_NAMESPACE)
-app = build_app()
+app = build_app(transient)
 
 
 @cache

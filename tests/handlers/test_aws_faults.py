@@ -8,6 +8,12 @@ counters equal to its orders (design.md's invariant)."""
 from typing import Any
 
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.retries import Backoff
 
@@ -112,24 +118,81 @@ def test_cancellation_reasons_are_read_defensively(world: World, answer: dict[st
     assert_disbursed(world, status, body)
 
 
-def test_unprocessed_keys_of_an_existing_order_are_read_again_not_a_404(world: World) -> None:
+def test_unprocessed_keys_of_an_existing_line_are_read_again_not_a_404(world: World) -> None:
     injected = Injected(world.client, "BatchGetItem", [unprocessed, unprocessed])
+
+    status, body = world.call("get_line")
+
+    assert injected.answered == 2
+    assert (status, body["reserved"]) == (200, 1_250_000)
+
+
+def test_an_event_reads_its_order_and_event_record_in_one_transactional_read(
+    world: World,
+) -> None:
+    """BatchGetItem reads item by item: it could see a concurrent delivery's order
+    moved but not yet its event record, and refuse a duplicate as not allowed."""
+    calls: list[str] = []
+    world.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
 
     status, body = world.call("order_event_disbursed_partly")
 
-    assert injected.answered == 2
+    assert calls == ["TransactGetItems", "TransactWriteItems"]
     assert_disbursed(world, status, body)
 
 
-@pytest.mark.parametrize("route", ["order_event_disbursed_partly", "get_line"])
-def test_keys_left_unprocessed_past_the_retries_are_503_not_missing(
-    world: World, route: str
+def test_a_read_cancelled_by_a_write_in_flight_is_retried(world: World) -> None:
+    injected = Injected(
+        world.client, "TransactGetItems", [cancelled("TransactionConflict", "None")]
+    )
+
+    status, body = world.call("order_event_disbursed_partly")
+
+    assert injected.answered == 1
+    assert_disbursed(world, status, body)
+
+
+@pytest.mark.parametrize(
+    ("route", "operation"),
+    [("get_order", "GetItem"), ("submit_order", "PutItem"), ("get_line", "BatchGetItem")],
+)
+@pytest.mark.parametrize(
+    "fault",
+    [
+        lambda: EndpointConnectionError(endpoint_url="https://dynamodb"),
+        lambda: ReadTimeoutError(endpoint_url="https://dynamodb"),
+        lambda: ConnectionClosedError(endpoint_url="https://dynamodb"),
+        lambda: ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "op"
+        ),
+    ],
+    ids=["connect", "read-timeout", "reset", "throttled"],
+)
+def test_aws_failing_for_now_outside_a_transaction_is_503_with_retry_after(
+    world: World, route: str, operation: str, fault: Any
 ) -> None:
+    def fail(**_: Any) -> None:
+        raise fault()
+
+    world.client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+    before = world.everything()
+
+    response = world.respond(route)
+
+    assert response["statusCode"] == 503, response["body"]
+    assert '"code":"service_unavailable"' in response["body"]
+    assert response["headers"]["Retry-After"] == "1"
+    assert world.everything() == before
+
+
+def test_keys_left_unprocessed_past_the_retries_are_503_not_missing(world: World) -> None:
     # Unread six times, then read: the old loop took the seventh answer at once.
     Injected(world.client, "BatchGetItem", [unprocessed] * 6)
     before = world.everything()
 
-    response = world.respond(route)
+    response = world.respond("get_line")
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "1"

@@ -739,8 +739,8 @@ class Simulation:
     # ------------------------------------------------------------ callers
 
     def call_api(self, event: dict[str, Any]) -> tuple[int, Any]:
-        """The API handler; a 500 (only ever after an injected fault) is retried with
-        the same request, as a client does."""
+        """The API handler; a 503 (only ever after an injected fault) is retried with
+        the same request, as a client does. A 500 is a bug, fault or not."""
         self.doing = (
             f"{event['requestContext']['http']['method']} {event['rawPath']} {event['body']}"
         )
@@ -748,11 +748,13 @@ class Simulation:
             before = len(self.faults.fired)
             response = api.handle(event, FakeLambdaContext(), *self.services)
             status, body = response["statusCode"], json.loads(response["body"])
-            if status != 500:
+            if status == 500:
+                raise SimulationFailure(f"500: {body}")
+            if status != 503:
                 return status, body
             if len(self.faults.fired) == before:
-                raise SimulationFailure(f"500 without a fault: {body}")
-        raise SimulationFailure("the API kept answering 500")
+                raise SimulationFailure(f"503 without a fault: {body}")
+        raise SimulationFailure("the API kept answering 503")
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
         """One batch to the matcher handler; records it reports failed (only ever after
@@ -782,16 +784,20 @@ class Simulation:
         raise SimulationFailure("the matcher kept failing")
 
     def reconcile(self) -> tuple[datetime, dict[str, Any]]:
-        """The scheduled reconciler; a run that fails (only ever after an injected
-        fault) is simply followed by the next one."""
+        """The scheduled reconciler; a run that fails, or counts an order it could not
+        finish (only ever after an injected fault), is simply followed by the next one."""
         self.doing = f"reconcile at {self.clock.now.isoformat()}"
         for _ in range(API_ATTEMPTS):
             before = len(self.faults.fired)
             run_at = self.clock.now + timedelta(seconds=1)  # its first clock reading
             try:
-                return run_at, reconciler_handler.handle(self.reconciler)
+                summary = reconciler_handler.handle(self.reconciler)
             except Exception as error:
                 expect(len(self.faults.fired) > before, f"reconciler failed: {error!r}")
+                continue
+            if not summary["failures"]:
+                return run_at, summary
+            expect(len(self.faults.fired) > before, f"reconciler failures: {summary}")
         raise SimulationFailure("the reconciler kept failing")
 
     # ------------------------------------------------------------ steps: intake

@@ -1,7 +1,7 @@
 """The ApiFunction's resolver: every route, and the single map from errors to the
 error shape and status codes of docs/api.md."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -84,7 +84,11 @@ class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
         return body
 
 
-def build_app() -> APIGatewayHttpResolver:
+def build_app(
+    transient: Callable[[BaseException], bool] = lambda _: False,
+) -> APIGatewayHttpResolver:
+    """`transient` (from the persistence layer, which alone knows AWS's errors) says
+    which unexpected errors are AWS failing for now rather than a bug: 503."""
     app = APIGatewayHttpResolver(enable_validation=True)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
     app.include_router(orders.routes())
@@ -144,13 +148,7 @@ def build_app() -> APIGatewayHttpResolver:
         response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    @app.exception_handler(Exception)
-    def bug(_: Exception) -> Response[str]:
-        # A pydantic ValidationError lands here too: the caller's input was validated
-        # already, so one now means a stored item or a transition is wrong: a bug.
-        # The exception text stays in the logs: clients learn only that it failed.
-        logger.exception("unhandled error")
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+    app.exception_handler(Exception)(_bug_or_unavailable(transient))
 
     return app
 
@@ -167,6 +165,21 @@ def status_of(error: DomainError) -> HTTPStatus:
 def _methods_of(app: APIGatewayHttpResolver, path: str) -> list[str]:
     routes = [*app._static_routes, *app._dynamic_routes]  # no public list of them
     return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+def _bug_or_unavailable(
+    transient: Callable[[BaseException], bool],
+) -> Callable[[Exception], Response[str]]:
+    def bug(error: Exception) -> Response[str]:
+        if transient(error):  # throttled, a dropped connection, a timeout: nothing to fix
+            return unavailable(Unavailable())
+        # A pydantic ValidationError lands here too: the caller's input was validated
+        # already, so one now means a stored item or a transition is wrong: a bug.
+        # The exception text stays in the logs: clients learn only that it failed.
+        logger.exception("unhandled error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+
+    return bug
 
 
 def unavailable(error: Unavailable) -> Response[str]:

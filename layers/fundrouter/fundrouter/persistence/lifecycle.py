@@ -21,8 +21,8 @@ from fundrouter.persistence.retries import (
     CONDITION_FAILED,
     DEFAULT_BACKOFF,
     Backoff,
-    batch_get,
     transact,
+    transact_get,
 )
 from fundrouter.service.ports import Commit, StoredEvent
 
@@ -53,17 +53,17 @@ class DynamoOrderEvents:
     def load(
         self, tenant_id: str, order_id: str, event_id: str
     ) -> tuple[Order | None, StoredEvent | None]:
-        """The order and, if already recorded, the event: one consistent read (keys
-        left unprocessed are read again, never taken for missing)."""
+        """The order and, if already recorded, the event, in one transactional read: a
+        concurrent delivery's transaction is seen whole or not at all, never as the
+        order moved without its event record (BatchGetItem could see that)."""
         pk = {"S": order_pk(tenant_id, order_id)}
         keys = [{"pk": pk, "sk": {"S": ORDER_SK}}, {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}}]
-        order, stored = None, None
-        for item in batch_get(self._client, self._table, keys, self._backoff):
-            if item["sk"]["S"] == ORDER_SK:
-                order = order_from_item(item)
-            else:
-                values = from_item(item)
-                stored = StoredEvent(str(values["contentHash"]), dict(values["result"]))
+        order_item, event_item = transact_get(self._client, keys, self._table, self._backoff)
+        order = order_from_item(order_item) if order_item else None
+        stored = None
+        if event_item:
+            values = from_item(event_item)
+            stored = StoredEvent(str(values["contentHash"]), dict(values["result"]))
         return order, stored
 
     def commit(

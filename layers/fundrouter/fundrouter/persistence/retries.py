@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from fundrouter.domain.errors import Contended, Unavailable
 
@@ -147,3 +147,40 @@ def batch_get(
                 raise Unavailable(f"{len(pending)} keys of {table} left unread")
             backoff.pause(attempt)
     return items
+
+
+def transient(error: BaseException) -> bool:
+    """An error that says AWS is failing for now, not that the request or the code is
+    wrong: throttling, internal errors and contention past botocore's own retries, a
+    connection that failed or dropped, a read that timed out. The caller answers 503
+    with Retry-After; a write whose answer was lost is found by its own condition (or
+    id) when the client sends the same request again."""
+    if isinstance(error, (Unavailable, ConnectionError, HTTPClientError)):
+        return True
+    return isinstance(error, ClientError) and _transient(error, 0) is not None
+
+
+def transact_get(
+    client: "DynamoDBClient",
+    keys: list[dict[str, Any]],
+    table: str,
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[dict[str, Any] | None]:
+    """The items of `keys` in one TransactGetItems (None where absent): serializable
+    with transactions, so it never sees half of one (BatchGetItem may: its reads are
+    only read-committed item by item). A read cancelled by a write in flight is retried."""
+    for attempt in range(backoff.attempts):
+        try:
+            response = client.transact_get_items(
+                TransactItems=[{"Get": {"TableName": table, "Key": key}} for key in keys]
+            )
+        except ClientError as error:
+            kind = _transient(error, len(keys))
+            if kind is None:
+                raise
+            if attempt == backoff.attempts - 1:
+                raise kind() from error
+            backoff.pause(attempt)
+            continue
+        return [r.get("Item") for r in response["Responses"]]
+    raise Unavailable()  # pragma: no cover - attempts >= 1
