@@ -19,7 +19,7 @@ import pytest
 from tests.support.bank import Bank, injected_faults, report
 from tests.support.stack import LocalStack, running_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 ORDERS = int(os.environ.get("FUNDROUTER_BANK_ORDERS", "500"))
 SEED = int(os.environ.get("FUNDROUTER_BANK_SEED", "7"))

@@ -232,7 +232,7 @@ class Bank:
                 return None
             if order.get("status") != "RECEIVED" or time.monotonic() > deadline:
                 return order
-            time.sleep(1.0)
+            time.sleep(0.25)
 
     # ------------------------------------------------------------------ the run
     def play(self) -> None:
