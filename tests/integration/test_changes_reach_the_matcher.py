@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import LocalStack
+from tests.integration.test_matching_concurrency import line_body
 from tests.integration.test_matching_over_http import order, wait_for_decision
 
 pytestmark = pytest.mark.integration
@@ -38,19 +39,7 @@ def routing(local_stack: LocalStack, admin: str) -> Iterator[str]:
 
 def line(product: str, **changes: Any) -> dict[str, Any]:
     """A line that takes only `product`, so no other test's order can reach it."""
-    return {
-        "funderId": "bank-a",
-        "name": f"line for {product}",
-        "currency": "CNY",
-        "limit": 10_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1290,
-        "priority": 1,
-        "weight": 50,
-        "holdSeconds": 900,
-    } | changes
+    return line_body(product, limit=10_000_000, priority=1) | changes
 
 
 def warm_up(stack: LocalStack, tenant: str, product: str) -> None:
