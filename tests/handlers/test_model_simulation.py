@@ -782,16 +782,20 @@ class Simulation:
         raise SimulationFailure("the matcher kept failing")
 
     def reconcile(self) -> tuple[datetime, dict[str, Any]]:
-        """The scheduled reconciler; a run that fails (only ever after an injected
-        fault) is simply followed by the next one."""
+        """The scheduled reconciler; a run that fails, or reports an order or line it
+        failed on (only ever after an injected fault), is simply followed by the next."""
         self.doing = f"reconcile at {self.clock.now.isoformat()}"
         for _ in range(API_ATTEMPTS):
             before = len(self.faults.fired)
             run_at = self.clock.now + timedelta(seconds=1)  # its first clock reading
             try:
-                return run_at, reconciler_handler.handle(self.reconciler)
+                summary = reconciler_handler.handle(self.reconciler)
             except Exception as error:
                 expect(len(self.faults.fired) > before, f"reconciler failed: {error!r}")
+                continue
+            if not summary["failures"]:
+                return run_at, summary
+            expect(len(self.faults.fired) > before, f"reconciler failed on: {summary}")
         raise SimulationFailure("the reconciler kept failing")
 
     # ------------------------------------------------------------ steps: intake
