@@ -241,6 +241,7 @@ class Partition:
     scope: str  # system, tenant, line, order
     key: str
     wcu_per_order: float
+    total_per_order: float  # over all its partitions: what the table's quota sees
 
     @property
     def ceiling(self) -> float:
@@ -308,7 +309,8 @@ def busiest(steps: list[list[Change]], tables: ModuleType, sample: int = SAMPLE)
         key, wcu = counts.most_common(1)[0] if counts else ("-", 0)
         where = scope(key, len(counts), sample)
         # An order's own key: what that one order writes there over its life.
-        found.append(Partition(index, where, key, wcu if where == "order" else wcu / sample))
+        per_order = wcu if where == "order" else wcu / sample
+        found.append(Partition(index, where, key, per_order, sum(counts.values()) / sample))
     return found
 
 
@@ -367,10 +369,15 @@ def report(api: ModuleType, tables: ModuleType, rate: int = GOALS["system"]) -> 
     for p in partitions:
         at_rate = "-" if p.scope == "order" else f"{p.wcu_per_order * rate:,.0f}"
         ceiling = "none" if p.scope == "order" or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s"
-        print(f"{p.index.label:<30} {p.scope:<7} {p.wcu_per_order:>9.2f} {at_rate:>16}  {ceiling}")
+        print(
+            f"{p.index.label:<30} {p.scope:<7} {p.wcu_per_order:>9.2f} {at_rate:>16}"
+            f"  {ceiling:<9} {p.total_per_order:>18.2f} {p.total_per_order * rate:>8,.0f}"
+        )
     print()
     print("'order' keys are one order's own (its writes never meet another order's);")
-    print("WCU/s at the rate is what the busiest key would take if every order were of its scope.")
+    print("WCU/s at the rate is what the busiest key would take if every order were of its scope;")
+    print("the last columns: the table or index as a whole, against its throughput quota")
+    print("(on demand: 40,000 WCU/s per table by default, an adjustable quota)")
     for name, value, goal in (
         ("system-wide", found.system, GOALS["system"]),
         ("one tenant", found.tenant, GOALS["tenant"]),
