@@ -18,6 +18,8 @@
 6. The bank test under faults with 5,000 orders (tests/integration/
    test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
+7. The capacity model: per table and index, the busiest partition's WCU/s at a rate
+   and the orders/s before it passes 1,000 WCU/s (bench/capacity.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -590,6 +592,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scale.report(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
+    header("7. Capacity model: orders/s before any partition passes 1,000 WCU/s (docs/capacity.md)")
+    import capacity  # noqa: PLC0415 - a sibling module, like the others
+
+    capacity.report(
+        load_by_path("api_handler", FUNCTIONS / "api" / "api_handler.py"),
+        load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
+    )
 
     header("Summary")
     imports = (

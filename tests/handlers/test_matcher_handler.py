@@ -148,8 +148,9 @@ def test_new_order_is_matched_to_the_first_ranked_line_in_one_transaction(
         ("trust-b", "ELIGIBLE"),
     ]
     assert [h.status.value for h in matched.history] == ["RECEIVED", "MATCHED"]
-    # Cold container: the change marker, the lines, the tenant's policy, the claim.
-    assert requests_made == ["GetItem", "Query", "GetItem", "TransactWriteItems"]
+    # Cold container: the change marker, the lines (keys, then items), the tenant's
+    # policy, the claim.
+    assert requests_made == ["GetItem", "Query", "BatchGetItem", "GetItem", "TransactWriteItems"]
     assert_counters_match_orders(client, orders_table, lines)
 
 
@@ -372,8 +373,15 @@ def test_a_warm_matcher_matches_an_order_only_a_line_created_since_makes_eligibl
     assert run(event, service) == {"batchItemFailures": []}
 
     # The policy; the cached ranking refused every line, so the marker, which showed
-    # the change; the lines and the policy again; the claim.
-    assert requests.names == ["GetItem", "GetItem", "Query", "GetItem", "TransactWriteItems"]
+    # the change; the lines (keys, then items) and the policy again; the claim.
+    assert requests.names == [
+        "GetItem",
+        "GetItem",
+        "Query",
+        "BatchGetItem",
+        "GetItem",
+        "TransactWriteItems",
+    ]
     assert order(orders).line_id == "bank-a-consumer"
 
 

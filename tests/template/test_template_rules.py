@@ -17,7 +17,14 @@ from typing import Any, TypeGuard
 
 import pytest
 from fundrouter.http.app import build_app
-from fundrouter.persistence.orders import BY_TENANT, BY_TENANT_STATUS
+from fundrouter.persistence.orders import (
+    BY_DUE,
+    BY_LINE,
+    BY_TENANT,
+    BY_TENANT_STATUS,
+    DUE_SHARDS,
+    TENANT_SHARDS,
+)
 
 from tests.support.template import ROOT, resources, template
 
@@ -455,6 +462,27 @@ def test_persistence_index_names_are_gsis_of_the_orders_table() -> None:
     indexes = resources()["OrdersTable"]["Properties"].get("GlobalSecondaryIndexes", [])
 
     assert {BY_TENANT, BY_TENANT_STATUS} <= {index["IndexName"] for index in indexes}
+
+
+def test_no_index_copies_whole_items_and_time_ordered_keys_are_sharded() -> None:
+    """An ALL projection rewrites the index on every write of the item; one partition
+    key for a time-ordered index, or for one tenant, caps the whole system at that
+    partition's 1,000 WCU/s (docs/capacity.md)."""
+    projections = {
+        (table, index["IndexName"]): index["Projection"]["ProjectionType"]
+        for table in ("OrdersTable", "LinesTable")
+        for index in resources()[table]["Properties"]["GlobalSecondaryIndexes"]
+    }
+
+    assert projections == {
+        ("OrdersTable", BY_TENANT): "KEYS_ONLY",
+        ("OrdersTable", BY_TENANT_STATUS): "KEYS_ONLY",
+        ("OrdersTable", BY_DUE): "KEYS_ONLY",
+        ("OrdersTable", BY_LINE): "INCLUDE",  # what the audit sums, per line
+        ("LinesTable", "lines"): "KEYS_ONLY",
+    }
+    assert DUE_SHARDS >= 32
+    assert TENANT_SHARDS >= 8
 
 
 def test_every_queue_is_encrypted_at_rest() -> None:

@@ -220,9 +220,11 @@ class DynamoLineRepository:
         return line_from_item(line_item, _day_usage(items))
 
     def list_lines(self) -> list[LineRecord]:
-        """Every line, by lineId, through the sparse ``lines`` index (config is what
-        matters here; read one line with ``get`` for exact counters)."""
-        records: list[LineRecord] = []
+        """Every line, by lineId: their keys from the sparse, keys-only ``lines``
+        index, the items themselves by BatchGetItem (consistently). Keys only, because
+        every claim writes a line item and all of them share the index's one partition
+        key: with the item projected, every claim in the system would write there too."""
+        keys: list[dict[str, Any]] = []
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": LINES_INDEX,
@@ -231,10 +233,12 @@ class DynamoLineRepository:
         }
         while True:
             page = self._client.query(**query)
-            records += [line_from_item(item) for item in page.get("Items", [])]
+            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                return records
+                break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        records = [line_from_item(item) for item in self._batch_get(keys)]
+        return sorted(records, key=lambda record: record.line.line_id)
 
     def usage_on(self, day_by_line: dict[str, str]) -> dict[str, int]:
         """Each line's usage on its own local day (time zones differ per line)."""

@@ -3,15 +3,20 @@
 Keys (the table and its indexes are defined in template.yaml):
 - pk ``T#{tenantId}#O#{orderId}``, sk ``ORDER``: one order, addressed by what the
   tenant calls it, so intake is a single conditional put.
-- GSI ``byTenant``: ``T#{tenantId}`` / ``{createdAt}#{orderId}``: the tenant's
-  orders, newest first.
-- GSI ``byTenantStatus``: ``T#{tenantId}#S#{status}`` / same sort key: filtered
-  listings without a scan or a filter expression.
+- GSI ``byTenant``: ``T#{tenantId}#{shard}`` / ``{createdAt}#{orderId}``: the
+  tenant's orders, newest first, over ``TENANT_SHARDS`` partitions so one tenant is
+  not one partition. A page merges the shards (docs/decisions.md, 21).
+- GSI ``byTenantStatus``: ``T#{tenantId}#S#{status}#{shard}`` / same sort key:
+  filtered listings without a scan or a filter expression.
 - GSI ``byDue`` (sparse): ``dueShard`` / ``dueAt``: what the reconciler must look
   at by a time: a hold's expiry (MATCHED, APPROVED) or a RECEIVED order's re-drive
-  time. Sharded by order id so no partition takes every order.
+  time, over ``DUE_SHARDS`` partitions.
 - GSI ``byLine`` (sparse): ``lineKey`` / ``pk``: the orders holding capacity on a
   line (MATCHED, APPROVED, DISBURSED), for the reconciler's audit.
+
+``byTenant``, ``byTenantStatus`` and ``byDue`` project keys only: an order write
+touches them only when their keys move, and the orders a read needs are then read
+from the table with one BatchGetItem. Shards are a hash of the order's key.
 """
 
 import base64
@@ -19,6 +24,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,6 +35,7 @@ from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.codec import from_item, to_item
+from fundrouter.persistence.retries import batch_get
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,7 +45,8 @@ BY_TENANT: Final = "byTenant"
 BY_TENANT_STATUS: Final = "byTenantStatus"
 BY_DUE: Final = "byDue"
 BY_LINE: Final = "byLine"
-DUE_SHARDS: Final = 4
+DUE_SHARDS: Final = 32
+TENANT_SHARDS: Final = 8
 # A RECEIVED order not matched within this long is matched by the reconciler itself.
 REDRIVE_AFTER: Final = timedelta(seconds=60)
 _KEY_ATTRIBUTES: Final = (
@@ -69,28 +77,33 @@ def status_key(tenant_id: str, status: OrderStatus) -> str:
     return f"T#{tenant_id}#S#{status}"
 
 
+def _shard(pk: str, shards: int) -> int:
+    return int(hashlib.sha256(pk.encode()).hexdigest()[:8], 16) % shards
+
+
 def order_item(order: Order) -> dict[str, Any]:
     values = order.model_dump(mode="json", by_alias=True, exclude_none=True)
     newest_first = f"{format_timestamp(order.created_at)}#{order.order_id}"
+    pk = order_pk(order.tenant_id, order.order_id)
+    shard = _shard(pk, TENANT_SHARDS)
     values |= {
-        "pk": order_pk(order.tenant_id, order.order_id),
+        "pk": pk,
         "sk": ORDER_SK,
-        "gsi1pk": _tenant_key(order.tenant_id),
+        "gsi1pk": f"{_tenant_key(order.tenant_id)}#{shard}",
         "gsi1sk": newest_first,
-        "gsi2pk": status_key(order.tenant_id, order.status),
+        "gsi2pk": f"{status_key(order.tenant_id, order.status)}#{shard}",
         "gsi2sk": newest_first,
     }
     due = due_at(order)
     if due is not None:
-        values |= {"dueShard": due_shard(order.order_id), "dueAt": format_timestamp(due)}
+        values |= {"dueShard": due_shard(pk), "dueAt": format_timestamp(due)}
     if order.status in _HOLDING and order.line_id is not None:
         values["lineKey"] = order.line_id
     return to_item(values)
 
 
-def due_shard(order_id: str) -> str:
-    digest = int(hashlib.sha256(order_id.encode()).hexdigest()[:8], 16)
-    return f"DUE#{digest % DUE_SHARDS}"
+def due_shard(pk: str) -> str:
+    return f"DUE#{_shard(pk, DUE_SHARDS)}"
 
 
 def due_at(order: Order) -> datetime | None:
@@ -144,27 +157,87 @@ class DynamoOrderRepository:
     def list_for_tenant(
         self, tenant_id: str, status: OrderStatus | None, limit: int, cursor: str | None
     ) -> Page[Order]:
+        """A page of the tenant's orders, newest first: the first ``limit`` index
+        entries of every shard older than the cursor, merged, and the page's orders
+        read with one BatchGetItem. Sort keys are unique and each order is in one
+        shard, so the last entry of a page is the whole merge position."""
         if status is None:
             index, key_name, key = BY_TENANT, "gsi1pk", _tenant_key(tenant_id)
         else:
             index, key_name, key = BY_TENANT_STATUS, "gsi2pk", status_key(tenant_id, status)
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": index,
-            "KeyConditionExpression": "#k = :k",
-            "ExpressionAttributeNames": {"#k": key_name},
-            "ExpressionAttributeValues": {":k": {"S": key}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor is not None:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant_id, key_name, key)
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        return Page(
-            items=[order_from_item(item) for item in response.get("Items", [])],
-            next_cursor=None if last is None else _encode_cursor(last),
+        sort_name = key_name.removesuffix("pk") + "sk"  # gsi1pk -> gsi1sk
+        before = None if cursor is None else _decode_cursor(cursor, tenant_id, key_name, key)
+        entries, more = _merged(
+            self._client,
+            {
+                "TableName": self._table,
+                "IndexName": index,
+                "ScanIndexForward": False,
+                "Limit": limit,
+            },
+            (key_name, sort_name),
+            [f"{key}#{shard}" for shard in range(TENANT_SHARDS)],
+            None if before is None else ("<", before),
         )
+        page = entries[:limit]
+        orders = _read(self._client, self._table, page, order_from_item)
+        return Page(
+            items=[
+                order
+                for entry in page
+                if (order := orders.get(entry["pk"]["S"])) is not None
+                and (status is None or order.status is status)  # moved since indexed
+            ],
+            next_cursor=(
+                _encode_cursor(
+                    {"pk": page[-1]["pk"], "sk": page[-1]["sk"], key_name: {"S": key},
+                     sort_name: page[-1][sort_name]}
+                )
+                if page and (more or len(entries) > limit)
+                else None
+            ),
+        )  # fmt: skip
+
+
+def _merged(
+    client: "DynamoDBClient",
+    query: dict[str, Any],
+    names: tuple[str, str],
+    partitions: list[str],
+    sort_bound: tuple[str, str] | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every partition's first ``Limit`` entries in index order (``names``: the
+    index's key attributes), merged into that order (ties by table key), and
+    whether any partition has more. ``sort_bound``: (operator, value) on the sort key."""
+    key_name, sort_name = names
+    entries: list[dict[str, Any]] = []
+    more = False
+    for partition in partitions:
+        condition, values = f"{key_name} = :k", {":k": {"S": partition}}
+        if sort_bound is not None:
+            condition += f" AND {sort_name} {sort_bound[0]} :s"
+            values[":s"] = {"S": sort_bound[1]}
+        response = client.query(
+            **query, KeyConditionExpression=condition, ExpressionAttributeValues=values
+        )
+        entries += response.get("Items", [])
+        more = more or "LastEvaluatedKey" in response
+    entries.sort(
+        key=lambda entry: (entry[sort_name]["S"], entry["pk"]["S"]),
+        reverse=not query.get("ScanIndexForward", True),
+    )
+    return entries, more
+
+
+def _read[T](
+    client: "DynamoDBClient",
+    table: str,
+    entries: list[dict[str, Any]],
+    decode: Callable[[dict[str, Any]], T],
+) -> dict[str, T]:
+    """The items of index entries, by pk, consistently: one BatchGetItem per 100."""
+    keys = [{"pk": entry["pk"], "sk": entry["sk"]} for entry in entries]
+    return {item["pk"]["S"]: decode(item) for item in batch_get(client, table, keys)}
 
 
 def _encode_cursor(last_key: dict[str, Any]) -> str:
@@ -173,11 +246,11 @@ def _encode_cursor(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, tenant_id: str, key_name: str, key: str) -> dict[str, Any]:
-    """Accept only a cursor for this very listing: exactly the key of an order in the
-    caller's own listing. A cursor minted for another tenant or filter would start the
-    query outside the caller's range, and DynamoDB itself fails a start key that misses
-    a key attribute or holds another type (a 500, not the caller's 422)."""
+def _decode_cursor(cursor: str, tenant_id: str, key_name: str, key: str) -> str:
+    """The position (sort key) a cursor of this very listing names. Accepted only if
+    it is exactly the key of an order in the caller's own listing (its unsharded
+    name): a cursor minted for another tenant or filter would start the queries
+    outside the caller's range."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         plain = json.loads(raw)
@@ -194,7 +267,7 @@ def _decode_cursor(cursor: str, tenant_id: str, key_name: str, key: str) -> dict
         sort_name: position.string,
     }:
         raise InvalidCursor
-    return {name: {"S": value} for name, value in plain.items()}
+    return position.string
 
 
 class DynamoOrderIndexes:
@@ -205,24 +278,29 @@ class DynamoOrderIndexes:
         self._table = table_name
 
     def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]:
-        """Orders whose hold expired or whose match is overdue, oldest first. An item
+        """Orders whose hold expired or whose match is overdue, oldest first: the
+        oldest ``limit`` entries over every shard, read from the table (one
+        BatchGetItem per 100), less any that moved since they were indexed. An item
         that does not decode is returned as UnreadableOrder, not raised: one bad item
         must not hide every order due after it."""
-        due: list[tuple[str, Order | UnreadableOrder]] = []
-        for shard in range(DUE_SHARDS):
-            query: dict[str, Any] = {
+        entries, _ = _merged(
+            self._client,
+            {
                 "TableName": self._table,
                 "IndexName": BY_DUE,
-                "KeyConditionExpression": "dueShard = :shard AND dueAt <= :now",
-                "ExpressionAttributeValues": {
-                    ":shard": {"S": f"DUE#{shard}"},
-                    ":now": {"S": format_timestamp(now)},
-                },
                 "Limit": limit,
-            }
-            response = self._client.query(**query)
-            due += [(item["dueAt"]["S"], _decoded(item)) for item in response.get("Items", [])]
-        return [order for _, order in sorted(due, key=lambda pair: pair[0])[:limit]]
+            },
+            ("dueShard", "dueAt"),
+            [f"DUE#{shard}" for shard in range(DUE_SHARDS)],
+            ("<=", format_timestamp(now)),
+        )
+        orders = _read(self._client, self._table, entries[:limit], _decoded)
+        return [
+            order
+            for entry in entries[:limit]
+            if (order := orders.get(entry["pk"]["S"])) is not None
+            and (isinstance(order, UnreadableOrder) or _still_due(order, now))
+        ]
 
     def holdings(self, line_id: str) -> list[Holding]:
         """Every order holding capacity on the line (eventually consistent)."""
@@ -249,6 +327,11 @@ class DynamoOrderIndexes:
             if "LastEvaluatedKey" not in page:
                 return holdings
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _still_due(order: Order, now: datetime) -> bool:
+    due = due_at(order)
+    return due is not None and due <= now
 
 
 def _decoded(item: dict[str, Any]) -> Order | UnreadableOrder:

@@ -1,0 +1,390 @@
+"""`make bench` section 7: the capacity model (docs/capacity.md). How many orders a
+second the tables take before any partition passes DynamoDB's 1,000 WCU/s.
+
+1. Measured on moto: one order's whole life through the product's own code (the API
+   handler's intake and events, the matcher's claim): every write request, and every
+   written item before and after, read back. A write costs ceil(KB) WCU of the larger
+   of its before and after images (twice inside a transaction; a ConditionCheck as a
+   transactional write); sizes by DynamoDB's rules (match_requests.item_size).
+2. From template.yaml: every GSI's keys and projection. A base write costs an index
+   nothing when the entry (keys and projected attributes) is unchanged, one write when
+   only projected attributes change, a delete and a put when its key moves; an entry
+   is its attributes plus 100 bytes.
+3. Where the writes land: the order item's images are re-keyed by the product's
+   ``order_item`` for SAMPLE other orders of the same tenant on the same line, so the
+   shard hashes spread them as they would; WCU per order on the busiest partition
+   key of every table and index follows, and so the orders/s at which it reaches
+   1,000 WCU/s. A key naming the line is per line, the tenant per tenant, the order
+   per order (never shared), anything else is shared by the whole system.
+
+Imported by bench/run.py once the offline AWS environment is in place; and by
+tests/unit/test_capacity.py, which holds the template to the goals.
+"""
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import (
+    ORDER_SK,
+    DynamoOrderIndexes,
+    DynamoOrderRepository,
+    order_from_item,
+    order_item,
+)
+from fundrouter.service.lifecycle import OrderEventService
+from fundrouter.service.lines import LineService
+from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.service.orders import OrderService
+from match_requests import MatcherContext, item_size, line_config
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events" / "api"
+TABLES = {"OrdersTable": "fundrouter-capacity-orders", "LinesTable": "fundrouter-capacity-lines"}
+LINE = "bank-a-consumer"  # the line the lifecycle events name
+LIFE = (
+    "submit_order",
+    "match",
+    "order_event_approved",
+    "order_event_disbursed_partly",
+    "order_event_repaid_part",
+    "order_event_repaid_rest",
+)
+PARTITION_WCU = 1000
+KB = 1024
+INDEX_ENTRY_OVERHEAD = 100
+SAMPLE = 4_000
+GOALS = {"system": 5_000, "tenant": 1_000}
+
+
+@dataclass(frozen=True)
+class Index:
+    table: str  # logical id
+    name: str | None  # None: the table itself
+    keys: tuple[str, ...]
+    projection: str
+    include: frozenset[str] = frozenset()
+
+    @property
+    def label(self) -> str:
+        return self.table if self.name is None else f"{self.table}.{self.name}"
+
+    def entry(self, image: dict[str, Any] | None, table_keys: tuple[str, ...]) -> Any:
+        if image is None or any(key not in image for key in self.keys):
+            return None  # sparse: not in the index
+        if self.projection == "ALL":
+            return image
+        names = set(table_keys) | set(self.keys) | self.include
+        return {name: value for name, value in image.items() if name in names}
+
+
+def indexes(tables: ModuleType) -> list[Index]:
+    """Every table and GSI of the template, with its keys and projection."""
+    found = []
+    for table in TABLES:
+        props = tables.resources()[table]["Properties"]
+        table_keys = tuple(k["AttributeName"] for k in props["KeySchema"])
+        found.append(Index(table, None, table_keys, "ALL"))
+        for gsi in props.get("GlobalSecondaryIndexes", []):
+            projection = gsi["Projection"]
+            found.append(
+                Index(
+                    table,
+                    gsi["IndexName"],
+                    tuple(k["AttributeName"] for k in gsi["KeySchema"]),
+                    projection["ProjectionType"],
+                    frozenset(projection.get("NonKeyAttributes", [])),
+                )
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class Change:
+    """One item's write in one step of the order's life."""
+
+    table: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    transactional: bool
+
+
+@dataclass
+class Recorder:
+    """The write targets of successful requests, by botocore hooks."""
+
+    pending: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    written: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.pending = list(targets(model.name, params))
+
+    def after_call(self, parsed: dict[str, Any], **_: Any) -> None:
+        if "Error" not in parsed:
+            self.written += self.pending
+        self.pending = []
+
+
+def targets(operation: str, params: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(table, how, key) of every item a write request touches."""
+    if operation == "TransactWriteItems":
+        for entry in params["TransactItems"]:
+            (kind, action), = entry.items()  # fmt: skip
+            key = action.get("Key") or {n: action["Item"][n] for n in ("pk", "sk")}
+            yield action["TableName"], f"transact-{kind}", key
+    elif operation in {"PutItem", "UpdateItem", "DeleteItem"}:
+        key = params.get("Key") or {n: params["Item"][n] for n in ("pk", "sk")}
+        yield params["TableName"], operation, key
+
+
+def measure(api: ModuleType, tables: ModuleType) -> list[list[Change]]:
+    """One order's life on moto: per step, every item written, before and after."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        for logical, name in TABLES.items():
+            client.create_table(**tables.create_table_kwargs(logical, name))
+        orders_table, lines_table = TABLES.values()
+        clock = Clock()
+        lines = DynamoLineRepository(client, lines_table)
+        lines.put_config(LINE, line_config(), clock())
+        services = (
+            OrderService(DynamoOrderRepository(client, orders_table), clock),
+            LineService(lines, clock, DynamoOrderIndexes(client, orders_table).holdings),
+            OrderEventService(DynamoOrderEvents(client, orders_table, lines), clock),
+        )
+        matcher = MatchService(
+            LineCatalog(lines), DynamoMatchStore(client, orders_table, lines), clock
+        )
+        images = {(t, key_of(i)): i for t in TABLES.values() for i in scan(client, t)}
+        recorder = Recorder()
+        client.meta.events.register("before-parameter-build.dynamodb.*", recorder.before_call)
+        client.meta.events.register("after-call.dynamodb.*", recorder.after_call)
+        names = {name: logical for logical, name in TABLES.items()}
+        steps = []
+        for step in LIFE:
+            recorder.written = []
+            if step == "match":
+                order = services[0].get(api_tenant(), api_order_id())
+                matcher.match(order)
+            else:
+                event = json.loads((EVENTS / f"{step}.json").read_text())
+                try:
+                    status = api.handle(event, MatcherContext(), *services)["statusCode"]
+                finally:
+                    api.metrics.clear_metrics()  # log_metrics would print them per call
+                if status >= 300:
+                    raise SystemExit(f"capacity model: {step} answered {status}")
+            written = dict.fromkeys((t, key_of(k), how) for t, how, k in recorder.written)
+            changes = []
+            for table, key, how in written:
+                item = client.get_item(TableName=table, Key=json.loads(key), ConsistentRead=True)
+                new = item.get("Item")
+                changes.append(
+                    Change(names[table], images.get((table, key)), new, "transact" in how)
+                )
+                images[(table, key)] = new
+            steps.append(changes)
+        return steps
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@cache
+def api_tenant() -> str:
+    event = json.loads((EVENTS / "submit_order.json").read_text())
+    return str(event["requestContext"]["authorizer"]["jwt"]["claims"]["client_id"])
+
+
+@cache
+def api_order_id() -> str:
+    return str(
+        json.loads(json.loads((EVENTS / "submit_order.json").read_text())["body"])["orderId"]
+    )
+
+
+def key_of(item: dict[str, Any]) -> str:
+    return json.dumps({"pk": item["pk"], "sk": item["sk"]}, sort_keys=True)
+
+
+def scan(client: Any, table: str) -> list[dict[str, Any]]:
+    return list(client.scan(TableName=table).get("Items", []))
+
+
+def units(size: int) -> int:
+    return max(1, math.ceil(size / KB))
+
+
+@dataclass
+class Partition:
+    """The busiest partition key of a table or index."""
+
+    index: Index
+    scope: str  # system, tenant, line, order
+    key: str
+    wcu_per_order: float
+    total_per_order: float  # over all its partitions: what the table's quota sees
+
+    @property
+    def ceiling(self) -> float:
+        if self.scope == "order" or self.wcu_per_order == 0:
+            return math.inf  # one order's own key: no rate of orders adds to it
+        return PARTITION_WCU / self.wcu_per_order
+
+
+def scope(key: str, keys: int, sample: int) -> str:
+    if LINE in key:
+        return "line"
+    if keys >= sample:
+        return "order"  # as many keys as orders: each its own
+    return "tenant" if api_tenant() in key else "system"
+
+
+def rekeyer(change: Change) -> Any:
+    """The same Orders item for another order of the same tenant, by number: an order
+    item by the product's own keys (of the order without its bulky, keyless fields);
+    the order's other items by its partition key."""
+    if change.table != "OrdersTable":
+        return lambda image, _: image
+    orders = {}
+    for image in (change.old, change.new):
+        if image is not None and image["sk"]["S"] == ORDER_SK:
+            order = order_from_item(image)
+            orders[id(image)] = order.model_copy(update={"history": [], "decision": None})
+
+    def rekeyed(image: dict[str, Any] | None, number: int) -> dict[str, Any] | None:
+        order_id = f"o-{number:07d}"
+        if image is None:
+            return None
+        if id(image) in orders:
+            return order_item(orders[id(image)].model_copy(update={"order_id": order_id}))
+        return image | {"pk": {"S": image["pk"]["S"].replace(api_order_id(), order_id)}}
+
+    return rekeyed
+
+
+def busiest(steps: list[list[Change]], tables: ModuleType, sample: int = SAMPLE) -> list[Partition]:
+    """WCU per order on the busiest partition key of every table and index, with
+    `sample` orders of one tenant on one line. What each write costs comes from the
+    measured items; only where it lands is worked out per order."""
+    all_indexes = indexes(tables)
+    table_keys = {i.table: i.keys for i in all_indexes if i.name is None}
+    load: dict[Index, Counter[str]] = defaultdict(Counter)
+    changes = [c for step in steps for c in step]
+    plans = [
+        (change, rekeyer(change), [
+            (index, list(index_writes(index, table_keys[index.table], change)))
+            for index in all_indexes
+            if index.table == change.table
+        ])
+        for change in changes
+    ]  # fmt: skip
+    for number in range(sample):
+        for change, rekeyed, writes in plans:
+            images = {"old": rekeyed(change.old, number), "new": rekeyed(change.new, number)}
+            for index, costs in writes:
+                for role, cost in costs:
+                    load[index][images[role][index.keys[0]]["S"]] += cost  # type: ignore[index]
+    found = []
+    for index in all_indexes:
+        counts = load[index]
+        key, wcu = counts.most_common(1)[0] if counts else ("-", 0)
+        where = scope(key, len(counts), sample)
+        # An order's own key: what that one order writes there over its life.
+        per_order = wcu if where == "order" else wcu / sample
+        found.append(Partition(index, where, key, per_order, sum(counts.values()) / sample))
+    return found
+
+
+def index_writes(
+    index: Index, table_keys: tuple[str, ...], change: Change
+) -> Iterator[tuple[str, int]]:
+    """(image whose key it lands on, WCU) of what one base write costs the table or index."""
+    old, new = change.old, change.new
+    if index.name is None:
+        size = max(item_size(old or {}), item_size(new or {}))
+        yield ("new" if new else "old"), units(size) * (2 if change.transactional else 1)
+        return
+    before, after = index.entry(old, table_keys), index.entry(new, table_keys)
+    if before == after:
+        return
+    moved = before is None or after is None or any(before[k] != after[k] for k in index.keys)
+    if moved and before is not None:
+        yield "old", units(item_size(before) + INDEX_ENTRY_OVERHEAD)
+    if after is not None:
+        yield "new", units(item_size(after) + INDEX_ENTRY_OVERHEAD)
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    system: float  # orders/s before a partition shared by every order passes 1,000 WCU/s
+    tenant: float  # ... for one tenant's orders
+    line: float  # ... for one line's orders
+
+
+def ceilings(partitions: list[Partition]) -> Ceilings:
+    def lowest(name: str, *wider: str) -> float:
+        return min((p.ceiling for p in partitions if p.scope in {name, *wider}), default=math.inf)
+
+    # A tenant's orders also load what every order shares; one line's, both.
+    return Ceilings(
+        lowest("system"), lowest("tenant", "system"), lowest("line", "tenant", "system")
+    )
+
+
+def model(
+    api: ModuleType, tables: ModuleType, sample: int = SAMPLE
+) -> tuple[list[Partition], Ceilings]:
+    partitions = busiest(measure(api, tables), tables, sample)
+    return partitions, ceilings(partitions)
+
+
+def report(api: ModuleType, tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
+    partitions, found = model(api, tables)
+    print("Computed, not measured on AWS: template.yaml's keys and projections, item sizes")
+    print("measured on moto by DynamoDB's size rules, 1,000 WCU/s per partition (docs/capacity.md)")
+    print(f"one order's life: {', '.join(LIFE)}; {SAMPLE:,} orders of one tenant on one line")
+    print()
+    print(
+        f"{'table / index':<30} {'scope':<7} {'WCU/order':>9} {f'WCU/s at {rate:,}/s':>16}  ceiling"
+    )
+    for p in partitions:
+        at_rate = "-" if p.scope == "order" else f"{p.wcu_per_order * rate:,.0f}"
+        ceiling = "none" if p.scope == "order" or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s"
+        print(
+            f"{p.index.label:<30} {p.scope:<7} {p.wcu_per_order:>9.2f} {at_rate:>16}"
+            f"  {ceiling:<9} {p.total_per_order:>18.2f} {p.total_per_order * rate:>8,.0f}"
+        )
+    print()
+    print("'order' keys are one order's own (its writes never meet another order's);")
+    print("WCU/s at the rate is what the busiest key would take if every order were of its scope;")
+    print("the last columns: the table or index as a whole, against its throughput quota")
+    print("(on demand: 40,000 WCU/s per table by default, an adjustable quota)")
+    for name, value, goal in (
+        ("system-wide", found.system, GOALS["system"]),
+        ("one tenant", found.tenant, GOALS["tenant"]),
+        ("one line", found.line, None),
+    ):
+        shown = "no shared partition" if math.isinf(value) else f"{value:,.0f} orders/s"
+        print(f"  {name:<12} {shown}" + (f" (goal {goal:,})" if goal else ""))
+    print("  system-wide assumes orders spread over enough lines (a line takes the 'one line'")
+    print("  figure; issue 11 shards hot lines) and no tenant above its own ceiling")
+    return found
