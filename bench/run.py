@@ -18,6 +18,8 @@
 6. The bank test under faults with 5,000 orders (tests/integration/
    test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
+7. The order item's size after 10, 1,000 and 10,000 partial repayments, and the write
+   units of one event, on moto (bench/order_size.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -432,6 +434,17 @@ def report_matching(orders: int) -> tuple[list[Any], Any]:
     return cases, sizes
 
 
+def report_order_size() -> None:
+    header("7. Order item size after N partial repayments (moto, in-process)")
+    offline_aws_env()
+    import order_size  # noqa: PLC0415 - imports boto3 and moto: after the environment
+
+    order_size.report(
+        load_by_path("_bench_fast_moto", ROOT / "tests" / "support" / "fast_moto.py"),
+        load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
+    )
+
+
 # ------------------------------------------------------------------ 4. the local stack
 
 
@@ -590,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scale.report(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
+    report_order_size()
 
     header("Summary")
     imports = (

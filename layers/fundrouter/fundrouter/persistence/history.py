@@ -77,7 +77,8 @@ class DynamoOrderHistory:
         entries: list[HistoryEntry] = []
         if start < first_recent:
             entries = self._stored(pk, start, min(end, first_recent))
-        entries += order.history[max(start, first_recent) - first_recent : end - first_recent]
+        if end > first_recent:
+            entries += order.history[max(start, first_recent) - first_recent : end - first_recent]
         return Page(
             items=entries,
             next_cursor=_encode_cursor(pk, end) if end < order.history_total else None,
