@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lines import LineConfig
-from fundrouter.persistence.codec import from_item
+from fundrouter.persistence.codec import from_item, item_size
 from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import ORDER_SK, order_pk
@@ -112,27 +112,6 @@ def stream_event(order_id: str, sequence: int) -> dict[str, Any]:
     record["eventID"] = f"bench-{sequence:06d}"
     record["dynamodb"]["SequenceNumber"] = str(10**20 + sequence)
     return {"Records": [record]}
-
-
-def attribute_size(value: dict[str, Any]) -> int:
-    """A value's size by DynamoDB's published item-size rules (an estimate)."""
-    kind, inner = next(iter(value.items()))
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        digits = inner.lstrip("-").replace(".", "").strip("0") or "0"
-        return math.ceil(len(digits) / 2) + 1
-    if kind in {"BOOL", "NULL"}:
-        return 1
-    if kind == "L":
-        return 3 + sum(1 + attribute_size(v) for v in inner)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in inner.items())
-    return len(str(inner).encode())
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
 class Bench:

@@ -20,6 +20,8 @@
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
 7. The capacity model: per table and index, the busiest partition's WCU/s at a rate
    and the orders/s before it passes 1,000 WCU/s (bench/capacity.py).
+8. The order item's size after 10, 1,000 and 10,000 partial repayments, and the write
+   units of one event, on moto (bench/order_size.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -434,6 +436,17 @@ def report_matching(orders: int) -> tuple[list[Any], Any]:
     return cases, sizes
 
 
+def report_order_size() -> None:
+    header("8. Order item size after N partial repayments (moto, in-process)")
+    offline_aws_env()
+    import order_size  # noqa: PLC0415 - imports boto3 and moto: after the environment
+
+    order_size.report(
+        load_by_path("_bench_fast_moto", ROOT / "tests" / "support" / "fast_moto.py"),
+        load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
+    )
+
+
 # ------------------------------------------------------------------ 4. the local stack
 
 
@@ -599,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_by_path("api_handler", FUNCTIONS / "api" / "api_handler.py"),
         load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
     )
+    report_order_size()
 
     header("Summary")
     imports = (

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fundrouter.domain.lines import LineConfig
-from fundrouter.domain.orders import Order
+from fundrouter.domain.orders import HistoryEntry, Order
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.app import build_app
 
@@ -31,6 +31,7 @@ ROUTE_SCOPES = {
     ("post", "/v1/orders/{orderId}/events"): ["fundrouter/orders.write"],
     ("get", "/v1/orders"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
     ("get", "/v1/orders/{orderId}"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
+    ("get", "/v1/orders/{orderId}/history"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
 }
 # What each route answers with on success, by status (components/schemas names).
 RESOURCES = {
@@ -38,6 +39,7 @@ RESOURCES = {
     ("get", "/v1/orders/{orderId}"): {"200": "OrderResource"},
     ("post", "/v1/orders/{orderId}/events"): {"200": "OrderResource"},
     ("get", "/v1/orders"): {"200": "OrderPage"},
+    ("get", "/v1/orders/{orderId}/history"): {"200": "HistoryPage"},
     ("put", "/v1/lines/{lineId}"): {"201": "LineResource", "200": "LineResource"},
     ("patch", "/v1/lines/{lineId}"): {"200": "LineResource"},
     ("get", "/v1/lines/{lineId}"): {"200": "LineResource"},
@@ -94,7 +96,7 @@ ERROR_SCHEMA = {
 def _order_resource() -> dict[str, Any]:
     """Order.resource(): the stored order less its internal bookkeeping."""
     schema = Order.model_json_schema(by_alias=True, mode="serialization")
-    for name in ("contentHash", "claimDay"):
+    for name in ("contentHash", "claimDay", "previousStatus"):
         schema["properties"].pop(name)
         if name in schema.get("required", []):
             schema["required"].remove(name)
@@ -226,6 +228,16 @@ def document() -> dict[str, Any]:
                 "anyOf": [{"type": "string"}, {"type": "null"}],
                 "description": "Pass as `cursor` for the next page; null on the last.",
             },
+        },
+    }
+    schemas["HistoryEntry"] = HistoryEntry.model_json_schema(by_alias=True, mode="serialization")
+    schemas["HistoryPage"] = {
+        "type": "object",
+        "required": ["items", "nextCursor"],
+        "description": "Entries oldest first; `historyTotal` on the order counts them all.",
+        "properties": {
+            "items": {"type": "array", "items": _ref("HistoryEntry")},
+            "nextCursor": schemas["OrderPage"]["properties"]["nextCursor"],
         },
     }
     schemas["LineResource"] = _line_resource()

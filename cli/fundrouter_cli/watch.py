@@ -2,8 +2,9 @@
 
 There is no push channel to the CLI (business systems subscribe to EventBridge), so
 the watcher lists the newest orders every interval and reports what moved since the
-last poll. Each order's history says every status it went through, so a change that
-came and went between two polls is still reported. Pure but for the printing in main.
+last poll. Each order's history says every status it went through (its 20 newest, and
+`historyTotal` counts them all), so a change that came and went between two polls is
+still reported. Pure but for the printing in main.
 """
 
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from fundrouter_cli.render import money, styled_status
 class Seen:
     status: str
     version: int
-    history_length: int
+    history_length: int  # entries seen: the order's historyTotal then
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,19 @@ class Change:
 
 def snapshot(orders: Iterable[Mapping[str, Any]]) -> dict[str, Seen]:
     return {
-        str(o.get("orderId")): Seen(
-            str(o.get("status")), _int(o.get("version")), len(o.get("history") or [])
-        )
+        str(o.get("orderId")): Seen(str(o.get("status")), _int(o.get("version")), _total(o))
         for o in orders
     }
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _total(order: Mapping[str, Any]) -> int:
+    """Entries the order ever had; its history lists the newest of them (all of them
+    from a server older than the count)."""
+    return _int(order.get("historyTotal")) or len(order.get("history") or [])
 
 
 def changes(
@@ -64,10 +69,12 @@ def changes(
         if before is not None and before.version == version:
             continue
         start = before.history_length if before is not None else 0
+        total = _total(order)
+        first = total - len(history)  # the number of history[0]
         previous = before.status if before is not None else None
-        if start > 0 and start <= len(history):
-            previous = str(history[start - 1].get("status"))
-        fresh = history[start:]
+        if first < start <= total:
+            previous = str(history[start - 1 - first].get("status"))
+        fresh = history[max(start - first, 0) :]
         for index, entry in enumerate(fresh):
             status = str(entry.get("status"))
             amount = entry.get("amount")
@@ -86,7 +93,7 @@ def changes(
                 )
             )
             previous = status
-        if len(history) <= start:
+        if total <= start:
             # A new version without a new status (a decision recorded, a field touched).
             status = str(order.get("status"))
             found.append(
@@ -103,7 +110,7 @@ def changes(
                     str(order.get("currency", "")),
                 )
             )
-        state[order_id] = Seen(str(order.get("status")), version, len(history))
+        state[order_id] = Seen(str(order.get("status")), version, total)
     found.sort(key=lambda change: (change.at, change.order_id))
     return found, state
 

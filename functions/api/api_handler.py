@@ -13,13 +13,14 @@ from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
 from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
+from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
 from fundrouter.persistence.retries import transient
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
-from fundrouter.service.orders import OrderService
+from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.tracking import StatusEventRepublisher
 from fundrouter.settings import EventBusSettings, LifecycleSettings, TableSettings
 
@@ -36,6 +37,14 @@ def order_service() -> OrderService:
     settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
     return OrderService(DynamoOrderRepository(client, settings.orders_table_name), utc_now)
+
+
+@cache
+def history_service() -> OrderHistoryService:
+    settings = TableSettings.from_env()
+    return OrderHistoryService(
+        DynamoOrderHistory(boto3.client("dynamodb"), settings.orders_table_name)
+    )
 
 
 @cache
@@ -77,9 +86,12 @@ def handle(
     events: OrderEventService | None = None,
     *,
     republishing: StatusEventRepublisher | None = None,
+    history: OrderHistoryService | None = None,
 ) -> dict[str, Any]:
     """The seam tests call with their own services."""
-    app.append_context(orders=orders, lines=lines, events=events, republisher=republishing)
+    app.append_context(
+        orders=orders, lines=lines, events=events, republisher=republishing, history=history
+    )
     return app.resolve(event, context)
 
 
@@ -95,4 +107,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         line_service(),
         event_service(),
         republishing=republisher(),
+        history=history_service(),
     )

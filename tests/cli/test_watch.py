@@ -94,3 +94,26 @@ def test_orders_no_longer_listed_are_remembered() -> None:
     _, state = changes({"gone": Seen("MATCHED", 2, 2)}, [order("a")])
 
     assert "gone" in state
+
+
+def repayments(first: int, last: int) -> list[dict[str, Any]]:
+    return [
+        {"status": "DISBURSED", "at": f"2026-11-25T00:{n // 60:02d}:{n % 60:02d}.000Z"}
+        | {"event": "REPAID", "amount": n}
+        for n in range(first, last)
+    ]
+
+
+def test_a_loan_whose_history_is_longer_than_the_resource_shows_reports_only_whats_new() -> None:
+    """The resource lists the 20 newest entries; historyTotal counts them all."""
+    seen = order("b", status="DISBURSED", version=40, history=repayments(20, 40))
+    later = order("b", status="DISBURSED", version=43, history=repayments(23, 43))
+
+    found, state = changes(snapshot([seen | {"historyTotal": 40}]), [later | {"historyTotal": 43}])
+
+    assert [(c.before, c.after, c.amount) for c in found] == [
+        ("DISBURSED", "DISBURSED", 40),
+        ("DISBURSED", "DISBURSED", 41),
+        ("DISBURSED", "DISBURSED", 42),
+    ]
+    assert state["b"] == Seen("DISBURSED", 43, 43)

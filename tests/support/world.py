@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 from fundrouter.domain.lines import LineConfig
+from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
@@ -15,7 +16,7 @@ from fundrouter.persistence.retries import Backoff
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.matching import LineCatalog, MatchService
-from fundrouter.service.orders import OrderService
+from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
 from tests.conftest import FakeLambdaContext, load_event, scan_all
@@ -61,6 +62,7 @@ class World:
                 DynamoOrderEvents(self.client, orders_table, self.lines, NO_WAIT), clock
             ),
         )
+        self.history = OrderHistoryService(DynamoOrderHistory(self.client, orders_table))
         self.matcher = MatchService(
             LineCatalog(self.lines, ttl_seconds=0),
             DynamoMatchStore(self.client, orders_table, self.lines, NO_WAIT),
@@ -101,7 +103,7 @@ class World:
             if isinstance(name_or_event, str)
             else name_or_event
         )
-        return dict(api.handle(event, FakeLambdaContext(), *self.services))
+        return dict(api.handle(event, FakeLambdaContext(), *self.services, history=self.history))
 
     def match(self) -> None:
         order = self.orders.get(TENANT, ORDER_ID)

@@ -278,12 +278,8 @@ def _moved(
     )
     updated = order.model_copy(
         update=fields
-        | {
-            "status": status,
-            "history": [*order.history, entry],
-            "updated_at": now,
-            "version": order.version + 1,
-        }
+        | order.with_entry(entry)
+        | {"status": status, "updated_at": now, "version": order.version + 1}
     )
     return Transition(Order.model_validate(updated.model_dump()), effect)
 
@@ -374,7 +370,6 @@ def expire(order: Order, now: datetime) -> Transition:
 
 def _next(order: Order, now: datetime, entry: HistoryEntry, **fields: object) -> Order:
     updated = order.model_copy(
-        update=fields
-        | {"history": [*order.history, entry], "updated_at": now, "version": order.version + 1}
+        update=fields | order.with_entry(entry) | {"updated_at": now, "version": order.version + 1}
     )
     return Order.model_validate(updated.model_dump())

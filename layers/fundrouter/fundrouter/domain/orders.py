@@ -14,6 +14,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -25,6 +26,13 @@ from fundrouter.domain.currency import ISO_4217_CODES, is_iso_4217
 MAX_AMOUNT: Final = 10**12
 MAX_TERM_MONTHS: Final = 480
 MAX_METADATA_KEYS: Final = 20
+# The order item keeps its newest history entries only; older ones are their own
+# items (persistence/history.py), so the item's size does not grow with the loan's age.
+RECENT_HISTORY: Final = 20
+# At most this many entries leave the order item in one write: an order stored before
+# the history was bounded sheds its backlog over its next writes, each transaction
+# staying well inside DynamoDB's 100 actions.
+MAX_SPILL: Final = 50
 
 OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
@@ -150,7 +158,13 @@ class Order(CamelModel):
     # Disbursed late (after its hold was given back) onto a line with no room left:
     # the line holds more than its limit because of this order.
     over_limit: bool = False
+    # The newest entries (RECENT_HISTORY at most); `history_total` counts every entry
+    # the order ever had, so entry i here is number history_total - len(history) + i.
     history: list[HistoryEntry]
+    history_total: int
+    # The status before the current one, which the bounded history may no longer show
+    # (a loan's many partial repayments): the `from` of a re-published status event.
+    previous_status: OrderStatus | None = None
     content_hash: str
     created_at: Timestamp
     updated_at: Timestamp
@@ -169,15 +183,61 @@ class Order(CamelModel):
             metadata=request.metadata,
             status=OrderStatus.RECEIVED,
             history=[HistoryEntry(status=OrderStatus.RECEIVED, at=now)],
+            history_total=1,
             content_hash=request.content_hash(),
             created_at=now,
             updated_at=now,
             version=1,
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unbounded_history(cls, values: Any) -> Any:
+        """An order stored before the history was bounded holds all of it, uncounted,
+        and its previous status only there."""
+        if not isinstance(values, dict) or {"historyTotal", "history_total"} & set(values):
+            return values
+        history = values.get("history") or []
+        statuses = [e.status if isinstance(e, HistoryEntry) else e["status"] for e in history]
+        earlier = [status for status in statuses if status != values.get("status")]
+        return values | {
+            "historyTotal": len(history),
+            "previousStatus": earlier[-1] if earlier else None,
+        }
+
+    def first_recent(self) -> int:
+        """The number of the oldest entry still in `history` (entries count from 0)."""
+        return self.history_total - len(self.history)
+
+    def with_entry(self, entry: HistoryEntry) -> dict[str, Any]:
+        """The history fields once `entry` (of the status the order moves to) is
+        added: the newest RECENT_HISTORY kept (MAX_SPILL at most leave per write; see
+        spilled_history)."""
+        history = [*self.history, entry]
+        keep = max(RECENT_HISTORY, len(history) - MAX_SPILL)
+        changed = entry.status != self.status
+        return {
+            "history": history[-keep:],
+            "history_total": self.history_total + 1,
+            "previous_status": self.status if changed else self.previous_status,
+        }
+
     def resource(self) -> dict[str, Any]:
         """The JSON the API serves: the stored order less internal bookkeeping."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"content_hash", "claim_day"})
+        return self.model_dump(
+            mode="json", by_alias=True, exclude={"content_hash", "claim_day", "previous_status"}
+        )
+
+
+def spilled_history(before: Order, after: Order) -> list[tuple[int, HistoryEntry]]:
+    """The entries `before` kept that `after` no longer does, with their numbers: what
+    the write from one to the other must store as items of their own."""
+    first = before.first_recent()
+    return [
+        (first + i, entry)
+        for i, entry in enumerate(before.history)
+        if first + i < after.first_recent()
+    ]
 
 
 @dataclass(frozen=True)

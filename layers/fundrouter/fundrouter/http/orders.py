@@ -15,7 +15,7 @@ from fundrouter.domain.orders import OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.responses import json_response
 from fundrouter.service.lifecycle import OrderEventService, Recorded
-from fundrouter.service.orders import OrderService
+from fundrouter.service.orders import OrderHistoryService, OrderService
 
 metrics = Metrics(
     namespace=METRICS_NAMESPACE
@@ -37,6 +37,16 @@ def _count_over_limit(recorded: Recorded) -> None:
         metrics.add_metric("OverLimitDisbursements", MetricUnit.Count, 1)
 
 
+def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
+    """Tenants read their own orders; an admin reads any tenant's by naming it."""
+    caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
+    if tenant_id is None or tenant_id == caller.client_id:
+        return caller.client_id
+    if not caller.is_admin:
+        raise Forbidden((Scope.LINES_ADMIN,))
+    return tenant_id
+
+
 def routes() -> APIGatewayHttpRouter:
     """A new router per resolver: a router is bound to the resolver that includes it,
     so one module-level router would follow whichever app included it last."""
@@ -48,15 +58,6 @@ def routes() -> APIGatewayHttpRouter:
     def _service() -> OrderService:
         service: OrderService = router.context["orders"]
         return service
-
-    def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
-        """Tenants read their own orders; an admin reads any tenant's by naming it."""
-        caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
-        if tenant_id is None or tenant_id == caller.client_id:
-            return caller.client_id
-        if not caller.is_admin:
-            raise Forbidden((Scope.LINES_ADMIN,))
-        return tenant_id
 
     @router.post("/v1/orders", summary="Submit an order for financing")
     def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
@@ -93,6 +94,24 @@ def routes() -> APIGatewayHttpRouter:
     ) -> Response[str]:
         tenant = _tenant_for_read(_caller(), tenant_id)
         return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
+
+    @router.get("/v1/orders/<orderId>/history", summary="Read an order's history, oldest first")
+    def get_order_history(
+        order_id: Annotated[OrderId, Path(alias="orderId")],
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+        tenant_id: TenantQuery = None,
+    ) -> Response[str]:
+        tenant = _tenant_for_read(_caller(), tenant_id)
+        history: OrderHistoryService = router.context["history"]
+        page = history.page(tenant, order_id, limit, cursor)
+        return json_response(
+            HTTPStatus.OK,
+            {
+                "items": [entry.model_dump(mode="json", by_alias=True) for entry in page.items],
+                "nextCursor": page.next_cursor,
+            },
+        )
 
     @router.get("/v1/orders", summary="List orders, newest first")
     def list_orders(

@@ -2,9 +2,12 @@
 the event id commit in one ``TransactWriteItems``.
 
 The event record (``sk = EVENT#{eventId}`` in the order's partition) holds the
-result that was returned, so a repeated event returns the same answer and changes
-nothing; its ``attribute_not_exists`` condition makes two concurrent deliveries of
-one event commit once. Contention and throttling are retried by
+event's type and content hash and the order version it produced, not a copy of the
+order (whose size would make the records grow with the order's age): a repeated
+event changes nothing and is answered with the order as it stands. Its
+``attribute_not_exists`` condition makes two concurrent deliveries of one event
+commit once. History entries the write moves off the order item are put in the same
+transaction (fundrouter.persistence.history). Contention and throttling are retried by
 fundrouter.persistence.retries (Contended, Unavailable after that).
 """
 
@@ -15,6 +18,7 @@ from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
 from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import from_item, to_item
+from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item, order_pk
 from fundrouter.persistence.retries import (
@@ -60,10 +64,7 @@ class DynamoOrderEvents:
         keys = [{"pk": pk, "sk": {"S": ORDER_SK}}, {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}}]
         order_item, event_item = transact_get(self._client, keys, self._table, self._backoff)
         order = order_from_item(order_item) if order_item else None
-        stored = None
-        if event_item:
-            values = from_item(event_item)
-            stored = StoredEvent(str(values["contentHash"]), dict(values["result"]))
+        stored = StoredEvent(str(from_item(event_item)["contentHash"])) if event_item else None
         return order, stored
 
     def commit(
@@ -71,7 +72,6 @@ class DynamoOrderEvents:
         before: Order,
         transition: Transition,
         event: OrderEvent | None,
-        result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit:
         """Without an event (the reconciler's expiry) no event record is written. A
@@ -92,11 +92,12 @@ class DynamoOrderEvents:
             }
         ]
         if event is not None:
-            items.append(self._event_record(before, event, result or {}, now))
+            items.append(self._event_record(after, event, now))
         capacity = self._capacity_items(transition.effect)
         if capacity is None:
             return Commit.LINE_FULL
-        items += capacity
+        # Last, so the reasons of the order, the event and the line keep their places.
+        items += capacity + spill_items(self._table, before, after)
         reasons = transact(self._client, items, self._backoff)
         if not reasons:
             return Commit.COMMITTED
@@ -112,20 +113,18 @@ class DynamoOrderEvents:
             f"line {effect and effect.line_id} refused {effect} for order {before.order_id}"
         )
 
-    def _event_record(
-        self, before: Order, event: OrderEvent, result: dict[str, Any], now: datetime
-    ) -> dict[str, Any]:
+    def _event_record(self, after: Order, event: OrderEvent, now: datetime) -> dict[str, Any]:
         return {
             "Put": {
                 "TableName": self._table,
                 "Item": to_item(
                     {
-                        "pk": order_pk(before.tenant_id, before.order_id),
+                        "pk": order_pk(after.tenant_id, after.order_id),
                         "sk": EVENT_PREFIX + event.event_id,
                         "eventId": event.event_id,
                         "type": event.type.value,
                         "contentHash": event.content_hash(),
-                        "result": result,
+                        "version": after.version,
                         "recordedAt": format_timestamp(now),
                     }
                 ),

@@ -3,7 +3,8 @@
 A claim is one ``TransactWriteItems`` of three writes: the line's counters (only if
 its configuration is the one ranked, it is ACTIVE, inside its window and has room),
 the day's usage (only if under the daily cap), and the order (only if still RECEIVED
-at the version read). The cancellation reasons tell the three refusals apart.
+at the version read), plus the history entries the order item sheds
+(fundrouter.persistence.history). The cancellation reasons tell the three refusals apart.
 Contention and throttling are retried by fundrouter.persistence.retries; what
 outlasts the retries (Contended, Unavailable) fails the stream record, which Lambda
 delivers again.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fundrouter.domain.lifecycle import matched, unmatched
 from fundrouter.domain.lines import LineRecord, LineRefusal
 from fundrouter.domain.orders import Decision, Order, OrderStatus
+from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_item
 from fundrouter.persistence.retries import CONDITION_FAILED, DEFAULT_BACKOFF, Backoff, transact
@@ -61,7 +63,7 @@ class DynamoMatchStore:
             claim_day=day,
             decision=decision,
         )
-        items.append(self._replace(order, after))
+        items += [self._replace(order, after), *spill_items(self._orders, order, after)]
         reasons = transact(self._client, items, self._backoff)
         if not reasons:
             return ClaimAttempt(ClaimResult.CLAIMED)
@@ -73,7 +75,8 @@ class DynamoMatchStore:
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""
         after = unmatched(order, now, decision)
-        return not transact(self._client, [self._replace(order, after)], self._backoff)
+        items = [self._replace(order, after), *spill_items(self._orders, order, after)]
+        return not transact(self._client, items, self._backoff)
 
     def _replace(self, before: Order, after: Order) -> dict[str, Any]:
         """The order's move out of RECEIVED, only from the version that was read. The

@@ -56,33 +56,32 @@ class OrderEventService:
         self._late_grace = late_grace
 
     def record(self, tenant_id: str, order_id: str, event: OrderEvent) -> Recorded:
-        """Apply `event` once. The same eventId again returns the first result."""
+        """Apply `event` once. The same eventId again changes nothing and answers the
+        order as it stands (its version says whether it moved since)."""
         for _ in range(ATTEMPTS):
             order, stored = self._store.load(tenant_id, order_id, event.event_id)
+            if order is None:  # an event is recorded only with its order: never alone
+                raise OrderNotFound(order_id)
             if stored is not None:
                 if stored.content_hash != event.content_hash():
                     raise EventConflict(event.event_id)
-                return Recorded(stored.result, replayed=True)
-            if order is None:
-                raise OrderNotFound(order_id)
+                return Recorded(order.resource(), replayed=True)
             now = self._clock()
             transition = apply_event(order, event, now, self._late_grace)
-            outcome, result = self._commit(order, transition, event, now)
+            outcome, after = self._commit(order, transition, event, now)
             if outcome is Commit.COMMITTED:
-                return Recorded(result, replayed=False)
+                return Recorded(after.resource(), replayed=False)
             # EVENT_EXISTS: read back what the concurrent delivery recorded.
             # ORDER_MOVED: decide again on the order as it is now.
         raise OrderBusy(order_id)
 
     def _commit(
         self, order: Order, transition: Transition, event: OrderEvent, now: datetime
-    ) -> tuple[Commit, dict[str, Any]]:
-        result = transition.order.resource()
-        outcome = self._store.commit(order, transition, event, result, now)
+    ) -> tuple[Commit, Order]:
+        outcome = self._store.commit(order, transition, event, now)
         if outcome is Commit.LINE_FULL:
             # Lent after the hold was given back, with no room left on the line: the
             # money is out, so it is recorded all the same, flagged over the limit.
             transition = over_limit(transition)
-            result = transition.order.resource()
-            outcome = self._store.commit(order, transition, event, result, now)
-        return outcome, result
+            outcome = self._store.commit(order, transition, event, now)
+        return outcome, transition.order

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fundrouter.domain.errors import OrderConflict, OrderNotFound
-from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.domain.orders import HistoryEntry, Order, OrderRequest, OrderStatus
 from fundrouter.domain.paging import Page
-from fundrouter.service.ports import OrderRepository
+from fundrouter.service.ports import OrderHistory, OrderRepository
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,19 @@ class OrderService:
         self, tenant_id: str, status: OrderStatus | None, limit: int, cursor: str | None
     ) -> Page[Order]:
         return self._repository.list_for_tenant(tenant_id, status, limit, cursor)
+
+
+class OrderHistoryService:
+    """An order's whole history, page by page: the order resource shows the newest
+    entries only."""
+
+    def __init__(self, history: OrderHistory) -> None:
+        self._history = history
+
+    def page(
+        self, tenant_id: str, order_id: str, limit: int, cursor: str | None
+    ) -> Page[HistoryEntry]:
+        page = self._history.page(tenant_id, order_id, limit, cursor)
+        if page is None:
+            raise OrderNotFound(order_id)
+        return page

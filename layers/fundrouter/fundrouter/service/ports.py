@@ -5,12 +5,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lifecycle import OrderEvent, Transition
 from fundrouter.domain.lines import LineConfig, LineRecord
-from fundrouter.domain.orders import Decision, Order, OrderStatus
+from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus
 from fundrouter.domain.paging import Page
 from fundrouter.domain.routing import RoutingPolicy
 
@@ -28,6 +28,15 @@ class OrderRepository(Protocol):
     ) -> Page[Order]:
         """Newest first. Raises InvalidCursor for a cursor it did not issue for this
         tenant and filter."""
+        ...
+
+
+class OrderHistory(Protocol):
+    def page(
+        self, tenant_id: str, order_id: str, limit: int, cursor: str | None
+    ) -> Page[HistoryEntry] | None:
+        """Every entry of the order's history, oldest first; None if there is no such
+        order. Raises InvalidCursor for a cursor it did not issue for this order."""
         ...
 
 
@@ -100,8 +109,9 @@ class MatchStore(Protocol):
 
 @dataclass(frozen=True)
 class StoredEvent:
+    """An event already applied: its content, to tell a repeat from a reuse of its id."""
+
     content_hash: str
-    result: dict[str, Any]
 
 
 class Commit(StrEnum):
@@ -124,6 +134,5 @@ class OrderEventStore(Protocol):
         before: Order,
         transition: Transition,
         event: OrderEvent | None,
-        result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit: ...

@@ -138,7 +138,7 @@ class Reconciler:
     def _expire(self, order: Order, now: datetime) -> bool:
         """One conditional transaction: EXPIRED and the reservation released. An
         order that moved meanwhile (disbursed at the last second) is left alone."""
-        return self._store.commit(order, expire(order, now), None, None, now) is Commit.COMMITTED
+        return self._store.commit(order, expire(order, now), None, now) is Commit.COMMITTED
 
     def _audit(self, report: ReconcileReport) -> None:
         try:

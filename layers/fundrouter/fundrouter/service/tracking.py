@@ -104,9 +104,8 @@ def status_change(old: Order | None, new: Order) -> OrderStatusChanged | Skip:
 
 def current_status_event(order: Order) -> OrderStatusChanged:
     """The event for the order's status as it stands, for re-publishing: ``from`` is
-    the last different status in its history (None if it never had another)."""
-    earlier = [entry.status for entry in order.history if entry.status != order.status]
-    return _event(order, earlier[-1] if earlier else None)
+    the status it had before (None if it never had another)."""
+    return _event(order, order.previous_status)
 
 
 def _event(order: Order, from_status: OrderStatus | None) -> OrderStatusChanged:

@@ -1,0 +1,156 @@
+"""`make bench` section 7: the order item's size after N partial repayments, on moto.
+
+One order is matched, disbursed (1,000,000) and repaid 1 at a time through the
+service the ApiFunction runs for POST /v1/orders/{orderId}/events (OrderEventService
+on DynamoOrderEvents), on the tables of template.yaml created on moto, made cheaper by
+tests/support/fast_moto.py (same outcomes). At N = 10, 1,000 and 10,000 it prints:
+
+- the order item's size by DynamoDB's item-size rules (persistence.codec.item_size);
+- the last event's TransactWriteItems, item by item, and its write units, computed
+  from the items' sizes as stored (2 WCU per started KB per item in a transaction:
+  moto returns no consumed capacity, so none is read from the server);
+- what the order item would weigh if it still held every entry, as before the bound:
+  arithmetic, the item plus every entry now stored apart (each less its keys).
+
+Imported by bench/run.py once the offline AWS environment is in place.
+"""
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from fundrouter.domain.lifecycle import OrderEvent
+from fundrouter.domain.lines import LineConfig
+from fundrouter.domain.orders import OrderRequest
+from fundrouter.persistence.codec import attribute_size, item_size
+from fundrouter.persistence.history import HIST_PREFIX
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
+from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.matching import DynamoMatchStore
+from fundrouter.persistence.orders import ORDER_SK, DynamoOrderRepository, order_pk
+from fundrouter.service.lifecycle import OrderEventService
+from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.service.orders import OrderService
+from moto import mock_aws
+
+POINTS = (10, 1_000, 10_000)
+ORDERS_TABLE = "bench-size-orders"
+LINES_TABLE = "bench-size-lines"
+TENANT = "bench-tenant"
+LINE = "bank-a-consumer"
+KB = 1024
+
+
+class Clock:
+    """A millisecond later at each reading, so every entry has its own time."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+def transactional_wcu(size: int) -> int:
+    return 2 * max(1, math.ceil(size / KB))
+
+
+class Transactions:
+    """The TransactItems of the last TransactWriteItems the client sent."""
+
+    last: list[dict[str, Any]]
+
+    def before_build(self, params: dict[str, Any], **_: Any) -> None:
+        self.last = params["TransactItems"]
+
+
+def _stored_size(client: Any, action: dict[str, Any]) -> tuple[str, int]:
+    """(what the item is, its size as stored now) for one transaction action."""
+    operation = next(iter(action.values()))
+    key = operation.get("Key") or {name: operation["Item"][name] for name in ("pk", "sk")}
+    item = client.get_item(TableName=operation["TableName"], Key=key)["Item"]
+    sort_key = key["sk"]["S"]
+    return sort_key.split("#")[0], item_size(item)
+
+
+def measure(
+    fast_moto: Any, tables: Any, points: tuple[int, ...]
+) -> list[tuple[int, int, list[tuple[str, int]], int]]:
+    figures = []
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        fast_moto.speed_up_moto(patch)
+        client = boto3.client("dynamodb")
+        client.create_table(**tables.create_table_kwargs("OrdersTable", ORDERS_TABLE))
+        client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
+        clock = Clock()
+        lines = DynamoLineRepository(client, LINES_TABLE)
+        config = {"funderId": "bank", "name": LINE, "currency": "CNY", "limit": 10_000_000}
+        config |= {"minAmount": 1, "maxAmount": 5_000_000, "aprBps": 1000, "holdSeconds": 900}
+        config |= {"priority": 1, "weight": 50}
+        lines.put_config(LINE, LineConfig.model_validate(config), clock())
+        orders = DynamoOrderRepository(client, ORDERS_TABLE)
+        request = OrderRequest.model_validate(
+            {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
+            | {"product": "installment", "customer": {"id": "c-1"}}
+        )
+        order = OrderService(orders, clock).submit(TENANT, request).order
+        store = DynamoMatchStore(client, ORDERS_TABLE, lines)
+        MatchService(LineCatalog(lines), store, clock).match(order)
+        events = OrderEventService(DynamoOrderEvents(client, ORDERS_TABLE, lines), clock)
+        disburse = {"eventId": "disburse", "type": "DISBURSED", "amount": 1_000_000}
+        events.record(TENANT, "loan-1", OrderEvent.model_validate(disburse))
+        sent = Transactions()
+        client.meta.events.register(
+            "before-parameter-build.dynamodb.TransactWriteItems", sent.before_build
+        )
+        key = {"pk": {"S": order_pk(TENANT, "loan-1")}, "sk": {"S": ORDER_SK}}
+        done = 0
+        for point in points:
+            for number in range(done, point):
+                repay = {"eventId": f"repay-{number}", "type": "REPAID", "amount": 1}
+                events.record(TENANT, "loan-1", OrderEvent.model_validate(repay))
+            done = point
+            order_size = item_size(client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"])
+            written = [_stored_size(client, action) for action in sent.last]
+            figures.append((point, order_size, written, _unbounded(client, order_size)))
+    return figures
+
+
+def _unbounded(client: Any, order_size: int) -> int:
+    """The order item's size had it kept every entry: plus each entry stored apart,
+    measured as an element of the item's history list (a map less the keys)."""
+    extra = 0
+    query: dict[str, Any] = {
+        "TableName": ORDERS_TABLE,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :hist)",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": order_pk(TENANT, "loan-1")},
+            ":hist": {"S": HIST_PREFIX},
+        },
+    }
+    while True:
+        page = client.query(**query)
+        for item in page["Items"]:
+            entry = {name: value for name, value in item.items() if name not in {"pk", "sk"}}
+            extra += 1 + attribute_size({"M": entry})
+        if "LastEvaluatedKey" not in page:
+            return order_size + extra
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def report(fast_moto: Any, tables: Any, points: tuple[int, ...] = POINTS) -> None:
+    started = time.perf_counter()
+    figures = measure(fast_moto, tables, points)
+    print("one order, disbursed 1,000,000 and repaid 1 at a time (OrderEventService, moto)")
+    print("sizes by DynamoDB's item-size rules; write units computed from them (2 per KB)")
+    print()
+    print(f"{'repayments':>10}  {'order item':>10}  {'unbounded':>10}  last event's transaction")
+    for point, order_size, written, unbounded in figures:
+        parts = ", ".join(f"{kind} {size} B" for kind, size in written)
+        units = sum(transactional_wcu(size) for _, size in written)
+        print(f"{point:>10,}  {order_size:>8,} B  {unbounded / KB:>7,.0f} KB  {units} WCU: {parts}")
+    print(f"({time.perf_counter() - started:.0f} s)")
