@@ -15,7 +15,7 @@ from fundrouter.http.app import build_app
 from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
+from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
@@ -41,10 +41,7 @@ def order_service() -> OrderService:
 def line_service() -> LineService:
     settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
-    orders = DynamoOrderIndexes(client, settings.orders_table_name)
-    return LineService(
-        DynamoLineRepository(client, settings.lines_table_name), utc_now, orders.holdings
-    )
+    return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
 
 
 @cache

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
+from fundrouter.domain.lines import holding_moves
 from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -96,7 +97,8 @@ class DynamoOrderEvents:
         capacity = self._capacity_items(transition.effect)
         if capacity is None:
             return Commit.LINE_FULL
-        items += capacity
+        # The line's counts of its orders by status move with the order, APPROVED too.
+        items += self._lines.with_counts(capacity, holding_moves(before, after))
         reasons = transact(self._client, items, self._backoff)
         if not reasons:
             return Commit.COMMITTED
