@@ -18,6 +18,8 @@
 6. The bank test under faults with 5,000 orders (tests/integration/
    test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
+7. ``GET /v1/lines/{id}`` latency and read units with 1,000 and 100,000 holdings on
+   the line, on moto (bench/line_views.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -506,6 +508,19 @@ def report_bank(orders: int) -> int:
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
 
 
+# ------------------------------------------------------------------ 7. line views
+
+
+def report_line_views() -> None:
+    header("7. GET /v1/lines/{id} with 1,000 and 100,000 holdings (moto, in-process)")
+    offline_aws_env()
+    import line_views  # noqa: PLC0415 - imports boto3 and moto: after the environment
+
+    template = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
+    api = load_by_path("api_handler", FUNCTIONS / "api" / "api_handler.py")
+    line_views.report(api, template, BenchContext())
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -590,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scale.report(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
+    report_line_views()
 
     header("Summary")
     imports = (
