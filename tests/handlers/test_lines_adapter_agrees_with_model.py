@@ -2,7 +2,7 @@
 expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.claim;
 the lifecycle's and the reconciler's commit, DynamoOrderEvents.commit, with the
 transitions of fundrouter.domain.lifecycle) and the pure Line model are driven here
-with the same seeded random sequences (1,000 of them) and must agree on every
+with the same seeded random sequences (600 of 14 steps) and must agree on every
 outcome, every counter and the line's counts of its orders, after every step."""
 
 import os
@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from fundrouter.domain.errors import DomainError
+from fundrouter.domain.lifecycle import LATE_DISBURSE_GRACE as LATE_GRACE
 from fundrouter.domain.lifecycle import (
     CapacityEffect,
     CapacityMove,
@@ -30,8 +31,8 @@ from fundrouter.service.ports import ClaimResult
 from tests.support.orders import Paths, counts_of
 from tests.support.template import create_table_kwargs
 
-SEQUENCES = int(os.environ.get("FUNDROUTER_MODEL_SEQUENCES", "1000"))
-OPERATIONS_PER_SEQUENCE = 8
+SEQUENCES = int(os.environ.get("FUNDROUTER_MODEL_SEQUENCES", "600"))
+OPERATIONS_PER_SEQUENCE = 14
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai: days roll over
 
 
@@ -92,6 +93,7 @@ def applied(line: Line, effect: CapacityEffect | None) -> Line:
             return line.restore(effect.amount)
 
 
+RESERVING = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED})
 # Which orders each step may pick, and the event it sends them.
 EVENTS = {
     "approve": ({OrderStatus.MATCHED}, EventType.APPROVED),
@@ -113,88 +115,106 @@ def event_amount(rng: random.Random, kind: EventType, order: Order) -> int | Non
     return None
 
 
-def run_sequence(seed: int, lines: DynamoLineRepository, paths: Paths) -> None:
-    rng = random.Random(seed)
-    line_id = f"line-{seed}"
-    config = random_config(rng)
-    model = Line(line_id, config)
-    lines.put_config(line_id, config, START)
-    now = START
-    days: set[str] = set()
-    orders: list[Order] = []  # every order of the sequence, as the model has it
+class Sequence:
+    """One line, its orders, and the pure model of the line, moved step by step."""
 
-    for step in range(OPERATIONS_PER_SEQUENCE):
-        now += timedelta(minutes=rng.choice([1, 30, 90]))
-        days.add(model.day_of(now))
-        kind = rng.choice([*["claim"] * 3, *EVENTS, "expire", "config"])
-        statuses = (
-            EVENTS[kind][0] if kind in EVENTS else {OrderStatus.MATCHED, OrderStatus.APPROVED}
-        )
-        eligible = [i for i, o in enumerate(orders) if o.status in statuses]
-        if kind != "config" and not eligible:
-            kind = "claim"
-        label = f"seed {seed} step {step}: {kind} at {now.isoformat()}"
+    def __init__(self, seed: int, lines: DynamoLineRepository, paths: Paths) -> None:
+        self.seed, self.lines, self.paths = seed, lines, paths
+        self.rng = random.Random(seed)
+        self.line_id = f"line-{seed}"
+        self.config = random_config(self.rng)
+        self.model = Line(self.line_id, self.config)
+        lines.put_config(self.line_id, self.config, START)
+        self.now = START
+        self.days: set[str] = set()
+        self.orders: list[Order] = []  # every order of the sequence, as the model has it
 
-        if kind == "claim":
-            amount = rng.choice([1, 500, 1_000, 3_000, 9_000])
-            label += f" {amount}"
-            record = lines.get(line_id, sorted(days))
-            assert record is not None
-            expected = outcome(model.claim, amount, config.currency, now)
-            attempt, order = paths.claim(record, amount, now)
-            assert order is not None
-            if attempt.result is ClaimResult.CLAIMED:
-                assert expected[0] == "ok", label
-                model = expected[1]
-                orders.append(order)
-            else:
-                assert attempt.result is ClaimResult.LINE_REFUSED, label
-                refusal = attempt.refusal
-                assert refusal is not None
-                assert expected == ("refused", type(refusal).__name__, refusal.message), label
-                assert order.status is OrderStatus.RECEIVED, label
-        elif kind == "config":
-            changes = rng.choice(
-                [
-                    {"limit": rng.choice([500, 2_000, 30_000])},
-                    {"status": LineStatus.PAUSED},
-                    {"status": LineStatus.ACTIVE},
-                ]
+    def run(self) -> None:
+        for step in range(OPERATIONS_PER_SEQUENCE):
+            rng = self.rng
+            self.now += timedelta(minutes=rng.choice([1, 30, 90]))
+            self.days.add(self.model.day_of(self.now))
+            kind = rng.choice(
+                [*["claim"] * 3, *EVENTS, "disburse", "late_disburse", "expire", "config"]
             )
-            config = config.model_copy(update=changes)
-            lines.put_config(line_id, config, now)
-            model = Line(line_id, config, model.counters)
-        else:
-            index = rng.choice(eligible)
-            before = orders[index]
-            if kind == "expire":
-                transition, event = expire(before, now), None
-            else:
-                event_type = EVENTS[kind][1]
-                event = OrderEvent(
-                    event_id=f"e-{step}",
-                    type=event_type,
-                    amount=event_amount(rng, event_type, before),
+            statuses = EVENTS[kind][0] if kind in EVENTS else RESERVING
+            eligible = [i for i, o in enumerate(self.orders) if o.status in statuses]
+            if kind == "late_disburse" and rng.random() < 0.9:
+                # Mostly within the grace after the hold was given back (else refused).
+                grace = [i for i in eligible if self.now - self.orders[i].updated_at <= LATE_GRACE]
+                eligible = grace or eligible
+            if kind != "config" and not eligible:
+                kind = "claim"
+            label = f"seed {self.seed} step {step}: {kind} at {self.now.isoformat()}"
+            if kind == "claim":
+                self.claim(label)
+            elif kind == "config":
+                self.reconfigure(
+                    rng.choice(
+                        [
+                            {"limit": rng.choice([500, 2_000, 30_000])},
+                            {"status": LineStatus.PAUSED},
+                            {"status": LineStatus.ACTIVE},
+                        ]
+                    )
                 )
-                decided = outcome(apply_event, before, event, now)
-                if decided[0] != "ok":
-                    label += f": {decided}"
-                    transition = None
-                else:
-                    transition = decided[1]
-            if transition is not None:
-                fits = model.has_room(transition.effect.amount) if transition.effect else True
-                committed = paths.commit(before, transition, event, now)
-                if committed.effect is not None and transition.effect is not None:
-                    # Drawn late within the limit exactly when the model has room.
-                    late = transition.effect.move is CapacityMove.LATE_DRAW
-                    assert (committed.effect.move is CapacityMove.LATE_DRAW) == (late and fits)
-                model = applied(model, committed.effect)
-                orders[index] = committed.order
+            else:
+                self.move(kind, rng.choice(eligible), f"e-{step}")
+            stored = self.lines.get(self.line_id, sorted(self.days))
+            assert stored is not None
+            assert_same_state(stored, self.model, self.orders, label)
 
-        stored = lines.get(line_id, sorted(days))
-        assert stored is not None
-        assert_same_state(stored, model, orders, label)
+    def claim(self, label: str) -> None:
+        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+        record = self.lines.get(self.line_id, sorted(self.days))
+        assert record is not None
+        expected = outcome(self.model.claim, amount, self.config.currency, self.now)
+        attempt, order = self.paths.claim(record, amount, self.now)
+        assert order is not None
+        label += f" {amount}: {expected}"
+        if attempt.result is ClaimResult.CLAIMED:
+            assert expected[0] == "ok", label
+            self.model = expected[1]
+            self.orders.append(order)
+            return
+        assert attempt.result is ClaimResult.LINE_REFUSED, label
+        refusal = attempt.refusal
+        assert refusal is not None
+        assert expected == ("refused", type(refusal).__name__, refusal.message), label
+        assert order.status is OrderStatus.RECEIVED, label
+
+    def reconfigure(self, changes: dict[str, Any]) -> None:
+        self.config = self.config.model_copy(update=changes)
+        self.lines.put_config(self.line_id, self.config, self.now)
+        self.model = Line(self.line_id, self.config, self.model.counters)
+
+    def move(self, kind: str, index: int, event_id: str) -> None:
+        """The event (or expiry) on one order, committed as the Lambdas commit it."""
+        before = self.orders[index]
+        if kind == "late_disburse" and self.rng.random() < 0.5:
+            # The line just full: the late disbursement goes over its limit.
+            counters = self.model.counters
+            self.reconfigure({"limit": max(1, counters.reserved + counters.drawn)})
+        event = None
+        if kind == "expire":
+            transition = expire(before, self.now)
+        else:
+            kind_of_event = EVENTS[kind][1]
+            amount = event_amount(self.rng, kind_of_event, before)
+            event = OrderEvent(event_id=event_id, type=kind_of_event, amount=amount)
+            decided = outcome(apply_event, before, event, self.now)
+            if decided[0] != "ok":
+                return  # refused before any write: the checks after the step see none
+            transition = decided[1]
+        effect = transition.effect
+        fits = effect is None or self.model.has_room(effect.amount)
+        committed = self.paths.commit(before, transition, event, self.now)
+        if effect is not None and effect.move is CapacityMove.LATE_DRAW:
+            # Drawn late within the limit exactly when the model has room for it.
+            assert committed.effect is not None
+            assert (committed.effect.move is CapacityMove.LATE_DRAW) == fits
+        self.model = applied(self.model, committed.effect)
+        self.orders[index] = committed.order
 
 
 def assert_same_state(stored: LineRecord, model: Line, orders: list[Order], label: str) -> None:
@@ -208,6 +228,6 @@ def assert_same_state(stored: LineRecord, model: Line, orders: list[Order], labe
 
 def test_adapter_and_model_agree_on_every_outcome_and_counter(client: Any) -> None:
     for seed in range(SEQUENCES):
-        run_sequence(seed, *fresh_tables(client, seed))
+        Sequence(seed, *fresh_tables(client, seed)).run()
         client.delete_table(TableName=f"lines-{seed}")
         client.delete_table(TableName=f"orders-{seed}")
