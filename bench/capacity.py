@@ -38,7 +38,6 @@ from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import (
     ORDER_SK,
-    DynamoOrderIndexes,
     DynamoOrderRepository,
     order_from_item,
     order_item,
@@ -161,7 +160,7 @@ def measure(api: ModuleType, tables: ModuleType) -> list[list[Change]]:
         lines.put_config(LINE, line_config(), clock())
         services = (
             OrderService(DynamoOrderRepository(client, orders_table), clock),
-            LineService(lines, clock, DynamoOrderIndexes(client, orders_table).holdings),
+            LineService(lines, clock),
             OrderEventService(DynamoOrderEvents(client, orders_table, lines), clock),
         )
         matcher = MatchService(

@@ -22,6 +22,8 @@
    and the orders/s before it passes 1,000 WCU/s (bench/capacity.py).
 8. The order item's size after 10, 1,000 and 10,000 partial repayments, and the write
    units of one event, on moto (bench/order_size.py).
+9. ``GET /v1/lines/{id}`` latency and read units with 1,000 and 100,000 holdings on
+   the line, on moto (bench/line_views.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -521,6 +523,19 @@ def report_bank(orders: int) -> int:
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
 
 
+# ------------------------------------------------------------------ 7. line views
+
+
+def report_line_views() -> None:
+    header("9. GET /v1/lines/{id} with 1,000 and 100,000 holdings (moto, in-process)")
+    offline_aws_env()
+    import line_views  # noqa: PLC0415 - imports boto3 and moto: after the environment
+
+    template = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
+    api = load_by_path("api_handler", FUNCTIONS / "api" / "api_handler.py")
+    line_views.report(api, template, BenchContext())
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -613,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
     )
     report_order_size()
+    report_line_views()
 
     header("Summary")
     imports = (

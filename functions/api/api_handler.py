@@ -16,7 +16,7 @@ from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
 from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository
+from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.persistence.retries import transient
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
@@ -51,10 +51,7 @@ def history_service() -> OrderHistoryService:
 def line_service() -> LineService:
     settings = TableSettings.from_env()
     client = boto3.client("dynamodb")
-    orders = DynamoOrderIndexes(client, settings.orders_table_name)
-    return LineService(
-        DynamoLineRepository(client, settings.lines_table_name), utc_now, orders.holdings
-    )
+    return LineService(DynamoLineRepository(client, settings.lines_table_name), utc_now)
 
 
 @cache

@@ -1,6 +1,9 @@
 """The DynamoDB adapter enforces the capacity rules of the pure model with condition
-expressions. Both are driven here with the same seeded random operation sequences
-(1,000 of them) and must agree on every outcome and every counter."""
+expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.claim;
+the lifecycle's and the reconciler's commit, DynamoOrderEvents.commit, with the
+transitions of fundrouter.domain.lifecycle) and the pure Line model are driven here
+with the same seeded random sequences (600 of 14 steps) and must agree on every
+outcome, every counter and the line's counts of its orders, after every step."""
 
 import os
 import random
@@ -11,13 +14,25 @@ from typing import Any
 import boto3
 import pytest
 from fundrouter.domain.errors import DomainError
+from fundrouter.domain.lifecycle import LATE_DISBURSE_GRACE as LATE_GRACE
+from fundrouter.domain.lifecycle import (
+    CapacityEffect,
+    CapacityMove,
+    EventType,
+    OrderEvent,
+    apply_event,
+    expire,
+)
 from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineStatus
+from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository, LineRecord
+from fundrouter.service.ports import ClaimResult
 
+from tests.support.orders import Paths, counts_of
 from tests.support.template import create_table_kwargs
 
-SEQUENCES = int(os.environ.get("FUNDROUTER_MODEL_SEQUENCES", "1000"))
-OPERATIONS_PER_SEQUENCE = 8
+SEQUENCES = int(os.environ.get("FUNDROUTER_MODEL_SEQUENCES", "600"))
+OPERATIONS_PER_SEQUENCE = 14
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai: days roll over
 
 
@@ -26,12 +41,13 @@ def client(aws: None) -> Any:
     return boto3.client("dynamodb")
 
 
-def fresh_lines_table(client: Any, seed: int) -> DynamoLineRepository:
-    """A table per sequence: moto copies every table on each transaction, so one
-    table holding all sequences would make the run quadratic."""
-    name = f"lines-{seed}"
-    client.create_table(**create_table_kwargs("LinesTable", name))
-    return DynamoLineRepository(client, name)
+def fresh_tables(client: Any, seed: int) -> tuple[DynamoLineRepository, Paths]:
+    """Tables per sequence: moto copies every table on each transaction, so tables
+    holding all sequences would make the run quadratic."""
+    client.create_table(**create_table_kwargs("LinesTable", f"lines-{seed}"))
+    client.create_table(**create_table_kwargs("OrdersTable", f"orders-{seed}"))
+    lines = DynamoLineRepository(client, f"lines-{seed}")
+    return lines, Paths(client, f"orders-{seed}", lines)
 
 
 def random_config(rng: random.Random) -> LineConfig:
@@ -61,87 +77,157 @@ def outcome(action: Callable[..., Any], *args: Any) -> Any:
         return ("refused", type(refusal).__name__, refusal.message)
 
 
-def run_sequence(seed: int, repository: DynamoLineRepository) -> None:
-    rng = random.Random(seed)
-    line_id = f"line-{seed}"
-    config = random_config(rng)
-    model = Line(line_id, config)
-    repository.put_config(line_id, config, START)
-    now = START
-    days: set[str] = set()
+def applied(line: Line, effect: CapacityEffect | None) -> Line:
+    """The pure model's move for a committed transition's capacity effect."""
+    if effect is None:
+        return line
+    match effect.move:
+        case CapacityMove.RELEASE:
+            assert effect.claim_day is not None
+            return line.release(effect.amount, effect.claim_day)
+        case CapacityMove.DRAW:
+            return line.draw(effect.amount, effect.drawn, effect.claim_day)
+        case CapacityMove.LATE_DRAW | CapacityMove.OVER_LIMIT_DRAW:
+            return line.draw_late(effect.amount, effect.claim_day)
+        case CapacityMove.RESTORE:
+            return line.restore(effect.amount)
 
-    for step in range(OPERATIONS_PER_SEQUENCE):
-        now += timedelta(minutes=rng.choice([1, 30, 90]))
-        kind = rng.choice(
-            ["claim", "claim", "claim", "release", "draw", "late_draw", "restore", "config"]
-        )
-        amount = rng.choice([1, 500, 1_000, 3_000, 9_000])
-        day = model.day_of(now)
-        days.add(day)
-        label = f"seed {seed} step {step}: {kind} {amount} at {now.isoformat()}"
 
-        if kind == "claim":
-            currency = rng.choice(["CNY", "CNY", "CNY", "USD"])
-            record = repository.get(line_id, sorted(days))
-            assert record is not None
-            # The read a claim needs anyway doubles as the check of every counter.
-            assert_same_state(record, model, label)
-            expected = outcome(model.claim, amount, currency, now)
-            actual = outcome(repository.claim, record, amount, currency, now)
-        elif kind == "release":
-            day = rng.choice(sorted(days))
-            expected = outcome(model.release, amount, day)
-            actual = outcome(repository.release, line_id, amount, day)
-        elif kind == "draw":
-            # The undrawn rest goes back to the claim day's usage as well.
-            drawn = rng.choice([amount, amount // 2 or 1, amount + 1])
-            day = rng.choice(sorted(days))
-            expected = outcome(model.draw, amount, drawn, day)
-            actual = outcome(repository.draw, line_id, amount, drawn, day)
-        elif kind == "late_draw":
-            # Drawn whatever the room; both say whether there was room for it.
-            day = rng.choice(sorted(days))
-            fits = model.has_room(amount)
-            expected = outcome(model.draw_late, amount, day)
-            actual = outcome(repository.draw_late, line_id, amount, day)
-            assert actual == ("ok", fits), label
-        elif kind == "restore":
-            expected = outcome(model.restore, amount)
-            actual = outcome(repository.restore, line_id, amount)
-        else:
-            changes = rng.choice(
-                [
-                    {"limit": rng.choice([500, 2_000, 30_000])},
-                    {"status": LineStatus.PAUSED},
-                    {"status": LineStatus.ACTIVE},
-                ]
+RESERVING = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED})
+# Which orders each step may pick, and the event it sends them.
+EVENTS = {
+    "approve": ({OrderStatus.MATCHED}, EventType.APPROVED),
+    "decline": ({OrderStatus.MATCHED, OrderStatus.APPROVED}, EventType.DECLINED),
+    "cancel": ({OrderStatus.MATCHED, OrderStatus.APPROVED}, EventType.CANCELLED),
+    "disburse": ({OrderStatus.MATCHED, OrderStatus.APPROVED}, EventType.DISBURSED),
+    "repay": ({OrderStatus.DISBURSED}, EventType.REPAID),
+    "late_disburse": ({OrderStatus.EXPIRED, OrderStatus.CANCELLED}, EventType.DISBURSED),
+}
+
+
+def event_amount(rng: random.Random, kind: EventType, order: Order) -> int | None:
+    """Mostly a valid amount, sometimes one above what the order holds (refused)."""
+    if kind is EventType.REPAID:
+        return rng.choice([order.outstanding, order.outstanding // 2 or 1, order.outstanding + 1])
+    if kind is EventType.DISBURSED:
+        held = order.reserved or order.amount
+        return rng.choice([held, held // 2 or 1, held + 1])
+    return None
+
+
+class Sequence:
+    """One line, its orders, and the pure model of the line, moved step by step."""
+
+    def __init__(self, seed: int, lines: DynamoLineRepository, paths: Paths) -> None:
+        self.seed, self.lines, self.paths = seed, lines, paths
+        self.rng = random.Random(seed)
+        self.line_id = f"line-{seed}"
+        self.config = random_config(self.rng)
+        self.model = Line(self.line_id, self.config)
+        lines.put_config(self.line_id, self.config, START)
+        self.now = START
+        self.days: set[str] = set()
+        self.orders: list[Order] = []  # every order of the sequence, as the model has it
+
+    def run(self) -> None:
+        for step in range(OPERATIONS_PER_SEQUENCE):
+            rng = self.rng
+            self.now += timedelta(minutes=rng.choice([1, 30, 90]))
+            self.days.add(self.model.day_of(self.now))
+            kind = rng.choice(
+                [*["claim"] * 3, *EVENTS, "disburse", "late_disburse", "expire", "config"]
             )
-            new_config = config.model_copy(update=changes)
-            expected = outcome(lambda config: config, new_config)
-            actual = outcome(repository.put_config, line_id, new_config, now)
-            config = new_config
-            model = Line(line_id, config, model.counters)
-            expected, actual = expected[0], actual[0]
+            statuses = EVENTS[kind][0] if kind in EVENTS else RESERVING
+            eligible = [i for i, o in enumerate(self.orders) if o.status in statuses]
+            if kind == "late_disburse" and rng.random() < 0.9:
+                # Mostly within the grace after the hold was given back (else refused).
+                grace = [i for i in eligible if self.now - self.orders[i].updated_at <= LATE_GRACE]
+                eligible = grace or eligible
+            if kind != "config" and not eligible:
+                kind = "claim"
+            label = f"seed {self.seed} step {step}: {kind} at {self.now.isoformat()}"
+            if kind == "claim":
+                self.claim(label)
+            elif kind == "config":
+                self.reconfigure(
+                    rng.choice(
+                        [
+                            {"limit": rng.choice([500, 2_000, 30_000])},
+                            {"status": LineStatus.PAUSED},
+                            {"status": LineStatus.ACTIVE},
+                        ]
+                    )
+                )
+            else:
+                self.move(kind, rng.choice(eligible), f"e-{step}")
+            stored = self.lines.get(self.line_id, sorted(self.days))
+            assert stored is not None
+            assert_same_state(stored, self.model, self.orders, label)
 
-        if expected[0] == "ok" and kind != "config":
-            model = expected[1]
-            expected, actual = "ok", actual[0]
-        assert actual == expected, label
+    def claim(self, label: str) -> None:
+        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+        record = self.lines.get(self.line_id, sorted(self.days))
+        assert record is not None
+        expected = outcome(self.model.claim, amount, self.config.currency, self.now)
+        attempt, order = self.paths.claim(record, amount, self.now)
+        assert order is not None
+        label += f" {amount}: {expected}"
+        if attempt.result is ClaimResult.CLAIMED:
+            assert expected[0] == "ok", label
+            self.model = expected[1]
+            self.orders.append(order)
+            return
+        assert attempt.result is ClaimResult.LINE_REFUSED, label
+        refusal = attempt.refusal
+        assert refusal is not None
+        assert expected == ("refused", type(refusal).__name__, refusal.message), label
+        assert order.status is OrderStatus.RECEIVED, label
 
-    stored = repository.get(line_id, sorted(days))
-    assert stored is not None
-    assert_same_state(stored, model, f"seed {seed} at the end")
+    def reconfigure(self, changes: dict[str, Any]) -> None:
+        self.config = self.config.model_copy(update=changes)
+        self.lines.put_config(self.line_id, self.config, self.now)
+        self.model = Line(self.line_id, self.config, self.model.counters)
+
+    def move(self, kind: str, index: int, event_id: str) -> None:
+        """The event (or expiry) on one order, committed as the Lambdas commit it."""
+        before = self.orders[index]
+        if kind == "late_disburse" and self.rng.random() < 0.5:
+            # The line just full: the late disbursement goes over its limit.
+            counters = self.model.counters
+            self.reconfigure({"limit": max(1, counters.reserved + counters.drawn)})
+        event = None
+        if kind == "expire":
+            transition = expire(before, self.now)
+        else:
+            kind_of_event = EVENTS[kind][1]
+            amount = event_amount(self.rng, kind_of_event, before)
+            event = OrderEvent(event_id=event_id, type=kind_of_event, amount=amount)
+            decided = outcome(apply_event, before, event, self.now)
+            if decided[0] != "ok":
+                return  # refused before any write: the checks after the step see none
+            transition = decided[1]
+        effect = transition.effect
+        fits = effect is None or self.model.has_room(effect.amount)
+        committed = self.paths.commit(before, transition, event, self.now)
+        if effect is not None and effect.move is CapacityMove.LATE_DRAW:
+            # Drawn late within the limit exactly when the model has room for it.
+            assert committed.effect is not None
+            assert (committed.effect.move is CapacityMove.LATE_DRAW) == fits
+        self.model = applied(self.model, committed.effect)
+        self.orders[index] = committed.order
 
 
-def assert_same_state(stored: LineRecord, model: Line, label: str) -> None:
+def assert_same_state(stored: LineRecord, model: Line, orders: list[Order], label: str) -> None:
     expected_days = {day: used for day, used in model.counters.daily_used.items() if used}
     assert stored.line.counters == LineCounters(
         model.counters.reserved, model.counters.drawn, expected_days
     ), label
     assert stored.line.config == model.config, label
+    assert dict(stored.orders) == counts_of(orders, model.line_id), label
 
 
 def test_adapter_and_model_agree_on_every_outcome_and_counter(client: Any) -> None:
     for seed in range(SEQUENCES):
-        run_sequence(seed, fresh_lines_table(client, seed))
+        Sequence(seed, *fresh_tables(client, seed)).run()
         client.delete_table(TableName=f"lines-{seed}")
+        client.delete_table(TableName=f"orders-{seed}")

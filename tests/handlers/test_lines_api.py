@@ -7,14 +7,18 @@ from typing import Any
 
 import boto3
 import pytest
+from fundrouter.domain.lifecycle import EventType
 from fundrouter.domain.lines import LineRecord
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
+from fundrouter.service.ports import ClaimResult
 
 from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
 from tests.support.handlers import handler_module
+from tests.support.orders import Paths
+from tests.support.requests import Requests
 from tests.support.template import create_table_kwargs
 
 api = handler_module("api", "api_handler")
@@ -39,6 +43,12 @@ def services(orders_table: str, repository: DynamoLineRepository) -> tuple[Any, 
         DynamoOrderRepository(boto3.client("dynamodb"), orders_table), lambda: NOW
     )
     return orders, LineService(repository, lambda: NOW)
+
+
+@pytest.fixture
+def paths(orders_table: str, repository: DynamoLineRepository) -> Paths:
+    """Orders claimed and moved on the lines as the matcher and the events do."""
+    return Paths(boto3.client("dynamodb"), orders_table, repository)
 
 
 def call(
@@ -99,12 +109,13 @@ def test_admin_creates_a_line_with_empty_counters(
 def test_replacing_the_configuration_never_touches_the_counters(
     services: tuple[Any, ...],
     repository: DynamoLineRepository,
+    paths: Paths,
     lambda_context: FakeLambdaContext,
 ) -> None:
     call("put_line", services, lambda_context)
     record = repository.get("bank-a-consumer")
     assert isinstance(record, LineRecord)
-    repository.claim(record, 2_000_000, "CNY", NOW)
+    paths.claimed(record, 2_000_000, NOW)
 
     status, line = call("put_line", services, lambda_context)
 
@@ -117,12 +128,13 @@ def test_replacing_the_configuration_never_touches_the_counters(
 def test_lowering_the_limit_below_what_is_held_is_accepted_and_reported(
     services: tuple[Any, ...],
     repository: DynamoLineRepository,
+    paths: Paths,
     lambda_context: FakeLambdaContext,
 ) -> None:
     call("put_line", services, lambda_context)
     record = repository.get("bank-a-consumer")
     assert record is not None
-    repository.claim(record, 3_000_000, "CNY", NOW)
+    paths.claimed(record, 3_000_000, NOW)
 
     status, line = call("patch_line_lower_limit", services, lambda_context)  # limit 1,000,000
 
@@ -132,8 +144,10 @@ def test_lowering_the_limit_below_what_is_held_is_accepted_and_reported(
     assert [w["code"] for w in line["warnings"]] == ["limit_below_held"]
     lowered = repository.get("bank-a-consumer")
     assert lowered is not None
-    with pytest.raises(Exception, match="insufficient capacity"):
-        repository.claim(lowered, 10_000, "CNY", NOW)
+    refused, _ = paths.claim(lowered, 10_000, NOW)
+    assert refused.result is ClaimResult.LINE_REFUSED
+    assert refused.refusal is not None
+    assert "insufficient capacity" in refused.refusal.message
 
 
 def test_pausing_keeps_every_other_setting(
@@ -188,6 +202,7 @@ def test_bad_admin_requests_are_refused_and_change_nothing(
 def test_listing_shows_every_line_with_todays_usage(
     services: tuple[Any, ...],
     repository: DynamoLineRepository,
+    paths: Paths,
     lambda_context: FakeLambdaContext,
 ) -> None:
     call("put_line", services, lambda_context)
@@ -197,7 +212,7 @@ def test_listing_shows_every_line_with_todays_usage(
     call(second, services, lambda_context)
     record = repository.get("trust-b")
     assert record is not None
-    repository.claim(record, 40_000, "CNY", NOW)
+    paths.claimed(record, 40_000, NOW)
 
     status, page = call("list_lines", services, lambda_context)
 
@@ -228,18 +243,58 @@ def test_routing_policy_round_trips_and_defaults_to_priority(
 def test_reading_a_line_shows_its_utilization(
     services: tuple[Any, ...],
     repository: DynamoLineRepository,
+    paths: Paths,
     lambda_context: FakeLambdaContext,
 ) -> None:
     call("put_line", services, lambda_context)
     record = repository.get("bank-a-consumer")
     assert record is not None
-    repository.claim(record, 1_000_000, "CNY", NOW)
-    repository.draw("bank-a-consumer", 1_000_000, 600_000)
+    paths.event(paths.claimed(record, 1_000_000, NOW), EventType.DISBURSED, NOW, 600_000)
 
     status, line = call("get_line", services, lambda_context)
 
     assert status == 200
     assert (line["reserved"], line["drawn"]) == (0, 600_000)
     assert line["available"] == 500000000 - 600_000
-    assert line["usedToday"] == 1_000_000
-    assert line["availableToday"] == 50000000 - 1_000_000
+    # The undrawn 400,000 went back to the claim day's usage as well.
+    assert line["usedToday"] == 600_000
+    assert line["availableToday"] == 50000000 - 600_000
+    assert line["orders"] == {"MATCHED": 0, "APPROVED": 0, "DISBURSED": 1}
+
+
+def test_line_views_read_no_orders_however_many_the_line_holds(
+    services: tuple[Any, ...],
+    repository: DynamoLineRepository,
+    paths: Paths,
+    orders_table: str,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    """The line item counts its orders by status: listing the lines is one Query of
+    the lines index and one BatchGetItem of the days, reading a line one
+    BatchGetItem, and a configuration write answers from what it wrote."""
+    call("put_line", services, lambda_context)
+    record = repository.get("bank-a-consumer")
+    assert record is not None
+    held = [paths.claimed(record, 10_000, NOW) for _ in range(30)]
+    for order in held[:10]:
+        paths.event(order, EventType.APPROVED, NOW)
+    for order in held[10:25]:
+        paths.event(order, EventType.DISBURSED, NOW, 10_000)
+    requests = Requests(repository._client)  # type: ignore[attr-defined]
+
+    views = [call(name, services, lambda_context) for name in ("list_lines", "get_line")]
+    views += [call(name, services, lambda_context) for name in ("put_line", "patch_line_pause")]
+
+    counts = {"MATCHED": 5, "APPROVED": 10, "DISBURSED": 15}
+    assert [status for status, _ in views] == [200, 200, 200, 200]
+    assert views[0][1]["items"][0]["orders"] == counts
+    assert all(body["orders"] == counts for _, body in views[1:])
+    assert all(tables == {LINES_TABLE} for tables in requests.tables), requests.tables
+    marker = ["GetItem", "PutItem"]  # the change marker every configuration write bumps
+    assert requests.names == [
+        # The keys-only lines index, the line items, their days' usage.
+        *["Query", "BatchGetItem", "BatchGetItem"],
+        "BatchGetItem",
+        *["UpdateItem", *marker, "BatchGetItem"],
+        *["BatchGetItem", "UpdateItem", *marker, "BatchGetItem"],
+    ]

@@ -20,6 +20,8 @@ from fundrouter.service.matching import LineCatalog, MatchService
 
 from tests.conftest import FakeLambdaContext, load_event, scan_all
 from tests.support.handlers import handler_module
+from tests.support.orders import Paths, counts_of
+from tests.support.requests import Requests
 from tests.support.template import create_table_kwargs
 
 matcher = handler_module("matcher", "matcher_handler")
@@ -43,16 +45,6 @@ def line_config(**changes: Any) -> LineConfig:
         }
         | changes
     )
-
-
-class Requests:
-    """Counts DynamoDB requests by operation, with botocore's event hooks."""
-
-    def __init__(self, client: Any) -> None:
-        self.names: list[str] = []
-        client.meta.events.register(
-            "before-call.dynamodb.*", lambda model, **_: self.names.append(model.name)
-        )
 
 
 @pytest.fixture
@@ -104,16 +96,18 @@ def assert_counters_match_orders(
     client: Any, orders_table: str, lines: DynamoLineRepository
 ) -> None:
     """The invariant of docs/design.md: each line's reserved is the sum of its MATCHED
-    and APPROVED orders, and reserved + drawn never exceeds the limit."""
+    and APPROVED orders, and reserved + drawn never exceeds the limit; and the line
+    counts its orders by status."""
     held: dict[str, int] = {}
-    for item in scan_all(client, orders_table):
-        stored = order_from_item(item)
-        if stored.status.value in {"MATCHED", "APPROVED"} and stored.line_id:
-            held[stored.line_id] = held.get(stored.line_id, 0) + stored.reserved
+    stored = [order_from_item(item) for item in scan_all(client, orders_table)]
+    for order in stored:
+        if order.status.value in {"MATCHED", "APPROVED"} and order.line_id:
+            held[order.line_id] = held.get(order.line_id, 0) + order.reserved
     for record in lines.list_lines():
         line = record.line
         assert line.counters.reserved == held.get(line.line_id, 0), line.line_id
         assert line.counters.reserved + line.counters.drawn <= line.config.limit
+        assert record.orders == counts_of(stored, line.line_id), line.line_id
 
 
 def test_new_order_is_matched_to_the_first_ranked_line_in_one_transaction(
@@ -209,7 +203,7 @@ def test_a_line_that_filled_up_since_the_read_sends_the_claim_to_the_next_line(
     # Another claim takes most of bank-a after the catalog was read and cached.
     record = lines.get("bank-a-consumer")
     assert record is not None
-    lines.claim(record, 1_500_000, "CNY", NOW)
+    Paths(client, orders_table, lines).claimed(record, 1_500_000, NOW)
     event = load_event("matcher/new_order.json")
     stored_from(event, client, orders_table)
 

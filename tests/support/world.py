@@ -21,6 +21,7 @@ from fundrouter.service.reconciling import Reconciler
 
 from tests.conftest import FakeLambdaContext, load_event, scan_all
 from tests.support.handlers import handler_module
+from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs
 
 api = handler_module("api", "api_handler")
@@ -57,7 +58,7 @@ class World:
         self.orders = DynamoOrderRepository(self.client, orders_table)
         self.services = (
             OrderService(self.orders, clock),
-            LineService(self.lines, clock, DynamoOrderIndexes(self.client, orders_table).holdings),
+            LineService(self.lines, clock),
             OrderEventService(
                 DynamoOrderEvents(self.client, orders_table, self.lines, NO_WAIT), clock
             ),
@@ -124,10 +125,12 @@ class World:
     def assert_invariant(self) -> None:
         reserved: dict[str, int] = {}
         drawn: dict[str, int] = {}
-        for item in scan_all(self.client, self.orders_table):
-            if item["sk"]["S"] != "ORDER":
-                continue
-            order = order_from_item(item)
+        orders = [
+            order_from_item(item)
+            for item in scan_all(self.client, self.orders_table)
+            if item["sk"]["S"] == "ORDER"
+        ]
+        for order in orders:
             if order.status.value in {"MATCHED", "APPROVED"}:
                 reserved[order.line_id or ""] = (
                     reserved.get(order.line_id or "", 0) + order.reserved
@@ -138,6 +141,7 @@ class World:
             line = record.line
             assert line.counters.reserved == reserved.get(line.line_id, 0), line.line_id
             assert line.counters.drawn == drawn.get(line.line_id, 0), line.line_id
+            assert record.orders == counts_of(orders, line.line_id), line.line_id
 
     def everything(self) -> list[str]:
         items = scan_all(self.client, self.orders_table) + scan_all(self.client, LINES_TABLE)

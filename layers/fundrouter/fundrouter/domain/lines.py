@@ -8,7 +8,7 @@ keeping them here first lets the rules be tested in microseconds.
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Final, Self
@@ -25,7 +25,14 @@ from pydantic import (
 
 from fundrouter.domain.clock import Timestamp, format_timestamp
 from fundrouter.domain.errors import DomainError, FieldProblem
-from fundrouter.domain.orders import MAX_TERM_MONTHS, Amount, CamelModel, Currency
+from fundrouter.domain.orders import (
+    MAX_TERM_MONTHS,
+    Amount,
+    CamelModel,
+    Currency,
+    Order,
+    OrderStatus,
+)
 
 # Limits cover many orders, so they may exceed MAX_AMOUNT; 10^15 still sums exactly in
 # DynamoDB numbers and in every JSON client.
@@ -37,6 +44,11 @@ MAX_APR_BPS: Final = 100_000
 MAX_PRIORITY: Final = 1_000_000
 MAX_WEIGHT: Final = 100
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+# The statuses in which an order holds capacity on its line; each line counts its
+# orders in each of them.
+HOLDING_STATUSES: Final = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED)
+# Every civil time zone's offset from UTC lies within these (UTC-12 to UTC+14).
+_UTC_OFFSETS_HOURS: Final = (-12, 0, 14)
 # Names that resolve to whatever the host is set to, so a line would change days with
 # the machine it runs on.
 _HOST_DEPENDENT_ZONES: Final = frozenset({"localtime", "posixrules"})
@@ -144,6 +156,14 @@ def local_day(config: LineConfig, moment: datetime) -> str:
     """The calendar day of `moment` where the line's funder counts its daily cap."""
     _require_aware(moment)
     return moment.astimezone(ZoneInfo(config.timezone)).date().isoformat()
+
+
+def possible_days(moment: datetime) -> list[str]:
+    """Every local day some time zone is in at `moment` (two or three), so a line's
+    usage can be read with the line itself, before its time zone is known."""
+    _require_aware(moment)
+    utc = moment.astimezone(UTC)
+    return sorted({(utc + timedelta(hours=h)).date().isoformat() for h in _UTC_OFFSETS_HOURS})
 
 
 def _require_day(day: str) -> None:
@@ -447,3 +467,17 @@ class LineRecord:
     updated_at: str
     # Everything ever claimed on the line: the WEIGHTED strategy's measure of share.
     matched_total: int = 0
+    # How many orders hold capacity on the line, by status (HOLDING_STATUSES).
+    orders: Mapping[str, int] = field(default_factory=dict)
+
+
+def holding_moves(before: Order, after: Order) -> dict[str, dict[OrderStatus, int]]:
+    """How an order's move from `before` to `after` changes its lines' counts of
+    holding orders: by line, the change of each status's count (none: no entry)."""
+    moves: dict[str, dict[OrderStatus, int]] = {}
+    for order, step in ((before, -1), (after, 1)):
+        if order.status in HOLDING_STATUSES and order.line_id is not None:
+            counts = moves.setdefault(order.line_id, {})
+            counts[order.status] = counts.get(order.status, 0) + step
+    kept = {line: {s: n for s, n in counts.items() if n} for line, counts in moves.items()}
+    return {line: counts for line, counts in kept.items() if counts}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
+from fundrouter.domain.lines import holding_moves
 from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.history import spill_items
@@ -96,8 +97,10 @@ class DynamoOrderEvents:
         capacity = self._capacity_items(transition.effect)
         if capacity is None:
             return Commit.LINE_FULL
-        # Last, so the reasons of the order, the event and the line keep their places.
-        items += capacity + spill_items(self._table, before, after)
+        # The line's counts of its orders by status move with the order, APPROVED too;
+        # the history spill goes last, so the reasons of the others keep their places.
+        items += self._lines.with_counts(capacity, holding_moves(before, after))
+        items += spill_items(self._table, before, after)
         reasons = transact(self._client, items, self._backoff)
         if not reasons:
             return Commit.COMMITTED

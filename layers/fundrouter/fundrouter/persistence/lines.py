@@ -4,8 +4,10 @@ the tenants' routing policies (see docs/decisions.md).
 Items:
 - ``LINE#{lineId}`` / ``LINE``: configuration, ``configVersion``, and the counters
   ``reserved``, ``drawn`` and ``held`` (= reserved + drawn, kept so a condition can
-  compare it with the limit: DynamoDB conditions cannot add). ``kind = LINE`` puts
-  it in the sparse ``lines`` index.
+  compare it with the limit: DynamoDB conditions cannot add), and how many orders
+  hold capacity on the line by status (``nMatched``, ``nApproved``, ``nDisbursed``;
+  absent reads as 0), moved by the transaction that moves the order, so reading a
+  line reads no orders. ``kind = LINE`` puts it in the sparse ``lines`` index.
 - ``LINE#{lineId}#DAY#{yyyy-mm-dd}`` / ``DAY``: what was claimed on that local day.
   A new day is a new item, so nothing is ever reset. Its own partition key keeps
   the day's writes off the line item's partition, which every claim also writes.
@@ -20,7 +22,7 @@ in fundrouter.domain.lines. A refused condition is explained by running the pure
 on the item DynamoDB returns with the cancellation, not by a second read.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,8 +31,8 @@ from botocore.exceptions import ClientError
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lines import (
+    HOLDING_STATUSES,
     DailyLimitReached,
-    DrawExceedsReservation,
     Line,
     LineConfig,
     LineCounters,
@@ -40,9 +42,10 @@ from fundrouter.domain.lines import (
     LineRefusal,
     StaleLineConfig,
 )
+from fundrouter.domain.orders import OrderStatus
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.codec import from_item, to_item
-from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, transact
+from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get
 from fundrouter.service.ports import CatalogMarker
 
 if TYPE_CHECKING:
@@ -75,6 +78,11 @@ def day_key(line_id: str, day: str) -> dict[str, Any]:
     return {"pk": _s(f"{line_pk(line_id)}#DAY#{day}"), "sk": _s(DAY_SK)}
 
 
+def count_attribute(status: OrderStatus) -> str:
+    """The line item's count of its orders in `status` (MATCHED: nMatched)."""
+    return f"n{status.value.title()}"
+
+
 def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
@@ -97,6 +105,7 @@ def line_from_item(item: dict[str, Any], days: dict[str, int] | None = None) -> 
         created_at=str(values["createdAt"]),
         updated_at=str(values["updatedAt"]),
         matched_total=int(values.get("matchedTotal", 0)),
+        orders={s.value: int(values.get(count_attribute(s), 0)) for s in HOLDING_STATUSES},
     )
 
 
@@ -262,9 +271,12 @@ class DynamoLineRepository:
         config = line.config
         if config.daily_limit is not None and amount > config.daily_limit:
             # A first claim of the day meets no stored usage to compare: refuse here
-            # what no usage could make fit.
-            raise line.capacity_refusal(amount, now) or DailyLimitReached(
-                line.line_id, line.day_of(now), config.daily_limit, amount
+            # what no usage could make fit, for the model's first reason (the currency
+            # is the ranking's to check, and pinned by the configuration version).
+            raise (
+                line.admission_refusal(config.currency, now)
+                or line.capacity_refusal(amount, now)
+                or DailyLimitReached(line.line_id, line.day_of(now), config.daily_limit, amount)
             )
         day = line.day_of(now)
         moment = format_timestamp(now)
@@ -383,6 +395,35 @@ class DynamoLineRepository:
             )
         return items
 
+    def with_counts(
+        self, items: list[dict[str, Any]], moves: Mapping[str, Mapping[OrderStatus, int]]
+    ) -> list[dict[str, Any]]:
+        """`items` (a transaction's writes) with each line's order counts moved as
+        `moves` (fundrouter.domain.lines.holding_moves) says: folded into the write of
+        that line item where there is one (a transaction writes an item once), else a
+        write of its own (APPROVED moves no capacity). ADD counts an absent count
+        from 0. Counts are never conditions: they report, they guard nothing."""
+        items = list(items)
+        for line_id, counts in moves.items():
+            key = {"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)}
+            names = {f"#c{i}": count_attribute(status) for i, status in enumerate(counts)}
+            values = {f":c{i}": _n(step) for i, step in enumerate(counts.values())}
+            adding = " ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+            found = next(
+                (i for i, item in enumerate(items) if item.get("Update", {}).get("Key") == key),
+                None,
+            )
+            if found is None:
+                items.append(self._counter_update(line_id, adding.strip(), "", values))
+                items[-1]["Update"]["ExpressionAttributeNames"] = names
+                continue
+            update = dict(items[found]["Update"])
+            update["UpdateExpression"] += adding
+            update["ExpressionAttributeNames"] = update.get("ExpressionAttributeNames", {}) | names
+            update["ExpressionAttributeValues"] = update["ExpressionAttributeValues"] | values
+            items[found] = {"Update": update}
+        return items
+
     def _day_give_back(self, line_id: str, day: str, amount: int) -> dict[str, Any]:
         return {
             "Update": {
@@ -420,63 +461,6 @@ class DynamoLineRepository:
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
-
-    def claim(self, record: LineRecord, amount: int, currency: str, now: datetime) -> None:
-        """Claim on its own (the matcher extends claim_items with the order instead)."""
-        # Currency, like the rest of the configuration, is pinned by configVersion.
-        refusal = record.line.admission_refusal(currency, now)
-        if refusal is not None:
-            raise refusal
-        reasons = transact(self._client, self.claim_items(record, amount, now), self._backoff)
-        if reasons:
-            raise self.explain_claim(record, amount, currency, now, reasons)
-
-    def release(self, line_id: str, amount: int, claim_day: str) -> None:
-        items = self.release_items(line_id, amount, claim_day)
-        self._apply(line_id, items, [claim_day], lambda line: line.release(amount, claim_day))
-
-    def draw(
-        self, line_id: str, reserved_amount: int, drawn_amount: int, claim_day: str | None = None
-    ) -> None:
-        if drawn_amount > reserved_amount:
-            raise DrawExceedsReservation(line_id, reserved_amount, drawn_amount)
-        items = self.draw_items(line_id, reserved_amount, drawn_amount, claim_day)
-        days = [claim_day] if claim_day is not None else []
-        self._apply(
-            line_id, items, days, lambda line: line.draw(reserved_amount, drawn_amount, claim_day)
-        )
-
-    def draw_late(self, line_id: str, amount: int, claim_day: str | None) -> bool:
-        """Record money lent after its hold was given back; True when the line had
-        room for it (the order event's adapter does the same inside its transaction)."""
-        record = self.get(line_id)
-        if record is None:
-            raise LineNotFound(line_id)
-        fits = record.line.has_room(amount)
-        items = self.late_draw_items(line_id, amount, claim_day, record if fits else None)
-        self._apply(line_id, items, [], lambda line: line.draw_late(amount, claim_day))
-        return fits
-
-    def restore(self, line_id: str, amount: int) -> None:
-        items = self.restore_items(line_id, amount)
-        self._apply(line_id, items, [], lambda line: line.restore(amount))
-
-    def _apply(
-        self,
-        line_id: str,
-        items: list[dict[str, Any]],
-        days: list[str],
-        operation: Callable[[Line], Line],
-    ) -> None:
-        """Run the writes; when a condition refuses them, the pure operation run on
-        the line as it now stands raises the same refusal the model would."""
-        if not transact(self._client, items, self._backoff):
-            return
-        current = self.get(line_id, days)  # a refusal is rare: one read to explain it
-        if current is None:
-            raise LineNotFound(line_id)
-        operation(current.line)
-        raise StaleLineConfig(line_id)  # the line moved between the write and the read
 
     def explain_claim(
         self,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fundrouter.domain.lifecycle import matched, unmatched
-from fundrouter.domain.lines import LineRecord, LineRefusal
+from fundrouter.domain.lines import LineRecord, LineRefusal, holding_moves
 from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -63,6 +63,7 @@ class DynamoMatchStore:
             claim_day=day,
             decision=decision,
         )
+        items = self._lines.with_counts(items, holding_moves(order, after))
         items += [self._replace(order, after), *spill_items(self._orders, order, after)]
         reasons = transact(self._client, items, self._backoff)
         if not reasons:

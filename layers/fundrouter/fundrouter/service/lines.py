@@ -1,10 +1,12 @@
 """Lending-line administration: configuration, utilization, routing policies.
 
 Configuration writes never touch the counters; reads of one line are consistent and
-show exactly what the line holds."""
+show exactly what the line holds. No view reads an order: the line item counts its
+orders by status (fundrouter.persistence.lines), so a view costs the same at any
+number of loans, and PUT/PATCH answer from what they wrote plus the day's usage."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +18,12 @@ from fundrouter.domain.lines import (
     LineNotFound,
     LineRecord,
     StaleLineConfig,
-    local_day,
+    possible_days,
 )
-from fundrouter.domain.orders import Holding, OrderStatus
 from fundrouter.domain.routing import RoutingPolicy, Strategy
 from fundrouter.service.ports import LineRepository
 
 PATCH_ATTEMPTS = 3
-HOLDING_STATUSES = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED)
 
 
 class UnknownLines(DomainError):
@@ -41,8 +41,6 @@ class LineView:
     record: LineRecord
     day: str
     used_today: int
-    # Orders holding capacity on the line now, by status.
-    orders: dict[str, int] = field(default_factory=dict)
 
     def resource(self) -> dict[str, Any]:
         line = self.record.line
@@ -69,7 +67,8 @@ class LineView:
                 if daily_limit is None
                 else max(0, min(line.available, daily_limit - self.used_today)),
                 "day": self.day,
-                "orders": self.orders,
+                # Orders holding capacity on the line now, by status.
+                "orders": dict(self.record.orders),
                 "warnings": warnings,
                 "configVersion": self.record.config_version,
                 "createdAt": self.record.created_at,
@@ -79,20 +78,14 @@ class LineView:
 
 
 class LineService:
-    def __init__(
-        self,
-        repository: LineRepository,
-        clock: Callable[[], datetime],
-        holdings: Callable[[str], list[Holding]] = lambda _: [],
-    ) -> None:
+    def __init__(self, repository: LineRepository, clock: Callable[[], datetime]) -> None:
         self._repository = repository
         self._clock = clock
-        self._holdings = holdings
 
     def put(self, line_id: str, config: LineConfig) -> tuple[LineView, bool]:
         now = self._clock()
         record = self._repository.put_config(line_id, config, now)
-        return self._view(line_id, record.line.day_of(now)), record.config_version == 1
+        return self._written(record, now), record.config_version == 1
 
     def patch(self, line_id: str, changes: dict[str, Any]) -> LineView:
         """Merge `changes` into the stored configuration and validate the result as a
@@ -106,17 +99,25 @@ class LineService:
                 raise InvalidInput(error) from error
             now = self._clock()
             try:
-                self._repository.put_config(line_id, config, now, current.config_version)
+                record = self._repository.put_config(line_id, config, now, current.config_version)
             except StaleLineConfig:
                 if attempt == PATCH_ATTEMPTS - 1:
                     raise
                 continue
-            return self._view(line_id, local_day(config, now))
+            return self._written(record, now)
         raise StaleLineConfig(line_id)  # pragma: no cover - the loop returns or raises
 
     def get(self, line_id: str) -> LineView:
-        record = self._record(line_id)
-        return self._view(line_id, record.line.day_of(self._clock()))
+        """One consistent read of the line and of every day it may be on now."""
+        now = self._clock()
+        days = possible_days(now)
+        record = self._repository.get(line_id, days)
+        if record is None:
+            raise LineNotFound(line_id)
+        day = record.line.day_of(now)
+        if day not in days:  # pragma: no cover - possible_days covers every time zone
+            return self._written(record, now)
+        return LineView(record, day, record.line.counters.used_on(day))
 
     def list(self) -> list[LineView]:
         now = self._clock()
@@ -124,7 +125,7 @@ class LineService:
         days = {r.line.line_id: r.line.day_of(now) for r in records}
         usage = self._repository.usage_on(days)
         return [
-            LineView(r, days[r.line.line_id], usage[r.line.line_id], self._orders(r.line.line_id))
+            LineView(r, days[r.line.line_id], usage[r.line.line_id])
             for r in sorted(records, key=lambda r: r.line.line_id)
         ]
 
@@ -150,15 +151,7 @@ class LineService:
             raise LineNotFound(line_id)
         return record
 
-    def _view(self, line_id: str, day: str) -> LineView:
-        record = self._repository.get(line_id, [day])
-        if record is None:  # pragma: no cover - just written
-            raise LineNotFound(line_id)
-        used = record.line.counters.used_on(day)
-        return LineView(record, day, used, self._orders(line_id))
-
-    def _orders(self, line_id: str) -> dict[str, int]:
-        counts: dict[str, int] = {status.value: 0 for status in HOLDING_STATUSES}
-        for holding in self._holdings(line_id):
-            counts[holding.status.value] = counts.get(holding.status.value, 0) + 1
-        return counts
+    def _written(self, record: LineRecord, now: datetime) -> LineView:
+        """The view of a line as a write returned it, with the day's usage."""
+        line_id, day = record.line.line_id, record.line.day_of(now)
+        return LineView(record, day, self._repository.usage_on({line_id: day})[line_id])
