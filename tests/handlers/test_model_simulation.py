@@ -81,6 +81,7 @@ from botocore.config import Config
 from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import HistoryEntry, Order, OrderRequest
 from fundrouter.domain.routing import RoutingPolicy
+from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.codec import from_item
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -657,6 +658,8 @@ class Simulation:
             DynamoOrderEvents(self.client, self.orders_table, lines, NO_WAIT),
             self._matcher(lines),
             self.clock,
+            audit=DynamoAudit(self.client, self.orders_table, self.lines_table, NO_WAIT),
+            workers=1,  # moto is not safe under concurrent writes
         )
 
     def _matcher(self, lines: DynamoLineRepository) -> WatchedMatcher:

@@ -230,3 +230,38 @@ def test_a_line_whose_audit_fails_is_counted_and_the_others_audited(world: World
 
     assert [(f["kind"], f["subject"]) for f in summary["failures"]] == [("audit", "trust-b")]
     assert summary["linesAudited"] == 1
+
+
+def test_drift_is_found_on_a_line_that_is_written_while_it_is_audited(world: World) -> None:
+    world.matched_order()
+    world.client.update_item(  # drift: a counter moved outside any transaction
+        TableName="fundrouter-test-lines",
+        Key={"pk": {"S": "LINE#bank-a-consumer"}, "sk": {"S": "LINE"}},
+        UpdateExpression="SET reserved = reserved + :x, held = held + :x",
+        ExpressionAttributeValues={":x": {"N": "5000"}},
+    )
+    joiners = iter(["o-join-1", "o-join-2"])
+    listing: list[bool] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        listing.append(params.get("IndexName") == "byLine")
+
+    def claim_after_the_listing(**_: Any) -> None:
+        """Right after the audit lists the line's orders, before it reads the line,
+        another order is claimed on it (the old audit gave up on a line that moved)."""
+        order_id = next(joiners, None) if listing.pop() else None
+        if order_id is not None:
+            matched(world, order_id)
+
+    world.client.meta.events.register("before-parameter-build.dynamodb.Query", note)
+    world.client.meta.events.register("after-call.dynamodb.Query", claim_after_the_listing)
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert world.line()[0] == 1_255_000 + 2 * 1_250_000  # both joiners claimed meanwhile
+    [drift] = summary["drift"]
+    assert (drift["reserved"] - drift["expected_reserved"], drift["line_id"]) == (
+        5_000,
+        "bank-a-consumer",
+    )
+    assert len(drift["orders"]) == 3

@@ -1,5 +1,6 @@
-"""The two DynamoDB calls every adapter shares, retried the way AWS asks: one
-``TransactWriteItems`` runner and one ``BatchGetItem`` that reads every key.
+"""The DynamoDB calls every adapter shares, retried the way AWS asks: one
+``TransactWriteItems`` runner, one ``TransactGetItems`` and one ``BatchGetItem`` that
+reads every key.
 
 Contention (a ``TransactionConflict`` cancellation reason, or the exception of that
 name), throttling and internal errors are retried with full-jitter exponential
@@ -113,6 +114,29 @@ def transact(
             backoff.pause(attempt)
             continue
         return []
+    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+
+def transact_get(
+    client: "DynamoDBClient",
+    items: list[dict[str, Any]],
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[dict[str, Any] | None]:
+    """Read `items` at one point: one item (or None where it does not exist) per key,
+    in order. A read cancelled by a write in flight on one of them, or throttled, is
+    retried like a transaction; Contended or Unavailable after that."""
+    for attempt in range(backoff.attempts):
+        try:
+            response = client.transact_get_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            kind = _transient(error, len(items))
+            if kind is None:
+                raise
+            if attempt == backoff.attempts - 1:
+                raise kind() from error
+            backoff.pause(attempt)
+            continue
+        return [dict(r["Item"]) if "Item" in r else None for r in response["Responses"]]
     raise Unavailable()  # pragma: no cover - attempts >= 1
 
 

@@ -1,0 +1,157 @@
+"""The reconciler at scale, on the in-memory book (tests/support/fakes.py): the
+audit's cost per run is set by its slice, not by the number of open loans, every line
+is still fully audited, and a backlog of many batches is expired in one run."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineRecord
+from fundrouter.domain.orders import Customer, HistoryEntry, Order, OrderStatus
+from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
+from fundrouter.service.reconciling import BATCH, Reconciler
+
+from tests.support.fakes import InMemoryBook, NoMatcher
+
+START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+LINES = 4
+HOLD = 1_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def book_with(loans: int, holds: int = 0) -> InMemoryBook:
+    """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
+    holds expired a minute ago."""
+    book = InMemoryBook()
+    config = LineConfig.model_validate(
+        {
+            "funderId": "bank",
+            "name": "line",
+            "currency": "CNY",
+            "limit": 10**15,
+            "minAmount": 1,
+            "maxAmount": 10**9,
+            "aprBps": 1000,
+            "priority": 1,
+            "weight": 50,
+            "holdSeconds": 900,
+        }
+    )
+    for index in range(LINES):
+        line = Line(f"line-{index}", config, LineCounters())
+        book.add_line(LineRecord(line, 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z"))
+    template = Order(
+        order_id="o",
+        tenant_id="tenant",
+        amount=HOLD,
+        currency="CNY",
+        term_months=12,
+        product="consumer",
+        customer=Customer(id="c"),
+        metadata={},
+        status=OrderStatus.DISBURSED,
+        outstanding=HOLD,
+        claim_day="2026-11-24",
+        history=[HistoryEntry(status=OrderStatus.RECEIVED, at=START)],
+        content_hash="h",
+        created_at=START,
+        updated_at=START,
+        version=3,
+    )
+    expired_at = START - timedelta(minutes=1)
+    for number in range(loans + holds):
+        fields: dict[str, object] = {
+            "order_id": f"o-{number:07d}",
+            "line_id": f"line-{number % LINES}",
+        }
+        if number >= loans:
+            fields |= {
+                "status": OrderStatus.MATCHED,
+                "reserved": HOLD,
+                "outstanding": 0,
+                "hold_expires_at": expired_at,
+            }
+        book.put(template.model_copy(update=fields))
+    return book
+
+
+def reconciler(book: InMemoryBook, clock: Clock) -> Reconciler:
+    return Reconciler(book, book, book, NoMatcher(), clock, audit=book, workers=4)
+
+
+def run_reads(book: InMemoryBook, subject: Reconciler, clock: Clock) -> tuple[int, list[str]]:
+    clock.now += timedelta(minutes=1)
+    before = book.reads
+    report = subject.run()
+    return book.reads - before, [d.line_id for d in report.drift]
+
+
+# The most a run may read: per line its audit state, CUTS_PER_RUN listings and cuts
+# of CUT_ORDERS orders each plus the line item; and the line listing.
+BOUND = LINES * (1 + CUTS_PER_RUN * (2 * CUT_ORDERS + 1)) + LINES
+
+
+@pytest.mark.parametrize("loans", [1_000, 100_000])
+def test_the_audit_reads_per_run_are_set_by_the_slice_not_by_the_open_loans(loans: int) -> None:
+    book, clock = book_with(loans), Clock()
+    subject = reconciler(book, clock)
+    per_line = loans // LINES
+    runs = -(-per_line // (CUTS_PER_RUN * CUT_ORDERS))
+
+    reads = [run_reads(book, subject, clock)[0] for _ in range(runs)]
+
+    assert max(reads) <= BOUND
+    for state in book.audit.values():  # every line fully audited, each order once
+        assert (state.last_pass_orders, state.drift, state.cursor) == (per_line, None, None)
+    assert len(book.audit) == LINES
+
+
+def test_drift_on_a_line_walked_over_many_runs_is_found_by_two_passes() -> None:
+    book, clock = book_with(100_000), Clock()
+    subject = reconciler(book, clock)
+    book.drift("line-2", 5_000)
+    runs = -(-25_000 // (CUTS_PER_RUN * CUT_ORDERS))
+
+    found = [run_reads(book, subject, clock)[1] for _ in range(2 * runs)]
+
+    assert list(itertools.chain(*found)) == ["line-2"]  # at the end of the second pass
+    assert found[2 * runs - 1] == ["line-2"]
+    drift = book.audit["line-2"].drift
+    assert drift is not None
+    assert (drift.reserved - drift.expected_reserved, drift.drawn - drift.expected_drawn) == (
+        5_000,
+        0,
+    )
+
+
+def test_a_backlog_of_many_batches_is_expired_in_one_run() -> None:
+    holds = 10 * BATCH + 7
+    book, clock = book_with(1_000, holds), Clock()
+
+    report = reconciler(book, clock).run(deadline=float("inf"))
+
+    assert len(report.expired) == holds
+    assert report.batches == 11
+    assert all(r.line.counters.reserved == 0 for r in book.lines.values())
+    assert report.drift == []
+
+
+def test_a_run_starts_no_batch_after_its_deadline() -> None:
+    book, clock = book_with(0, 3 * BATCH), Clock()
+    readings = itertools.count()
+    subject = Reconciler(
+        book, book, book, NoMatcher(), clock, audit=book, timer=lambda: float(next(readings))
+    )
+
+    # One reading a batch: the loop stops at 2.0, leaving the audit its reserve.
+    report = subject.run(deadline=12.0)
+
+    assert (report.batches, len(report.expired)) == (2, 2 * BATCH)
+    assert report.lines_audited == LINES
