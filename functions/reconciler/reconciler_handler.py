@@ -61,6 +61,7 @@ def handle(reconciling: Reconciler, deadline: float | None = None) -> dict[str, 
     metrics.add_metric("ExpiryBatches", MetricUnit.Count, report.batches)
     metrics.add_metric("LinesAudited", MetricUnit.Count, report.lines_audited)
     metrics.add_metric("AuditPassesCompleted", MetricUnit.Count, report.passes_completed)
+    metrics.add_metric("OldestAuditSeconds", MetricUnit.Seconds, report.oldest_audit_seconds)
     metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
     metrics.add_metric("ReconcileFailures", MetricUnit.Count, len(report.failures))
     for kind, failures in Counter(f.kind for f in report.failures).items():

@@ -155,3 +155,16 @@ def test_a_run_starts_no_batch_after_its_deadline() -> None:
 
     assert (report.batches, len(report.expired)) == (2, 2 * BATCH)
     assert report.lines_audited == LINES
+
+
+def test_the_oldest_audit_is_reported_for_the_overdue_alarm() -> None:
+    book, clock = book_with(100_000), Clock()
+    subject = reconciler(book, clock)
+    ages = []
+    for _ in range(30):  # a pass over 25,000 loans takes 26 runs
+        clock.now += timedelta(minutes=1)
+        ages.append(subject.run().oldest_audit_seconds)
+
+    assert ages[:3] == [0, 60, 120]  # from the first pass's start
+    assert ages[25] == 0  # the pass just completed
+    assert ages[29] == 240

@@ -88,6 +88,9 @@ class AuditStore(Protocol):
 class AuditRun:
     lines_audited: int = 0
     passes_completed: int = 0
+    # Seconds since the least recent line's last full pass ended (a line never fully
+    # audited counts from its first pass's start): above a day, a line is overdue.
+    oldest_pass_age: int = 0
     drift: list[Drift] = field(default_factory=list)
     failures: list[tuple[str, Exception]] = field(default_factory=list)
 
@@ -111,7 +114,11 @@ class RollingAudit:
             except Exception as error:
                 run.failures.append((line_id, error))
                 continue
+            states[line_id] = state
             run.lines_audited += 1
+        now = self._clock()
+        ages = [_age(now, states[i]) for i in line_ids if i in states]
+        run.oldest_pass_age = max(ages, default=0)
         return run
 
     def _slice(self, state: AuditState, run: AuditRun) -> AuditState:
@@ -196,9 +203,27 @@ class RollingAudit:
         )
 
 
+def _age(now: datetime, state: AuditState) -> int:
+    since = state.last_full_pass_at or state.pass_started_at
+    return 0 if since is None else int((now - datetime.fromisoformat(since)).total_seconds())
+
+
 def _same(found: Drift, before: Drift | None) -> bool:
     """The same difference between counters and orders (the counters may have moved)."""
     return before is not None and (
         found.reserved - found.expected_reserved,
         found.drawn - found.expected_drawn,
     ) == (before.reserved - before.expected_reserved, before.drawn - before.expected_drawn)
+
+
+class AuditReport:
+    """GET /v1/audit: each line's audit as the reconciler left it."""
+
+    def __init__(self, line_ids: Callable[[], list[str]], store: AuditStore) -> None:
+        self._line_ids = line_ids
+        self._store = store
+
+    def lines(self) -> list[AuditState]:
+        line_ids = sorted(self._line_ids())
+        states = self._store.audit_states(line_ids)
+        return [states.get(line_id, AuditState(line_id)) for line_id in line_ids]

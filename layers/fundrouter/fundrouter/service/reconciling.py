@@ -79,6 +79,7 @@ class ReconcileReport:
     batches: int = 0
     lines_audited: int = 0
     passes_completed: int = 0
+    oldest_audit_seconds: int = 0
     drift: list[Drift] = field(default_factory=list)
     # Percent of each line's limit held (reserved + drawn), for the dashboard.
     utilization: dict[str, int] = field(default_factory=dict)
@@ -208,6 +209,7 @@ class Reconciler:
         )
         report.lines_audited = run.lines_audited
         report.passes_completed = run.passes_completed
+        report.oldest_audit_seconds = run.oldest_pass_age
         report.drift += run.drift
         for line_id, problem in run.failures:
             report.failed(FailureKind.AUDIT, line_id, problem)
