@@ -18,6 +18,8 @@
 6. The bank test under faults with 5,000 orders (tests/integration/
    test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
+7. The reconciler: the audit's reads per run at 1,000 / 10,000 / 100,000 open loans,
+   and expiry throughput on a backlog of 20,000 due holds (bench/reconciler_scale.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -590,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scale.report(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
+    __import__("reconciler_scale").report()  # 7: a sibling module, like the others
 
     header("Summary")
     imports = (

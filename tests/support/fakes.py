@@ -5,18 +5,26 @@ import bisect
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.lifecycle import OrderEvent, Transition
-from fundrouter.domain.lines import LineCounters, LineRecord
-from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
+from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineRecord
+from fundrouter.domain.orders import (
+    Customer,
+    HistoryEntry,
+    Holding,
+    Order,
+    OrderStatus,
+    UnreadableOrder,
+)
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.orders import due_at, order_ids, order_pk
 from fundrouter.service.auditing import AuditState, Cut
 from fundrouter.service.matching import MatchReport
 from fundrouter.service.ports import Commit
+from fundrouter.service.reconciling import Reconciler
 
 
 class InMemoryOrderRepository:
@@ -71,6 +79,7 @@ class InMemoryBook:
         self.audit: dict[str, AuditState] = {}
         self._by_line: dict[str, list[str]] = {}  # pk order, as the byLine index
         self.reads = 0
+        self.log: list[tuple[str, int]] = []  # ("query" | "cut" | "get", items) per read
         self.commits = 0
         self._lock = threading.Lock()  # a commit is atomic, as a transaction is
 
@@ -112,11 +121,11 @@ class InMemoryBook:
             ((at, o) for o in self.orders.values() if (at := due_at(o)) is not None and at <= now),
             key=lambda pair: pair[0],
         )[:limit]
-        self.reads += len(due)
+        self._read("query", len(due))
         return [order for _, order in due]
 
     def list_lines(self) -> list[LineRecord]:
-        self.reads += len(self.lines)
+        self._read("query", len(self.lines))
         return sorted(self.lines.values(), key=lambda r: r.line.line_id)
 
     def commit(
@@ -141,12 +150,12 @@ class InMemoryBook:
         index = self._by_line.get(line_id, [])
         start = 0 if cursor is None else bisect.bisect_right(index, cursor)
         page = index[start : start + limit]
-        self.reads += len(page)
+        self._read("query", len(page))
         keys = [ids for pk in page if (ids := order_ids(pk)) is not None]
         return keys, page[-1] if len(page) == limit else None
 
     def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None:
-        self.reads += 1 + len(keys)
+        self._read("cut", 1 + len(keys))
         record = self.lines.get(line_id)
         if record is None:
             return None
@@ -161,8 +170,12 @@ class InMemoryBook:
 
     def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]:
         found = {i: self.audit[i] for i in line_ids if i in self.audit}
-        self.reads += len(found)
+        self._read("get", len(found))
         return found
+
+    def _read(self, kind: str, items: int) -> None:
+        self.reads += items
+        self.log.append((kind, items))
 
     def save_audit(self, state: AuditState) -> None:
         self.audit[state.line_id] = state
@@ -187,3 +200,78 @@ class NoMatcher:
 
     def match(self, order: Order) -> MatchReport:
         raise AssertionError(f"{order.order_id} was not expected to be matched")
+
+
+# ------------------------------------------------------------ open loans at scale
+
+START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+LINES = 4
+HOLD = 1_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def book_with(loans: int, holds: int = 0) -> InMemoryBook:
+    """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
+    holds expired a minute ago."""
+    book = InMemoryBook()
+    config = LineConfig.model_validate(
+        {
+            "funderId": "bank",
+            "name": "line",
+            "currency": "CNY",
+            "limit": 10**15,
+            "minAmount": 1,
+            "maxAmount": 10**9,
+            "aprBps": 1000,
+            "priority": 1,
+            "weight": 50,
+            "holdSeconds": 900,
+        }
+    )
+    for index in range(LINES):
+        line = Line(f"line-{index}", config, LineCounters())
+        book.add_line(LineRecord(line, 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z"))
+    template = Order(
+        order_id="o",
+        tenant_id="tenant",
+        amount=HOLD,
+        currency="CNY",
+        term_months=12,
+        product="consumer",
+        customer=Customer(id="c"),
+        metadata={},
+        status=OrderStatus.DISBURSED,
+        outstanding=HOLD,
+        claim_day="2026-11-24",
+        history=[HistoryEntry(status=OrderStatus.RECEIVED, at=START)],
+        content_hash="h",
+        created_at=START,
+        updated_at=START,
+        version=3,
+    )
+    expired_at = START - timedelta(minutes=1)
+    for number in range(loans + holds):
+        fields: dict[str, object] = {
+            "order_id": f"o-{number:07d}",
+            "line_id": f"line-{number % LINES}",
+        }
+        if number >= loans:
+            fields |= {
+                "status": OrderStatus.MATCHED,
+                "reserved": HOLD,
+                "outstanding": 0,
+                "hold_expires_at": expired_at,
+            }
+        book.put(template.model_copy(update=fields))
+    return book
+
+
+def reconciler(book: InMemoryBook, clock: Clock) -> Reconciler:
+    return Reconciler(book, book, book, NoMatcher(), clock, audit=book, workers=4)

@@ -3,87 +3,13 @@ audit's cost per run is set by its slice, not by the number of open loans, every
 is still fully audited, and a backlog of many batches is expired in one run."""
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineRecord
-from fundrouter.domain.orders import Customer, HistoryEntry, Order, OrderStatus
 from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
 from fundrouter.service.reconciling import BATCH, Reconciler
 
-from tests.support.fakes import InMemoryBook, NoMatcher
-
-START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-LINES = 4
-HOLD = 1_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def book_with(loans: int, holds: int = 0) -> InMemoryBook:
-    """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
-    holds expired a minute ago."""
-    book = InMemoryBook()
-    config = LineConfig.model_validate(
-        {
-            "funderId": "bank",
-            "name": "line",
-            "currency": "CNY",
-            "limit": 10**15,
-            "minAmount": 1,
-            "maxAmount": 10**9,
-            "aprBps": 1000,
-            "priority": 1,
-            "weight": 50,
-            "holdSeconds": 900,
-        }
-    )
-    for index in range(LINES):
-        line = Line(f"line-{index}", config, LineCounters())
-        book.add_line(LineRecord(line, 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z"))
-    template = Order(
-        order_id="o",
-        tenant_id="tenant",
-        amount=HOLD,
-        currency="CNY",
-        term_months=12,
-        product="consumer",
-        customer=Customer(id="c"),
-        metadata={},
-        status=OrderStatus.DISBURSED,
-        outstanding=HOLD,
-        claim_day="2026-11-24",
-        history=[HistoryEntry(status=OrderStatus.RECEIVED, at=START)],
-        content_hash="h",
-        created_at=START,
-        updated_at=START,
-        version=3,
-    )
-    expired_at = START - timedelta(minutes=1)
-    for number in range(loans + holds):
-        fields: dict[str, object] = {
-            "order_id": f"o-{number:07d}",
-            "line_id": f"line-{number % LINES}",
-        }
-        if number >= loans:
-            fields |= {
-                "status": OrderStatus.MATCHED,
-                "reserved": HOLD,
-                "outstanding": 0,
-                "hold_expires_at": expired_at,
-            }
-        book.put(template.model_copy(update=fields))
-    return book
-
-
-def reconciler(book: InMemoryBook, clock: Clock) -> Reconciler:
-    return Reconciler(book, book, book, NoMatcher(), clock, audit=book, workers=4)
+from tests.support.fakes import LINES, Clock, InMemoryBook, NoMatcher, book_with, reconciler
 
 
 def run_reads(book: InMemoryBook, subject: Reconciler, clock: Clock) -> tuple[int, list[str]]:
@@ -117,18 +43,23 @@ def test_drift_on_a_line_walked_over_many_runs_is_found_by_two_passes() -> None:
     book, clock = book_with(100_000), Clock()
     subject = reconciler(book, clock)
     book.drift("line-2", 5_000)
-    runs = -(-25_000 // (CUTS_PER_RUN * CUT_ORDERS))
+    first = -(-25_000 // (CUTS_PER_RUN * CUT_ORDERS))  # as fast as a run allows
+    second = -(-25_000 // CUT_ORDERS)  # paced: one cut a run, a pass in about 4 hours
 
-    found = [run_reads(book, subject, clock)[1] for _ in range(2 * runs)]
+    runs = [run_reads(book, subject, clock) for _ in range(first + second)]
 
+    found = [drift for _, drift in runs]
     assert list(itertools.chain(*found)) == ["line-2"]  # at the end of the second pass
-    assert found[2 * runs - 1] == ["line-2"]
+    assert found[-1] == ["line-2"]
+    assert book.audit["line-2"].unconfirmed is None
     drift = book.audit["line-2"].drift
     assert drift is not None
     assert (drift.reserved - drift.expected_reserved, drift.drawn - drift.expected_drawn) == (
         5_000,
         0,
     )
+    paced = max(reads for reads, _ in runs[first + 1 :])
+    assert paced <= LINES * (1 + 2 * CUT_ORDERS + 1) + LINES
 
 
 def test_a_backlog_of_many_batches_is_expired_in_one_run() -> None:

@@ -22,8 +22,11 @@ from fundrouter.domain.orders import Holding, OrderStatus
 
 # TransactGetItems reads at most 100 items: the line item and 99 orders.
 CUT_ORDERS: Final = 99
-# Cuts per line per run: 1,440 runs a day walk 1.4 million holdings of one line.
+# Cuts per line per run at most: 1,440 runs a day walk 1.4 million holdings of a line.
 CUTS_PER_RUN: Final = 10
+# A line whose size the last pass measured is walked at the pace of one pass in this
+# many runs (12 hours at one run a minute), not faster: the day's goal with room.
+PACE_RUNS: Final = 720
 # Listings again after a cut that found joiners, before the run leaves the line.
 JOINER_RETRIES: Final = 3
 MAX_DRIFT_ORDERS: Final = 100
@@ -133,7 +136,7 @@ class RollingAudit:
             whole = self._whole_line(line_id, *page)
             if whole is not None:  # the line fits one cut: compared exactly there
                 return self._complete(self._add(state, whole), whole, run, exact=True)
-        for _ in range(CUTS_PER_RUN):
+        for _ in range(_cuts(state)):
             keys, cursor = page or self._store.holding_keys(line_id, CUT_ORDERS, state.cursor)
             page = None
             cut = self._store.cut(line_id, keys)
@@ -201,6 +204,13 @@ class RollingAudit:
             drift=drift,
             unconfirmed=unconfirmed,
         )
+
+
+def _cuts(state: AuditState) -> int:
+    """The first pass goes as fast as a run allows; later ones at PACE_RUNS."""
+    if state.last_full_pass_at is None:
+        return CUTS_PER_RUN
+    return max(1, min(CUTS_PER_RUN, -(-state.last_pass_orders // (CUT_ORDERS * PACE_RUNS))))
 
 
 def _age(now: datetime, state: AuditState) -> int:
