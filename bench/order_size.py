@@ -3,7 +3,7 @@
 One order is matched, disbursed (1,000,000) and repaid 1 at a time through the
 service the ApiFunction runs for POST /v1/orders/{orderId}/events (OrderEventService
 on DynamoOrderEvents), on the tables of template.yaml created on moto, made cheaper by
-tests/support/fast_moto.py (same outcomes). At N = 10, 1,000 and 10,000 it prints:
+tests/support/moto_speed.py (same outcomes). At N = 10, 1,000 and 10,000 it prints:
 
 - the order item's size by DynamoDB's item-size rules (persistence.codec.item_size);
 - the last event's TransactWriteItems, item by item, and its write units, computed

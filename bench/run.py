@@ -24,6 +24,8 @@
    units of one event, on moto (bench/order_size.py).
 9. ``GET /v1/lines/{id}`` latency and read units with 1,000 and 100,000 holdings on
    the line, on moto (bench/line_views.py).
+10. The reconciler: the audit's reads per run at 1,000 / 10,000 / 100,000 open loans,
+   and expiry throughput on a backlog of 20,000 due holds (bench/reconciler_scale.py).
 
 Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. Nothing
 here touches sys.path: the handlers and tests/support/template.py are loaded by path;
@@ -444,7 +446,7 @@ def report_order_size() -> None:
     import order_size  # noqa: PLC0415 - imports boto3 and moto: after the environment
 
     order_size.report(
-        load_by_path("_bench_fast_moto", ROOT / "tests" / "support" / "fast_moto.py"),
+        load_by_path("_bench_moto_speed", ROOT / "tests" / "support" / "moto_speed.py"),
         load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
     )
 
@@ -629,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     report_order_size()
     report_line_views()
+    __import__("reconciler_scale").report()  # 10: a sibling module, like the others
 
     header("Summary")
     imports = (

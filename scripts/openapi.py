@@ -47,6 +47,7 @@ RESOURCES = {
     ("put", "/v1/tenants/{tenantId}/routing"): {"200": "RoutingResource"},
     ("get", "/v1/tenants/{tenantId}/routing"): {"200": "RoutingResource"},
     ("post", "/v1/admin/status-events/republish"): {"200": "RepublishReport"},
+    ("get", "/v1/audit"): {"200": "AuditReport"},
 }
 ERRORS = {
     "400": "Malformed JSON",
@@ -158,6 +159,57 @@ def _routing_resource() -> dict[str, Any]:
 
 
 _ORDER_KEY = {"tenantId": {"type": "string"}, "orderId": {"type": "string"}}
+_COUNTS = {"type": "integer"}
+_DRIFT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "required": ["reserved", "expectedReserved", "drawn", "expectedDrawn", "amount"],
+            "properties": {
+                "reserved": _COUNTS,
+                "expectedReserved": _COUNTS,
+                "drawn": _COUNTS,
+                "expectedDrawn": _COUNTS,
+                "amount": _COUNTS,
+                "orders": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+            },
+        },
+    ]
+}
+AUDIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "AuditReport",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["lineId", "lastFullPassAt", "orders", "drift", "unconfirmed"],
+                "properties": {
+                    "lineId": {"type": "string"},
+                    "lastFullPassAt": {"anyOf": [{"type": "null"}, {"type": "string"}]},
+                    "orders": _COUNTS,
+                    "drift": _DRIFT,
+                    "unconfirmed": _DRIFT,
+                    "passUnderWay": {
+                        "anyOf": [
+                            {"type": "null"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "startedAt": {"type": "string"},
+                                    "orders": _COUNTS,
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        }
+    },
+}
 REPUBLISH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "RepublishReport",
@@ -249,6 +301,7 @@ def document() -> dict[str, Any]:
     schemas["LinePatch"] = _line_patch()
     schemas["RoutingResource"] = _routing_resource()
     schemas["RepublishReport"] = REPUBLISH_SCHEMA
+    schemas["AuditReport"] = AUDIT_SCHEMA
     components["securitySchemes"] = {
         "oauth2": {
             "type": "oauth2",

@@ -49,6 +49,10 @@ class FakeLambdaContext:
         "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-ApiFunction"
     )
     aws_request_id: str = "5b2f6f9a-1c1e-4b8a-9d0e-2f5f1a3b4c5d"
+    remaining_millis: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

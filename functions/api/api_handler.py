@@ -12,12 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
 from fundrouter.http.app import build_app
+from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
 from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.persistence.retries import transient
+from fundrouter.service.auditing import AuditReport
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderHistoryService, OrderService
@@ -75,6 +77,17 @@ def republisher() -> StatusEventRepublisher:
     )
 
 
+@cache
+def audit_report() -> AuditReport:
+    settings = TableSettings.from_env()
+    client = boto3.client("dynamodb")
+    lines = DynamoLineRepository(client, settings.lines_table_name)
+    return AuditReport(
+        lambda: [record.line.line_id for record in lines.list_lines()],
+        DynamoAudit(client, settings.orders_table_name, settings.lines_table_name),
+    )
+
+
 def handle(
     event: dict[str, Any],
     context: LambdaContext,
@@ -84,10 +97,16 @@ def handle(
     *,
     republishing: StatusEventRepublisher | None = None,
     history: OrderHistoryService | None = None,
+    auditing: AuditReport | None = None,
 ) -> dict[str, Any]:
     """The seam tests call with their own services."""
     app.append_context(
-        orders=orders, lines=lines, events=events, republisher=republishing, history=history
+        orders=orders,
+        lines=lines,
+        events=events,
+        republisher=republishing,
+        history=history,
+        audit=auditing,
     )
     return app.resolve(event, context)
 
@@ -105,4 +124,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event_service(),
         republishing=republisher(),
         history=history_service(),
+        auditing=audit_report(),
     )

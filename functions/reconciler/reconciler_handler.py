@@ -1,8 +1,10 @@
 """ReconcilerFunction, every minute: expires holds past holdExpiresAt, matches orders
-left waiting, and audits every line's counters against its orders, reporting drift
-(never fixing it). What failed on one order or line is counted (``ReconcileFailures``,
+left waiting, batch after batch until nothing is due or the run's time is mostly
+spent, and audits a slice of every line's counters against its orders, reporting
+drift (never fixing it). What failed on one order or line is counted (``ReconcileFailures``,
 in total and by ``kind``) and logged by ids, and the run goes on."""
 
+import time
 from collections import Counter
 from dataclasses import asdict
 from functools import cache
@@ -14,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
+from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
@@ -41,15 +44,24 @@ def reconciler() -> Reconciler:
         DynamoOrderEvents(client, settings.orders_table_name, lines),
         matcher,
         utc_now,
+        audit=DynamoAudit(client, settings.orders_table_name, settings.lines_table_name),
     )
 
 
-def handle(reconciling: Reconciler) -> dict[str, Any]:
-    """The seam tests call with their own reconciler."""
-    report = reconciling.run()
+# Kept free of the run's budget: the summary, the metrics and the log after it.
+SAFETY_SECONDS = 5.0
+
+
+def handle(reconciling: Reconciler, deadline: float | None = None) -> dict[str, Any]:
+    """The seam tests call with their own reconciler; `deadline` is a time.monotonic()
+    reading after which the run starts nothing new."""
+    report = reconciling.run(deadline)
     metrics.add_metric("ExpiredHolds", MetricUnit.Count, len(report.expired))
     metrics.add_metric("RedrivenOrders", MetricUnit.Count, len(report.redriven))
+    metrics.add_metric("ExpiryBatches", MetricUnit.Count, report.batches)
     metrics.add_metric("LinesAudited", MetricUnit.Count, report.lines_audited)
+    metrics.add_metric("AuditPassesCompleted", MetricUnit.Count, report.passes_completed)
+    metrics.add_metric("OldestAuditSeconds", MetricUnit.Seconds, report.oldest_audit_seconds)
     metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
     metrics.add_metric("ReconcileFailures", MetricUnit.Count, len(report.failures))
     for kind, failures in Counter(f.kind for f in report.failures).items():
@@ -75,7 +87,9 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
     summary = {
         "expired": report.expired,
         "redriven": report.redriven,
+        "batches": report.batches,
         "linesAudited": report.lines_audited,
+        "passesCompleted": report.passes_completed,
         "drift": [asdict(d) for d in report.drift],
         "failures": [asdict(f) for f in report.failures],
     }
@@ -87,6 +101,7 @@ def handle(reconciling: Reconciler) -> dict[str, Any]:
 # Responses and errors stay out of X-Ray: they may carry customer data.
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(scheduledAt=event.get("time"))
-    return handle(reconciler())
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return handle(reconciler(), time.monotonic() + remaining - SAFETY_SECONDS)

@@ -83,6 +83,7 @@ from fundrouter.domain import orders as domain_orders
 from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import HistoryEntry, Order, OrderRequest
 from fundrouter.domain.routing import RoutingPolicy
+from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.codec import from_item
 from fundrouter.persistence.history import HIST_PREFIX
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -105,8 +106,8 @@ from moto.dynamodb.models import dynamodb_backends
 
 from tests.conftest import FakeLambdaContext, load_event
 from tests.faults import ArmedPlan, FaultInjector
-from tests.support.fast_moto import speed_up_moto
 from tests.support.handlers import handler_module
+from tests.support.moto_speed import speed_up_moto
 from tests.support.template import create_table_kwargs, resources
 from tests.support.world import NO_WAIT, Clock, api
 
@@ -657,6 +658,8 @@ class Simulation:
             DynamoOrderEvents(self.client, self.orders_table, lines, NO_WAIT),
             self._matcher(lines),
             self.clock,
+            audit=DynamoAudit(self.client, self.orders_table, self.lines_table, NO_WAIT),
+            workers=1,  # moto is not safe under concurrent writes
         )
 
     def _matcher(self, lines: DynamoLineRepository) -> WatchedMatcher:

@@ -13,7 +13,7 @@ from fundrouter.persistence.codec import item_size, to_item
 from fundrouter.persistence.orders import order_pk
 
 from tests.conftest import event_names, load_event
-from tests.support.fast_moto import speed_up_moto
+from tests.support.moto_speed import speed_up_moto
 from tests.support.world import ORDER_ID, TENANT, World
 
 # 1,000 here (about 50 s on moto); FUNDROUTER_REPAYMENTS=10000 runs the 10,000

@@ -6,13 +6,15 @@ import json
 from typing import Any
 
 import pytest
+from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.orders import REDRIVE_AFTER, order_pk
+from fundrouter.service.auditing import AuditReport
 
 from tests.conftest import FakeLambdaContext, load_event
 from tests.support.faults import Injected, always, conflict, error
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values
-from tests.support.world import ORDER_ID, TENANT, World
+from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World, api
 
 reconciler = handler_module("reconciler", "reconciler_handler")
 
@@ -230,3 +232,87 @@ def test_a_line_whose_audit_fails_is_counted_and_the_others_audited(world: World
 
     assert [(f["kind"], f["subject"]) for f in summary["failures"]] == [("audit", "trust-b")]
     assert summary["linesAudited"] == 1
+
+
+def test_drift_is_found_on_a_line_that_is_written_while_it_is_audited(world: World) -> None:
+    world.matched_order()
+    world.client.update_item(  # drift: a counter moved outside any transaction
+        TableName="fundrouter-test-lines",
+        Key={"pk": {"S": "LINE#bank-a-consumer"}, "sk": {"S": "LINE"}},
+        UpdateExpression="SET reserved = reserved + :x, held = held + :x",
+        ExpressionAttributeValues={":x": {"N": "5000"}},
+    )
+    joiners = iter(["o-join-1", "o-join-2"])
+    listing: list[bool] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        listing.append(params.get("IndexName") == "byLine")
+
+    def claim_after_the_listing(**_: Any) -> None:
+        """Right after the audit lists the line's orders, before it reads the line,
+        another order is claimed on it (the old audit gave up on a line that moved)."""
+        order_id = next(joiners, None) if listing.pop() else None
+        if order_id is not None:
+            matched(world, order_id)
+
+    world.client.meta.events.register("before-parameter-build.dynamodb.Query", note)
+    world.client.meta.events.register("after-call.dynamodb.Query", claim_after_the_listing)
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert world.line()[0] == 1_255_000 + 2 * 1_250_000  # both joiners claimed meanwhile
+    [drift] = summary["drift"]
+    assert (drift["reserved"] - drift["expected_reserved"], drift["line_id"]) == (
+        5_000,
+        "bank-a-consumer",
+    )
+    assert len(drift["orders"]) == 3
+
+
+def audit_report(world: World, event: str) -> tuple[int, Any]:
+    service = AuditReport(
+        lambda: [r.line.line_id for r in world.lines.list_lines()],
+        DynamoAudit(world.client, world.orders_table, LINES_TABLE),
+    )
+    event_body = load_event(f"api/{event}.json")
+    response = api.handle(event_body, FakeLambdaContext(), *world.services, auditing=service)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_audit_report_shows_each_lines_last_pass_and_its_drift(world: World) -> None:
+    world.matched_order()
+    assert audit_report(world, "get_audit")[1]["items"][0]["lastFullPassAt"] is None
+    world.client.update_item(
+        TableName=LINES_TABLE,
+        Key={"pk": {"S": "LINE#bank-a-consumer"}, "sk": {"S": "LINE"}},
+        UpdateExpression="SET drawn = drawn + :x, held = held + :x",
+        ExpressionAttributeValues={":x": {"N": "700"}},
+    )
+    reconciler.handle(world.reconciler)
+
+    status, body = audit_report(world, "get_audit")
+
+    assert status == 200
+    bank, trust = body["items"]
+    assert (bank["lineId"], bank["orders"], bank["unconfirmed"], bank["passUnderWay"]) == (
+        "bank-a-consumer",
+        1,
+        None,
+        None,
+    )
+    assert bank["lastFullPassAt"] is not None
+    assert bank["drift"] == {
+        "reserved": 1_250_000,
+        "expectedReserved": 1_250_000,
+        "drawn": 700,
+        "expectedDrawn": 0,
+        "amount": 700,
+        "orders": [f"{TENANT}/{ORDER_ID}"],
+    }
+    assert (trust["lineId"], trust["drift"], trust["orders"]) == ("trust-b", None, 0)
+
+
+def test_a_tenant_may_not_read_the_audit(world: World) -> None:
+    status, body = audit_report(world, "get_audit_by_tenant")
+
+    assert (status, body["error"]["code"]) == (403, "forbidden")

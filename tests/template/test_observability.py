@@ -34,6 +34,7 @@ def test_alarms_watch_dead_letters_iterator_age_drift_and_5xx() -> None:
         ("AWS/ApiGateway", "5xx"),
         ("fundrouter", "OverLimitDisbursements"),
         ("fundrouter", "ReconcileFailures"),
+        ("fundrouter", "OldestAuditSeconds"),
     } <= watched
 
 

@@ -35,7 +35,7 @@ from fundrouter.domain.lines import (
     LineNotFound,
     StaleLineConfig,
 )
-from fundrouter.http import admin, lines, orders
+from fundrouter.http import admin, audit, lines, orders
 from fundrouter.http.auth import Forbidden, Unauthenticated
 from fundrouter.http.responses import error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
@@ -94,6 +94,7 @@ def build_app(
     app.include_router(orders.routes())
     app.include_router(lines.routes())
     app.include_router(admin.routes())
+    app.include_router(audit.routes())
 
     @app.exception_handler(UnsupportedMediaType)
     def unsupported_media_type(error: UnsupportedMediaType) -> Response[str]:

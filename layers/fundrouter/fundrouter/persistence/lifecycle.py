@@ -63,7 +63,8 @@ class DynamoOrderEvents:
         order moved without its event record (BatchGetItem could see that)."""
         pk = {"S": order_pk(tenant_id, order_id)}
         keys = [{"pk": pk, "sk": {"S": ORDER_SK}}, {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}}]
-        order_item, event_item = transact_get(self._client, keys, self._table, self._backoff)
+        gets = [{"Get": {"TableName": self._table, "Key": key}} for key in keys]
+        order_item, event_item = transact_get(self._client, gets, self._backoff)
         order = order_from_item(order_item) if order_item else None
         stored = StoredEvent(str(from_item(event_item)["contentHash"])) if event_item else None
         return order, stored

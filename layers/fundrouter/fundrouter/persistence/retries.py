@@ -1,5 +1,6 @@
-"""The two DynamoDB calls every adapter shares, retried the way AWS asks: one
-``TransactWriteItems`` runner and one ``BatchGetItem`` that reads every key.
+"""The DynamoDB calls every adapter shares, retried the way AWS asks: one
+``TransactWriteItems`` runner, one ``TransactGetItems`` and one ``BatchGetItem`` that
+reads every key.
 
 Contention (a ``TransactionConflict`` cancellation reason, or the exception of that
 name), throttling and internal errors are retried with full-jitter exponential
@@ -116,6 +117,29 @@ def transact(
     raise Unavailable()  # pragma: no cover - attempts >= 1
 
 
+def transact_get(
+    client: "DynamoDBClient",
+    items: list[dict[str, Any]],
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[dict[str, Any] | None]:
+    """Read `items` at one point: one item (or None where it does not exist) per key,
+    in order. A read cancelled by a write in flight on one of them, or throttled, is
+    retried like a transaction; Contended or Unavailable after that."""
+    for attempt in range(backoff.attempts):
+        try:
+            response = client.transact_get_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            kind = _transient(error, len(items))
+            if kind is None:
+                raise
+            if attempt == backoff.attempts - 1:
+                raise kind() from error
+            backoff.pause(attempt)
+            continue
+        return [dict(r["Item"]) if "Item" in r else None for r in response["Responses"]]
+    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+
 def batch_get(
     client: "DynamoDBClient",
     table: str,
@@ -158,29 +182,3 @@ def transient(error: BaseException) -> bool:
     if isinstance(error, (Unavailable, ConnectionError, HTTPClientError)):
         return True
     return isinstance(error, ClientError) and _transient(error, 0) is not None
-
-
-def transact_get(
-    client: "DynamoDBClient",
-    keys: list[dict[str, Any]],
-    table: str,
-    backoff: Backoff = DEFAULT_BACKOFF,
-) -> list[dict[str, Any] | None]:
-    """The items of `keys` in one TransactGetItems (None where absent): serializable
-    with transactions, so it never sees half of one (BatchGetItem may: its reads are
-    only read-committed item by item). A read cancelled by a write in flight is retried."""
-    for attempt in range(backoff.attempts):
-        try:
-            response = client.transact_get_items(
-                TransactItems=[{"Get": {"TableName": table, "Key": key}} for key in keys]
-            )
-        except ClientError as error:
-            kind = _transient(error, len(keys))
-            if kind is None:
-                raise
-            if attempt == backoff.attempts - 1:
-                raise kind() from error
-            backoff.pause(attempt)
-            continue
-        return [r.get("Item") for r in response["Responses"]]
-    raise Unavailable()  # pragma: no cover - attempts >= 1

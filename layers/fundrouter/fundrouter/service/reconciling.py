@@ -1,10 +1,15 @@
 """The reconciler's three jobs, run every minute: expire holds that were not
-disbursed in time, match orders the stream left waiting, and audit every line's
-counters against the orders that hold them.
+disbursed in time, match orders the stream left waiting, and audit each line's
+counters against the orders that hold them (fundrouter.service.auditing, a bounded
+slice of every line per run).
 
 The table is the truth and the stream only a trigger: whatever a lost or late stream
 record left undone is found here by time. The audit never changes a counter; drift is
 reported with the line and the orders involved, for a person to look at.
+
+A run takes what is due batch after batch until nothing is, or its time is mostly
+spent, expiring each batch's holds in parallel: one transaction per order, each on
+its own, so a backlog of tens of thousands of holds is worked off in one run.
 
 One order or line that fails (contention past the retries, throttling, a malformed
 item) never stops the run: it is counted in the report, by kind and with its ids
@@ -12,7 +17,10 @@ only, and the next run tries it again. Otherwise the oldest due order, failing e
 time, would stop every hold behind it from expiring.
 """
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,37 +28,30 @@ from typing import Final, Protocol
 
 from fundrouter.domain.lifecycle import expire
 from fundrouter.domain.lines import LineRecord
-from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
-from fundrouter.service.matching import MatchService
+from fundrouter.domain.orders import Order, OrderStatus, UnreadableOrder
+from fundrouter.service.auditing import AuditStore, Drift, RollingAudit
+from fundrouter.service.matching import MatchReport
 from fundrouter.service.ports import Commit, OrderEventStore
 
 BATCH: Final = 200
+# Expiry transactions in flight at once (boto3 clients are thread-safe).
+EXPIRY_WORKERS: Final = 16
+# Of the run's time budget, what is kept for the audit after the expiry loop.
+AUDIT_RESERVE_SECONDS: Final = 10.0
 
 
 class DueOrders(Protocol):
     def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]: ...
 
-    def holdings(self, line_id: str) -> list[Holding]: ...
-
 
 class LineCounters(Protocol):
     def list_lines(self) -> list[LineRecord]: ...
 
-    def get(self, line_id: str, days: list[str]) -> LineRecord | None: ...
 
+class Matcher(Protocol):
+    def batch(self) -> AbstractContextManager[None]: ...
 
-@dataclass(frozen=True)
-class Drift:
-    line_id: str
-    reserved: int
-    expected_reserved: int
-    drawn: int
-    expected_drawn: int
-    orders: tuple[str, ...]
-
-    @property
-    def amount(self) -> int:
-        return abs(self.reserved - self.expected_reserved) + abs(self.drawn - self.expected_drawn)
+    def match(self, order: Order) -> MatchReport: ...
 
 
 class FailureKind(StrEnum):
@@ -75,7 +76,10 @@ class Failure:
 class ReconcileReport:
     expired: list[str] = field(default_factory=list)
     redriven: dict[str, str] = field(default_factory=dict)
+    batches: int = 0
     lines_audited: int = 0
+    passes_completed: int = 0
+    oldest_audit_seconds: int = 0
     drift: list[Drift] = field(default_factory=list)
     # Percent of each line's limit held (reserved + drawn), for the dashboard.
     utilization: dict[str, int] = field(default_factory=dict)
@@ -91,56 +95,103 @@ class Reconciler:
         orders: DueOrders,
         lines: LineCounters,
         store: OrderEventStore,
-        matcher: MatchService,
+        matcher: Matcher,
         clock: Callable[[], datetime],
+        *,
+        audit: AuditStore,
+        workers: int = EXPIRY_WORKERS,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._orders = orders
         self._lines = lines
         self._store = store
         self._matcher = matcher
         self._clock = clock
+        self._audit = RollingAudit(audit, clock)
+        self._workers = workers
+        self._timer = timer
 
-    def run(self) -> ReconcileReport:
+    def run(self, deadline: float | None = None) -> ReconcileReport:
+        """Work until nothing is due, then audit. `deadline` is a reading of `timer`
+        (the handler's, from the Lambda's remaining time) after which no new batch
+        starts; the audit keeps AUDIT_RESERVE_SECONDS of it."""
         report = ReconcileReport()
-        now = self._clock()
-        try:
-            due = self._orders.due(now, BATCH)
-        except Exception as error:  # the audit still runs
-            report.failed(FailureKind.DUE, "byDue", error)
-            due = []
+        expiry_deadline = None if deadline is None else deadline - AUDIT_RESERVE_SECONDS
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            self._work_off(report, pool, expiry_deadline)
+        self._audit_lines(report, deadline)
+        return report
+
+    def _work_off(
+        self, report: ReconcileReport, pool: ThreadPoolExecutor, deadline: float | None
+    ) -> None:
+        # What is not done stays due (failed, or moved and still listed): it is asked
+        # for again by count, never tried again within the run, so a run ends even
+        # when some orders fail every time. What was done leaves the index; `seen`
+        # skips it while the index has not caught up.
+        seen: set[str] = set()
+        stuck = 0
+        while deadline is None or self._timer() < deadline:
+            now = self._clock()
+            limit = BATCH + stuck
+            try:
+                due = self._orders.due(now, limit)
+            except Exception as error:  # the audit still runs
+                report.failed(FailureKind.DUE, "byDue", error)
+                return
+            fresh = [order for order in due if _key(order) not in seen]
+            if not fresh:
+                return
+            report.batches += 1
+            seen |= {_key(order) for order in fresh}
+            done = len(report.expired) + len(report.redriven)
+            self._batch(fresh, now, report, pool)
+            stuck += len(fresh) - (len(report.expired) + len(report.redriven) - done)
+            if len(due) < limit:
+                return  # the listing was not full: nothing else is due
+
+    def _batch(
+        self,
+        due: list[Order | UnreadableOrder],
+        now: datetime,
+        report: ReconcileReport,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        expiring: list[Order] = []
         with self._matcher.batch():
             for order in due:
                 if isinstance(order, UnreadableOrder):
                     report.failures.append(Failure(FailureKind.UNREADABLE, order.key, order.error))
-                    continue
-                self._one(order, now, report)
-        self._audit(report)
-        return report
-
-    def _one(self, order: Order, now: datetime, report: ReconcileReport) -> None:
-        subject = f"{order.tenant_id}/{order.order_id}"
-        if order.status is OrderStatus.RECEIVED:
-            try:
-                outcome = self._matcher.match(order)
-            except Exception as error:
-                report.failed(FailureKind.REDRIVE, subject, error)
-                return
-            report.redriven[order.order_id] = outcome.outcome.value
-        elif order.hold_expires_at is not None and order.hold_expires_at <= now:
-            try:
-                expired = self._expire(order, now)
-            except Exception as error:
-                report.failed(FailureKind.EXPIRE, subject, error)
-                return
-            if expired:
+                elif order.status is OrderStatus.RECEIVED:
+                    self._redrive(order, report)
+                elif order.hold_expires_at is not None and order.hold_expires_at <= now:
+                    expiring.append(order)
+        for order, outcome in zip(
+            expiring, pool.map(lambda o: self._expire(o, now), expiring), strict=True
+        ):
+            if isinstance(outcome, Exception):
+                report.failed(FailureKind.EXPIRE, _key(order), outcome)
+            elif outcome:
                 report.expired.append(order.order_id)
 
-    def _expire(self, order: Order, now: datetime) -> bool:
-        """One conditional transaction: EXPIRED and the reservation released. An
-        order that moved meanwhile (disbursed at the last second) is left alone."""
-        return self._store.commit(order, expire(order, now), None, now) is Commit.COMMITTED
+    def _redrive(self, order: Order, report: ReconcileReport) -> None:
+        try:
+            outcome = self._matcher.match(order)
+        except Exception as error:
+            report.failed(FailureKind.REDRIVE, _key(order), error)
+            return
+        report.redriven[order.order_id] = outcome.outcome.value
 
-    def _audit(self, report: ReconcileReport) -> None:
+    def _expire(self, order: Order, now: datetime) -> bool | Exception:
+        """One conditional transaction: EXPIRED and the reservation released. An
+        order that moved meanwhile (disbursed at the last second) is left alone.
+        The error is returned, not raised, so one order's failure stays its own."""
+        try:
+            return self._store.commit(order, expire(order, now), None, now) is Commit.COMMITTED
+        except Exception as error:
+            return error
+
+    def _audit_lines(self, report: ReconcileReport, deadline: float | None) -> None:
         try:
             records = self._lines.list_lines()
         except Exception as error:
@@ -150,35 +201,19 @@ class Reconciler:
             line = record.line
             held = line.counters.reserved + line.counters.drawn
             report.utilization[line.line_id] = held * 100 // line.config.limit
-            try:
-                drift = self._drift(line.line_id)
-                # Orders move while the index is read and the index lags the table:
-                # only a difference that is still there on a second look is drift.
-                if drift is not None and self._drift(line.line_id) == drift:
-                    report.drift.append(drift)
-            except Exception as error:
-                report.failed(FailureKind.AUDIT, line.line_id, error)
-                continue
-            report.lines_audited += 1
+        run = self._audit.run(
+            [record.line.line_id for record in records],
+            lambda: deadline is not None and self._timer() >= deadline,
+        )
+        report.lines_audited = run.lines_audited
+        report.passes_completed = run.passes_completed
+        report.oldest_audit_seconds = run.oldest_pass_age
+        report.drift += run.drift
+        for line_id, problem in run.failures:
+            report.failed(FailureKind.AUDIT, line_id, problem)
 
-    def _drift(self, line_id: str) -> Drift | None:
-        before = self._lines.get(line_id, [])
-        holdings = self._orders.holdings(line_id)
-        after = self._lines.get(line_id, [])
-        if before is None or after is None or before.line.counters != after.line.counters:
-            return None
-        reserved = sum(
-            h.reserved for h in holdings if h.status in {OrderStatus.MATCHED, OrderStatus.APPROVED}
-        )
-        drawn = sum(h.outstanding for h in holdings if h.status is OrderStatus.DISBURSED)
-        counters = after.line.counters
-        if (counters.reserved, counters.drawn) == (reserved, drawn):
-            return None
-        return Drift(
-            line_id=line_id,
-            reserved=counters.reserved,
-            expected_reserved=reserved,
-            drawn=counters.drawn,
-            expected_drawn=drawn,
-            orders=tuple(sorted(f"{h.tenant_id}/{h.order_id}" for h in holdings)),
-        )
+
+def _key(order: Order | UnreadableOrder) -> str:
+    if isinstance(order, UnreadableOrder):
+        return order.key
+    return f"{order.tenant_id}/{order.order_id}"

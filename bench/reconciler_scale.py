@@ -1,0 +1,162 @@
+"""`make bench` section 7: what a reconciler run costs as open loans grow, and how fast
+it works off a backlog of expired holds.
+
+(a) The audit's reads per run and a run's time at 1,000 / 10,000 / 100,000 open loans
+    on 4 lines, on the in-memory book of tests/support/fakes.py (moto would take hours
+    to load 100,000 loans), during a line's first pass (as fast as a run allows) and
+    after it (paced to a pass in 12 hours): every item a read returns is counted; units
+    computed from those counts by DynamoDB's rules with the measured size of an order
+    item (a Query bills the summed size of what it reads, 0.5 unit per 4 KB; a
+    transactional read 2 units per 4 KB of each item; byLine projects ALL today).
+(b) Expiry throughput: 20,000 holds already past their time, on moto in-process, the
+    real Reconciler over the real DynamoDB adapters (one expiry in flight: moto is not
+    safe under concurrent writes; the Lambda runs 16), with the simulation's moto
+    shortcuts (tests/support/moto_speed.py: same outcomes, no whole-table copies).
+    Holds a minute, and how many
+    were missed (still held after the run, or a counter not back to zero).
+
+Imported by bench/run.py; everything it needs is loaded by path, nothing touches sys.path.
+"""
+
+import importlib.util
+import math
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import boto3
+import pytest
+from fundrouter.persistence.audit import DynamoAudit
+from fundrouter.persistence.codec import to_item
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
+from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
+from fundrouter.persistence.orders import DynamoOrderIndexes, order_item
+from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
+from fundrouter.service.reconciling import Reconciler
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDERS_TABLE = "fundrouter-bench-reconciler-orders"
+LINES_TABLE = "fundrouter-bench-reconciler-lines"
+LOANS = (1_000, 10_000, 100_000)
+BACKLOG = 20_000
+UNIT = 4096
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def report() -> None:
+    print("\n== 7. Reconciler: audit cost per run by open loans, expiry throughput ==")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "ap-east-1")
+    fakes = _load("_bench_fakes", ROOT / "tests" / "support" / "fakes.py")
+    from match_requests import item_size  # noqa: PLC0415 - sibling module: DynamoDB size rules
+
+    order_bytes = item_size(order_item(fakes.book_with(1).orders.popitem()[1]))
+    print(f"(a) in-memory book, 4 lines, order item {order_bytes} B (DynamoDB size rules)")
+    print(
+        "open loans | first pass: runs | items/run | read units/run | ms/run"
+        " | then paced: items/run | read units/run"
+    )
+    for loans in LOANS:
+        book, clock = fakes.book_with(loans), fakes.Clock()
+        subject = fakes.reconciler(book, clock)
+        per_line = loans // fakes.LINES
+        runs = -(-per_line // (CUTS_PER_RUN * CUT_ORDERS))
+        reads, seconds, units = [], [], []
+        for _ in range(runs + 1):  # the first pass, then one paced run
+            clock.now += timedelta(minutes=1)
+            before, logged, started = book.reads, len(book.log), time.perf_counter()
+            subject.run()
+            seconds.append(time.perf_counter() - started)
+            reads.append(book.reads - before)
+            units.append(_units(book.log[logged:], order_bytes))
+        complete = all(s.last_pass_orders == per_line for s in book.audit.values())
+        print(
+            f"{loans:>10,} | {runs:>16} | {max(reads[:-1]):>9,} | {max(units[:-1]):>14,.1f} |"
+            f" {1000 * sum(seconds) / len(seconds):>6.0f} | {reads[-1]:>21,} | {units[-1]:>14,.1f}"
+            + ("" if complete else "  (a line was not fully audited!)")
+        )
+    print(f"(b) {BACKLOG:,} due holds on moto in-process, real Reconciler and adapters")
+    holds_per_minute, missed, batches = _backlog(fakes)
+    print(
+        f"expired {holds_per_minute:,.0f} holds/minute in {batches} batches of one run;"
+        f" missed {missed} (goal >= 10,000/min, none missed)"
+    )
+
+
+def _units(reads: list[tuple[str, int]], order_bytes: int) -> float:
+    """Read units of a run's reads, each ("query" | "cut" | "get", items returned)."""
+    total = 0.0
+    for kind, items in reads:
+        if kind == "query":
+            total += 0.5 * max(1, math.ceil(items * order_bytes / UNIT))
+        elif kind == "cut":
+            total += 2 * (1 + (items - 1) * math.ceil(order_bytes / UNIT))
+        else:
+            total += 0.5 * items
+    return total
+
+
+def _backlog(fakes: ModuleType) -> tuple[float, int, int]:
+
+    template = _load("_bench_template", ROOT / "tests" / "support" / "template.py")
+    speed = _load("_bench_moto_speed", ROOT / "tests" / "support" / "moto_speed.py")
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        speed.speed_up_moto(patch)  # moto copies whole tables per transaction otherwise
+        client = boto3.client("dynamodb")
+        client.create_table(**template.create_table_kwargs("OrdersTable", ORDERS_TABLE))
+        client.create_table(**template.create_table_kwargs("LinesTable", LINES_TABLE))
+        lines = DynamoLineRepository(client, LINES_TABLE)
+        book = fakes.book_with(0, BACKLOG)  # the same orders, written to moto
+        now = datetime.now(UTC)
+        held: dict[str, int] = {}
+        for record in book.lines.values():
+            lines.put_config(record.line.line_id, record.line.config, now)
+        puts = [order_item(o) for o in book.orders.values()]
+        for start in range(0, len(puts), 25):
+            batch = [{"PutRequest": {"Item": item}} for item in puts[start : start + 25]]
+            client.batch_write_item(RequestItems={ORDERS_TABLE: batch})
+        for order in book.orders.values():
+            held[order.line_id or ""] = held.get(order.line_id or "", 0) + order.reserved
+        for line_id, amount in held.items():
+            client.update_item(
+                TableName=LINES_TABLE,
+                Key={"pk": {"S": line_pk(line_id)}, "sk": {"S": "LINE"}},
+                UpdateExpression="SET reserved = :a, held = :a",
+                ExpressionAttributeValues={":a": {"N": str(amount)}},
+            )
+            client.put_item(
+                TableName=LINES_TABLE,
+                Item=day_key(line_id, "2026-11-24")
+                | to_item({"used": amount, "lineId": line_id, "day": "2026-11-24"}),
+            )
+        reconciler = Reconciler(
+            DynamoOrderIndexes(client, ORDERS_TABLE),
+            lines,
+            DynamoOrderEvents(client, ORDERS_TABLE, lines),
+            fakes.NoMatcher(),
+            lambda: fakes.START + timedelta(minutes=1),
+            audit=DynamoAudit(client, ORDERS_TABLE, LINES_TABLE),
+            workers=1,
+        )
+        started = time.perf_counter()
+        report = reconciler.run(deadline=time.monotonic() + 3600)
+        elapsed = time.perf_counter() - started
+        still = sum(
+            1
+            for page in client.get_paginator("scan").paginate(TableName=ORDERS_TABLE)
+            for item in page["Items"]
+            if item.get("status", {}).get("S") == "MATCHED"
+        )
+        counters = [r.line.counters.reserved for r in lines.list_lines()]
+        missed = still + sum(1 for c in counters if c != 0)
+        return len(report.expired) * 60 / elapsed, missed, report.batches

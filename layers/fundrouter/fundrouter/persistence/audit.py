@@ -1,0 +1,177 @@
+"""The rolling audit's reads and its state.
+
+- Holdings are listed, keys only, from the Orders table's ``byLine`` index (pk order,
+  so a cursor resumes a line's walk where the last run stopped).
+- A cut is one ``TransactGetItems`` of the line item (Lines table) and the listed
+  orders (Orders table): one point for the counters and those orders, however many
+  writes are in flight around it.
+- Each line's audit state is its own item in the Lines table, ``AUDIT#{lineId}`` /
+  ``AUDIT`` (not in the ``lines`` index: it has no ``kind``).
+"""
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+from fundrouter.domain.orders import Holding, OrderStatus
+from fundrouter.persistence.codec import from_item, to_item
+from fundrouter.persistence.lines import LINE_SK, line_pk
+from fundrouter.persistence.orders import BY_LINE, ORDER_SK, order_ids, order_pk
+from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, transact_get
+from fundrouter.service.auditing import AuditState, Cut, Drift
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+AUDIT_SK: Final = "AUDIT"
+_HOLDING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED})
+
+
+def audit_key(line_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"AUDIT#{line_id}"}, "sk": {"S": AUDIT_SK}}
+
+
+class DynamoAudit:
+    def __init__(
+        self,
+        client: "DynamoDBClient",
+        orders_table: str,
+        lines_table: str,
+        backoff: Backoff = DEFAULT_BACKOFF,
+    ) -> None:
+        self._client = client
+        self._orders = orders_table
+        self._lines = lines_table
+        self._backoff = backoff
+
+    def holding_keys(
+        self, line_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        query: dict[str, Any] = {
+            "TableName": self._orders,
+            "IndexName": BY_LINE,
+            "KeyConditionExpression": "lineKey = :line",
+            "ExpressionAttributeValues": {":line": {"S": line_id}},
+            "ProjectionExpression": "pk",
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _decode(cursor)
+        page = self._client.query(**query)
+        keys = [ids for item in page.get("Items", []) if (ids := order_ids(item["pk"]["S"]))]
+        last = page.get("LastEvaluatedKey")
+        return keys, None if last is None else _encode(last)
+
+    def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None:
+        line_key = {"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}}
+        gets = [{"Get": {"TableName": self._lines, "Key": line_key}}]
+        gets += [
+            {
+                "Get": {
+                    "TableName": self._orders,
+                    "Key": {"pk": {"S": order_pk(*key)}, "sk": {"S": ORDER_SK}},
+                    "ProjectionExpression": "tenantId, orderId, lineId, #s, reserved, outstanding",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                }
+            }
+            for key in keys
+        ]
+        line, *orders = transact_get(self._client, gets, self._backoff)
+        if line is None:
+            return None
+        counters = from_item(line)
+        holdings = []
+        for item in orders:
+            values = from_item(item) if item else {}
+            status = values.get("status")
+            if values.get("lineId") == line_id and status in _HOLDING:
+                holdings.append(
+                    Holding(
+                        tenant_id=str(values["tenantId"]),
+                        order_id=str(values["orderId"]),
+                        status=OrderStatus(status),
+                        reserved=int(values.get("reserved", 0)),
+                        outstanding=int(values.get("outstanding", 0)),
+                    )
+                )
+        return Cut(int(counters.get("reserved", 0)), int(counters.get("drawn", 0)), holdings)
+
+    def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]:
+        items = batch_get(
+            self._client, self._lines, [audit_key(i) for i in line_ids], self._backoff
+        )
+        states = [_state(from_item(item)) for item in items]
+        return {state.line_id: state for state in states}
+
+    def save_audit(self, state: AuditState) -> None:
+        values: dict[str, Any] = {
+            "lineId": state.line_id,
+            "cursor": state.cursor,
+            "passStartedAt": state.pass_started_at,
+            "reserved": state.reserved,
+            "drawn": state.drawn,
+            "orders": list(state.orders),
+            "orderCount": state.order_count,
+            "lastFullPassAt": state.last_full_pass_at,
+            "lastPassOrders": state.last_pass_orders,
+            "drift": _drift_values(state.drift),
+            "unconfirmed": _drift_values(state.unconfirmed),
+        }
+        item = audit_key(state.line_id) | to_item(
+            {k: v for k, v in values.items() if v is not None}
+        )
+        self._client.put_item(TableName=self._lines, Item=item)
+
+
+def _drift_values(drift: Drift | None) -> dict[str, Any] | None:
+    if drift is None:
+        return None
+    return {
+        "reserved": drift.reserved,
+        "expectedReserved": drift.expected_reserved,
+        "drawn": drift.drawn,
+        "expectedDrawn": drift.expected_drawn,
+        "orders": list(drift.orders),
+    }
+
+
+def _drift(line_id: str, values: dict[str, Any] | None) -> Drift | None:
+    if values is None:
+        return None
+    return Drift(
+        line_id=line_id,
+        reserved=int(values["reserved"]),
+        expected_reserved=int(values["expectedReserved"]),
+        drawn=int(values["drawn"]),
+        expected_drawn=int(values["expectedDrawn"]),
+        orders=tuple(str(o) for o in values.get("orders", [])),
+    )
+
+
+def _state(values: dict[str, Any]) -> AuditState:
+    line_id = str(values["lineId"])
+    return AuditState(
+        line_id=line_id,
+        cursor=values.get("cursor"),
+        pass_started_at=values.get("passStartedAt"),
+        reserved=int(values.get("reserved", 0)),
+        drawn=int(values.get("drawn", 0)),
+        orders=tuple(str(o) for o in values.get("orders", [])),
+        order_count=int(values.get("orderCount", 0)),
+        last_full_pass_at=values.get("lastFullPassAt"),
+        last_pass_orders=int(values.get("lastPassOrders", 0)),
+        drift=_drift(line_id, values.get("drift")),
+        unconfirmed=_drift(line_id, values.get("unconfirmed")),
+    )
+
+
+def _encode(last_key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in last_key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def _decode(cursor: str) -> dict[str, Any]:
+    """Only the reconciler writes and reads these cursors (never a client)."""
+    return {
+        name: {"S": value} for name, value in json.loads(base64.urlsafe_b64decode(cursor)).items()
+    }
