@@ -6,7 +6,6 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.lifecycle import OrderEvent, Transition
@@ -133,7 +132,6 @@ class InMemoryBook:
         before: Order,
         transition: Transition,
         event: OrderEvent | None,
-        result: dict[str, Any] | None,
         now: datetime,
     ) -> Commit:
         with self._lock:
