@@ -39,7 +39,8 @@ def routing(local_stack: LocalStack, admin: str) -> Iterator[str]:
 
 def line(product: str, **changes: Any) -> dict[str, Any]:
     """A line that takes only `product`, so no other test's order can reach it."""
-    return line_body(product, limit=10_000_000, priority=1) | changes
+    # Ranked last, so other tests' decisions on the shared stack name their own lines.
+    return line_body(product, limit=10_000_000, priority=90) | changes
 
 
 def warm_up(stack: LocalStack, tenant: str, product: str) -> None:

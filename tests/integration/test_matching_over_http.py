@@ -53,7 +53,7 @@ def test_orders_are_matched_or_unmatched_with_reasons_within_seconds(
         "maxAmount": 1_000_000,
         "products": [product],
         "aprBps": 1290,
-        "priority": 1,
+        "priority": 0,  # first of the lines a decision names, however many the stack holds
         "weight": 50,
         "holdSeconds": 900,
     }

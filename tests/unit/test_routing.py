@@ -547,8 +547,9 @@ def test_the_ranking_lists_every_line_with_its_outcome() -> None:
     assert ranking.candidates == (
         Evaluation("bank-c", Outcome.ELIGIBLE),
         Evaluation("bank-a-consumer", Outcome.ELIGIBLE),
-        Evaluation("bank-d", Outcome.LINE_PAUSED, "line is PAUSED"),
+        # Lines that cannot take it follow in the policy's order as well (priority 1 first).
         Evaluation("trust-b", Outcome.AMOUNT_ABOVE_MAX, "amount above maxAmount 1000000"),
+        Evaluation("bank-d", Outcome.LINE_PAUSED, "line is PAUSED"),
     )
 
 

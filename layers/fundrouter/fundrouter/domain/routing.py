@@ -298,8 +298,12 @@ def rank(
     }
     eligible = [line for line in considered if evaluations[line.line_id].eligible]
     ranked = _ordered(policy.strategy, eligible, matched_volume or {})
-    candidates = tuple(evaluations[line.line_id] for line in ranked) + tuple(
-        evaluation for evaluation in evaluations.values() if not evaluation.eligible
+    # The lines that cannot take the order follow in the policy's own order too, so a
+    # bounded decision names the ones the tenant would have been routed to first.
+    others = [line for line in considered if not evaluations[line.line_id].eligible]
+    candidates = tuple(
+        evaluations[line.line_id]
+        for line in (*ranked, *_ordered(policy.strategy, others, matched_volume or {}))
     )
     return Ranking(policy.strategy, ranked, candidates)
 
