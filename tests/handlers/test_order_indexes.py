@@ -13,9 +13,12 @@ from fundrouter.persistence.orders import (
     DynamoOrderIndexes,
     DynamoOrderRepository,
     due_at,
+    due_shard,
+    order_pk,
 )
 
 from tests.conftest import scan_all
+from tests.support.faults import Injected, always, error
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TENANT = "tenant-a"
@@ -124,8 +127,9 @@ def test_due_finds_every_due_order_in_every_shard_oldest_first(
     now = NOW + timedelta(seconds=100)
     indexes = DynamoOrderIndexes(dynamodb, orders_table)
 
-    every = indexes.due(now, 1_000)
-    oldest = indexes.due(now, 10)
+    unlisted: list[tuple[str, Exception]] = []
+    every = indexes.due(now, 1_000, lambda shard, error: unlisted.append((shard, error)))
+    oldest = indexes.due(now, 10, lambda shard, error: unlisted.append((shard, error)))
 
     due = [(when, o.order_id) for o in orders if (when := due_at(o)) is not None and when <= now]
     assert [o.order_id for o in every if isinstance(o, Order)] == [oid for _, oid in sorted(due)]
@@ -135,3 +139,35 @@ def test_due_finds_every_due_order_in_every_shard_oldest_first(
     }
     assert 0 < len(due) < 200  # and the rest is not due yet
     assert oldest == every[:10]
+    assert unlisted == []
+
+
+def test_a_shard_that_cannot_be_listed_hides_only_its_own_orders(
+    orders_table: str, dynamodb: Any
+) -> None:
+    repository = DynamoOrderRepository(dynamodb, orders_table)
+    orders = [order(n) for n in range(100)]  # RECEIVED: all due for a re-drive
+    for each in orders:
+        assert repository.add(each) is None
+    down = due_shard(order_pk(TENANT, orders[0].order_id))
+    Injected(  # past every retry
+        dynamodb,
+        "Query",
+        always(error("InternalServerError")),
+        lambda request: request["ExpressionAttributeValues"][":k"] == {"S": down},
+    )
+    indexes = DynamoOrderIndexes(dynamodb, orders_table)
+    unlisted: list[tuple[str, str]] = []
+
+    due = indexes.due(
+        NOW + timedelta(minutes=5),
+        1_000,
+        lambda shard, error: unlisted.append((shard, type(error).__name__)),
+    )
+
+    hidden = {o.order_id for o in orders if due_shard(order_pk(TENANT, o.order_id)) == down}
+    assert unlisted == [(down, "Unavailable")]
+    assert 0 < len(hidden) < len(orders)
+    assert {o.order_id for o in due if isinstance(o, Order)} == {
+        o.order_id for o in orders
+    } - hidden

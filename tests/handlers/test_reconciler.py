@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fundrouter.persistence.audit import DynamoAudit
-from fundrouter.persistence.orders import REDRIVE_AFTER, order_pk
+from fundrouter.persistence.orders import DUE_SHARDS, REDRIVE_AFTER, order_pk
 from fundrouter.service.auditing import AuditReport
 
 from tests.conftest import FakeLambdaContext, load_event
@@ -207,13 +207,16 @@ def test_a_failed_listing_of_due_orders_still_audits_every_line(world: World) ->
     Injected(
         world.client,
         "Query",
-        always(error("ProvisionedThroughputExceededException")),
+        always(error("ProvisionedThroughputExceededException"), times=10_000),
         lambda request: request.get("IndexName") == "byDue",
     )
 
     summary = reconciler.handle(world.reconciler)
 
-    assert [f["kind"] for f in summary["failures"]] == ["due"]
+    # Each shard of the index is named: one that fails hides no other's orders.
+    assert [(f["kind"], f["subject"]) for f in summary["failures"]] == [
+        ("due", f"DUE#{shard}") for shard in range(DUE_SHARDS)
+    ]
     assert summary["linesAudited"] == 2
 
 

@@ -3,6 +3,7 @@
 import base64
 import bisect
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -115,7 +116,9 @@ class InMemoryBook:
 
     # ------------------------------------------------------------ the reconciler's ports
 
-    def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]:
+    def due(
+        self, now: datetime, limit: int, unlisted: Callable[[str, Exception], None]
+    ) -> list[Order | UnreadableOrder]:
         due = sorted(
             ((at, o) for o in self.orders.values() if (at := due_at(o)) is not None and at <= now),
             key=lambda pair: pair[0],

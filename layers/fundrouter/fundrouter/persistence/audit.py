@@ -11,13 +11,14 @@
 
 import base64
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from fundrouter.domain.orders import Holding, OrderStatus
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.lines import LINE_SK, line_pk
 from fundrouter.persistence.orders import BY_LINE, ORDER_SK, order_ids, order_pk
-from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, transact_get
+from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, read, transact_get
 from fundrouter.service.auditing import AuditState, Cut, Drift
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class DynamoAudit:
         }
         if cursor is not None:
             query["ExclusiveStartKey"] = _decode(cursor)
-        page = self._client.query(**query)
+        page = read(partial(self._client.query, **query))
         keys = [ids for item in page.get("Items", []) if (ids := order_ids(item["pk"]["S"]))]
         last = page.get("LastEvaluatedKey")
         return keys, None if last is None else _encode(last)

@@ -24,6 +24,7 @@ on the item DynamoDB returns with the cancellation, not by a second read.
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
@@ -45,7 +46,7 @@ from fundrouter.domain.lines import (
 from fundrouter.domain.orders import OrderStatus
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.codec import from_item, to_item
-from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get
+from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, read
 from fundrouter.service.ports import CatalogMarker
 
 if TYPE_CHECKING:
@@ -174,8 +175,10 @@ class DynamoLineRepository:
         return record
 
     def catalog_marker(self) -> CatalogMarker:
-        item = self._client.get_item(
-            TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+        item = read(
+            partial(
+                self._client.get_item, TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+            )
         ).get("Item")
         values = from_item(item) if item else {}
         recent = {line_id: int(entry["cv"]) for line_id, entry in values.get("recent", {}).items()}
@@ -241,7 +244,7 @@ class DynamoLineRepository:
             "ExpressionAttributeValues": {":kind": _s(LINE_SK)},
         }
         while True:
-            page = self._client.query(**query)
+            page = read(partial(self._client.query, **query))
             keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 break

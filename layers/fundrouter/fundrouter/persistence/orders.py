@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
@@ -35,7 +36,7 @@ from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.codec import from_item, to_item
-from fundrouter.persistence.retries import batch_get
+from fundrouter.persistence.retries import batch_get, read
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -205,10 +206,14 @@ def _merged(
     names: tuple[str, str],
     partitions: list[str],
     sort_bound: tuple[str, str] | None,
+    *,
+    unlisted: Callable[[str, Exception], None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Every partition's first ``Limit`` entries in index order (``names``: the
     index's key attributes), merged into that order (ties by table key), and
-    whether any partition has more. ``sort_bound``: (operator, value) on the sort key."""
+    whether any partition has more. ``sort_bound``: (operator, value) on the sort key.
+    With ``unlisted``, a partition that cannot be read is handed to it and the
+    others still answer; without it, the call fails."""
     key_name, sort_name = names
     entries: list[dict[str, Any]] = []
     more = False
@@ -217,9 +222,20 @@ def _merged(
         if sort_bound is not None:
             condition += f" AND {sort_name} {sort_bound[0]} :s"
             values[":s"] = {"S": sort_bound[1]}
-        response = client.query(
-            **query, KeyConditionExpression=condition, ExpressionAttributeValues=values
-        )
+        try:
+            response = read(
+                partial(
+                    client.query,
+                    **query,
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            )
+        except Exception as error:
+            if unlisted is None:
+                raise
+            unlisted(partition, error)
+            continue
         entries += response.get("Items", [])
         more = more or "LastEvaluatedKey" in response
     entries.sort(
@@ -277,12 +293,15 @@ class DynamoOrderIndexes:
         self._client = client
         self._table = table_name
 
-    def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]:
+    def due(
+        self, now: datetime, limit: int, unlisted: Callable[[str, Exception], None]
+    ) -> list[Order | UnreadableOrder]:
         """Orders whose hold expired or whose match is overdue, oldest first: the
         oldest ``limit`` entries over every shard, read from the table (one
         BatchGetItem per 100), less any that moved since they were indexed. An item
-        that does not decode is returned as UnreadableOrder, not raised: one bad item
-        must not hide every order due after it."""
+        that does not decode is returned as UnreadableOrder, and a shard that cannot
+        be listed is handed to ``unlisted``, not raised: one bad item or partition
+        must not hide every order due beside it."""
         entries, _ = _merged(
             self._client,
             {
@@ -293,6 +312,7 @@ class DynamoOrderIndexes:
             ("dueShard", "dueAt"),
             [f"DUE#{shard}" for shard in range(DUE_SHARDS)],
             ("<=", format_timestamp(now)),
+            unlisted=unlisted,
         )
         orders = _read(self._client, self._table, entries[:limit], _decoded)
         return [
@@ -312,7 +332,7 @@ class DynamoOrderIndexes:
             "ExpressionAttributeValues": {":line": {"S": line_id}},
         }
         while True:
-            page = self._client.query(**query)
+            page = read(partial(self._client.query, **query))
             for item in page.get("Items", []):
                 values = from_item(item)
                 holdings.append(

@@ -1,19 +1,21 @@
 """The DynamoDB calls every adapter shares, retried the way AWS asks: one
-``TransactWriteItems`` runner, one ``TransactGetItems`` and one ``BatchGetItem`` that
-reads every key.
+``TransactWriteItems`` runner, one ``TransactGetItems``, one ``BatchGetItem`` that
+reads every key, and `read` for any other idempotent read.
 
 Contention (a ``TransactionConflict`` cancellation reason, or the exception of that
 name), throttling and internal errors are retried with full-jitter exponential
-backoff; what outlasts the retries becomes a domain error (``Contended`` or
-``Unavailable``), so no caller ever sees a raw ClientError for a fault that is only
-for now. Nothing is written on either path: a cancelled transaction wrote nothing,
-and a committed one whose answer was lost is found by its own conditions on retry.
+backoff, and so are reads whose connection failed; what outlasts the retries
+becomes a domain error (``Contended`` or ``Unavailable``), so no caller ever sees
+a raw ClientError for a fault that is only for now. A write is sent again only after
+a refusal (a cancelled transaction wrote nothing); one whose answer was lost is left
+to the caller's retry, which finds it by its own conditions.
 """
 
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -91,6 +93,39 @@ def _transient(error: ClientError, count: int) -> type[Unavailable] | None:
     return None
 
 
+def _fault(count: int, *, read: bool) -> Callable[[Exception], type[Unavailable] | None]:
+    """What of an error is only for now. A read may be sent again whatever became of
+    the first one; a write only after a refusal, since after a dropped connection it
+    may have committed (the caller's own retry finds that by the write's conditions)."""
+
+    def fault(error: Exception) -> type[Unavailable] | None:
+        if read and isinstance(error, (ConnectionError, HTTPClientError)):
+            return Unavailable
+        return _transient(error, count) if isinstance(error, ClientError) else None
+
+    return fault
+
+
+def _retried[T](
+    call: Callable[[], T],
+    fault: Callable[[Exception], type[Unavailable] | None],
+    backoff: Backoff,
+) -> T:
+    """`call` until it answers; what `fault` names is tried again after a pause, and
+    raised as that domain error once the attempts are spent."""
+    for attempt in range(backoff.attempts):
+        try:
+            return call()
+        except Exception as error:
+            kind = fault(error)
+            if kind is None:
+                raise
+            if attempt == backoff.attempts - 1:
+                raise kind() from error
+        backoff.pause(attempt)
+    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+
 def transact(
     client: "DynamoDBClient",
     items: list[dict[str, Any]],
@@ -100,21 +135,17 @@ def transact(
     (exactly one per item, in order; {} where DynamoDB gave none) when a condition
     refused it. Raises Contended or Unavailable when contention or throttling
     outlasted the retries, and any other error as it came."""
-    for attempt in range(backoff.attempts):
+
+    def once() -> list[dict[str, Any]]:
         try:
             client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as error:
             if CONDITION_FAILED in reason_codes(error, len(items)):
                 return _reasons(error, len(items))
-            kind = _transient(error, len(items))
-            if kind is None:
-                raise
-            if attempt == backoff.attempts - 1:
-                raise kind() from error
-            backoff.pause(attempt)
-            continue
+            raise
         return []
-    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+    return _retried(once, _fault(len(items), read=False), backoff)
 
 
 def transact_get(
@@ -123,21 +154,20 @@ def transact_get(
     backoff: Backoff = DEFAULT_BACKOFF,
 ) -> list[dict[str, Any] | None]:
     """Read `items` at one point: one item (or None where it does not exist) per key,
-    in order. A read cancelled by a write in flight on one of them, or throttled, is
-    retried like a transaction; Contended or Unavailable after that."""
-    for attempt in range(backoff.attempts):
-        try:
-            response = client.transact_get_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as error:
-            kind = _transient(error, len(items))
-            if kind is None:
-                raise
-            if attempt == backoff.attempts - 1:
-                raise kind() from error
-            backoff.pause(attempt)
-            continue
+    in order. A read cancelled by a write in flight on one of them, throttled or cut
+    off is retried; Contended or Unavailable after that."""
+
+    def once() -> list[dict[str, Any] | None]:
+        response = client.transact_get_items(TransactItems=items)  # type: ignore[arg-type]
         return [dict(r["Item"]) if "Item" in r else None for r in response["Responses"]]
-    raise Unavailable()  # pragma: no cover - attempts >= 1
+
+    return _retried(once, _fault(len(items), read=True), backoff)
+
+
+def read[T](call: Callable[[], T], backoff: Backoff = DEFAULT_BACKOFF) -> T:
+    """One idempotent read (a Query, a GetItem), retried through throttling, internal
+    errors and dropped connections; Unavailable after that."""
+    return _retried(call, _fault(0, read=True), backoff)
 
 
 def batch_get(
@@ -154,19 +184,13 @@ def batch_get(
     for start in range(0, len(keys), BATCH_GET_KEYS):
         pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_KEYS]
         for attempt in range(backoff.attempts):
-            try:
-                response = client.batch_get_item(
-                    RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
-                )
-            except ClientError as error:
-                if _transient(error, 0) is None:
-                    raise
-            else:
-                items += response["Responses"].get(table, [])
-                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
-                pending = list(unprocessed.get(table, {}).get("Keys", []))
-                if not pending:
-                    break
+            request: dict[str, Any] = {table: {"Keys": pending, "ConsistentRead": True}}
+            response = read(partial(client.batch_get_item, RequestItems=request), backoff)
+            items += response["Responses"].get(table, [])
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+            pending = list(unprocessed.get(table, {}).get("Keys", []))
+            if not pending:
+                break
             if attempt == backoff.attempts - 1:
                 raise Unavailable(f"{len(pending)} keys of {table} left unread")
             backoff.pause(attempt)

@@ -41,7 +41,9 @@ AUDIT_RESERVE_SECONDS: Final = 10.0
 
 
 class DueOrders(Protocol):
-    def due(self, now: datetime, limit: int) -> list[Order | UnreadableOrder]: ...
+    def due(
+        self, now: datetime, limit: int, unlisted: Callable[[str, Exception], None]
+    ) -> list[Order | UnreadableOrder]: ...
 
 
 class LineCounters(Protocol):
@@ -55,7 +57,7 @@ class Matcher(Protocol):
 
 
 class FailureKind(StrEnum):
-    DUE = "due"  # listing what is due failed: nothing expired or re-driven this run
+    DUE = "due"  # listing what is due failed, in one shard (subject) or in all
     UNREADABLE = "unreadable"  # a due order's item does not decode
     EXPIRE = "expire"
     REDRIVE = "redrive"
@@ -135,7 +137,9 @@ class Reconciler:
             now = self._clock()
             limit = BATCH + stuck
             try:
-                due = self._orders.due(now, limit)
+                due = self._orders.due(
+                    now, limit, lambda shard, error: report.failed(FailureKind.DUE, shard, error)
+                )
             except Exception as error:  # the audit still runs
                 report.failed(FailureKind.DUE, "byDue", error)
                 return
