@@ -1,6 +1,16 @@
-"""`make bench` section 7: the order item's size after N partial repayments, on moto.
+"""`make bench` section 8: what one matched order writes as lines grow, and the order
+item's size after N partial repayments, on moto.
 
-One order is matched, disbursed (1,000,000) and repaid 1 at a time through the
+(a) At 10, 100 and 1,000 lines (all but the claimed one ranked first and refusing the
+order's term), one order submitted (OrderService) and matched (MatchService on
+DynamoMatchStore): every item of the match's TransactWriteItems, its size as stored
+and its write units (2 per started KB), and every GSI entry the write changed (keys
+compared before and after: a new entry is 1 unit per KB of the entry, a moved key 2,
+an unchanged key 0; entry = the index's keys and the table's, plus DynamoDB's 100
+bytes; every index is KEYS_ONLY).
+
+(b) Partial repayments:
+one order is matched, disbursed (1,000,000) and repaid 1 at a time through the
 service the ApiFunction runs for POST /v1/orders/{orderId}/events (OrderEventService
 on DynamoOrderEvents), on the tables of template.yaml created on moto, made cheaper by
 tests/support/moto_speed.py (same outcomes). At N = 10, 1,000 and 10,000 it prints:
@@ -37,6 +47,8 @@ from fundrouter.service.orders import OrderService
 from moto import mock_aws
 
 POINTS = (10, 1_000, 10_000)
+LINE_POINTS = (10, 100, 1_000)
+INDEX_OVERHEAD = 100  # bytes DynamoDB adds to every index entry
 ORDERS_TABLE = "bench-size-orders"
 LINES_TABLE = "bench-size-lines"
 TENANT = "bench-tenant"
@@ -88,10 +100,7 @@ def measure(
         client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
         clock = Clock()
         lines = DynamoLineRepository(client, LINES_TABLE)
-        config = {"funderId": "bank", "name": LINE, "currency": "CNY", "limit": 10_000_000}
-        config |= {"minAmount": 1, "maxAmount": 5_000_000, "aprBps": 1000, "holdSeconds": 900}
-        config |= {"priority": 1, "weight": 50}
-        lines.put_config(LINE, LineConfig.model_validate(config), clock())
+        lines.put_config(LINE, _line_config([12], 1), clock())
         orders = DynamoOrderRepository(client, ORDERS_TABLE)
         request = OrderRequest.model_validate(
             {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
@@ -140,6 +149,87 @@ def _unbounded(client: Any, order_size: int) -> int:
         if "LastEvaluatedKey" not in page:
             return order_size + extra
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _line_config(terms: list[int], priority: int) -> LineConfig:
+    config = {"funderId": "bank", "name": "a line", "currency": "CNY", "limit": 10_000_000}
+    config |= {"minAmount": 1, "maxAmount": 5_000_000, "aprBps": 1000, "holdSeconds": 900}
+    config |= {"terms": terms, "priority": priority, "weight": 50}
+    return LineConfig.model_validate(config)
+
+
+def _index_units(
+    indexes: list[dict[str, Any]], before: dict[str, Any], after: dict[str, Any]
+) -> int:
+    """Write units of the GSI entries one write of an item changed (KEYS_ONLY)."""
+    units = 0
+    for index in indexes:
+        names = [key["AttributeName"] for key in index["KeySchema"]]
+        entry = {name: after[name] for name in [*names, "pk", "sk"] if name in after}
+        size = item_size(entry) + INDEX_OVERHEAD
+        old = [before.get(name) for name in names]
+        new = [after.get(name) for name in names]
+        if old == new:
+            continue
+        # An entry appears or disappears: one write; a key moves: a delete and a put.
+        writes = 2 if None not in old and None not in new else 1
+        units += writes * max(1, math.ceil(size / KB))
+    return units
+
+
+def match_cost(fast_moto: Any, tables: Any, lines_count: int) -> tuple[list[tuple[str, int]], int]:
+    """The match's transaction items (kind, size) and the write units of the GSI
+    entries it changed, with `lines_count` lines in the system."""
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        fast_moto.speed_up_moto(patch)
+        client = boto3.client("dynamodb")
+        orders_kwargs = tables.create_table_kwargs("OrdersTable", ORDERS_TABLE)
+        client.create_table(**orders_kwargs)
+        client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
+        clock = Clock()
+        lines = DynamoLineRepository(client, LINES_TABLE)
+        lines.put_config(LINE, _line_config([12], 2), clock())
+        for number in range(lines_count - 1):
+            lines.put_config(f"refuses-{number:04d}", _line_config([36], 1), clock())
+        request = OrderRequest.model_validate(
+            {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
+            | {"product": "installment", "customer": {"id": "c-1"}}
+        )
+        orders = DynamoOrderRepository(client, ORDERS_TABLE)
+        order = OrderService(orders, clock).submit(TENANT, request).order
+        key = {"pk": {"S": order_pk(TENANT, "loan-1")}, "sk": {"S": ORDER_SK}}
+        before = client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
+        sent = Transactions()
+        client.meta.events.register(
+            "before-parameter-build.dynamodb.TransactWriteItems", sent.before_build
+        )
+        MatchService(
+            LineCatalog(lines), DynamoMatchStore(client, ORDERS_TABLE, lines), clock
+        ).match(order)
+        after = client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
+        if after["status"]["S"] != "MATCHED":
+            raise RuntimeError(f"the order was not matched: {after['status']}")
+        written = [_stored_size(client, action) for action in sent.last]
+        return written, _index_units(orders_kwargs["GlobalSecondaryIndexes"], before, after)
+
+
+def report_match_cost(fast_moto: Any, tables: Any, points: tuple[int, ...] = LINE_POINTS) -> None:
+    started = time.perf_counter()
+    print("one order matched with N lines in the system (MatchService, moto); sizes by")
+    print("DynamoDB's item-size rules, write units computed from them (moto returns none)")
+    print()
+    print(f"{'lines':>6}  {'bytes':>6}  {'WCU':>4}  (transaction items + GSI entries)")
+    first = None
+    for point in points:
+        written, index_units = match_cost(fast_moto, tables, point)
+        units = sum(transactional_wcu(size) for _, size in written) + index_units
+        size = sum(size for _, size in written)
+        first = first or (size, units)
+        parts = ", ".join(f"{kind} {size} B" for kind, size in written)
+        ratio = f"{size / first[0]:.2f}x bytes, {units / first[1]:.2f}x units of {points[0]}"
+        print(f"{point:>6,}  {size:>6,}  {units:>4}  {parts}; GSI {index_units} WCU; {ratio}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+    print()
 
 
 def report(fast_moto: Any, tables: Any, points: tuple[int, ...] = POINTS) -> None:

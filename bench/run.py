@@ -20,8 +20,10 @@
    failing as AWS's do): orders, violations, lost, 5xx other than 503, faults by kind.
 7. The capacity model: per table and index, the busiest partition's WCU/s at a rate
    and the orders/s before it passes 1,000 WCU/s (bench/capacity.py).
-8. The order item's size after 10, 1,000 and 10,000 partial repayments, and the write
-   units of one event, on moto (bench/order_size.py).
+8. Bytes and write units one matched order costs with 10, 100 and 1,000 lines (its
+   transaction's items and the GSI entries it moves); the order item's size after 10,
+   1,000 and 10,000 partial repayments and the write units of one event, on moto
+   (bench/order_size.py).
 9. ``GET /v1/lines/{id}`` latency and read units with 1,000 and 100,000 holdings on
    the line, on moto (bench/line_views.py).
 10. The reconciler: the audit's reads per run at 1,000 / 10,000 / 100,000 open loans,
@@ -441,14 +443,14 @@ def report_matching(orders: int) -> tuple[list[Any], Any]:
 
 
 def report_order_size() -> None:
-    header("8. Order item size after N partial repayments (moto, in-process)")
+    header("8. Writes per matched order as lines grow; order item size after N repayments")
     offline_aws_env()
     import order_size  # noqa: PLC0415 - imports boto3 and moto: after the environment
 
-    order_size.report(
-        load_by_path("_bench_moto_speed", ROOT / "tests" / "support" / "moto_speed.py"),
-        load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py"),
-    )
+    fast_moto = load_by_path("_bench_moto_speed", ROOT / "tests" / "support" / "moto_speed.py")
+    tables = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
+    order_size.report_match_cost(fast_moto, tables)
+    order_size.report(fast_moto, tables)
 
 
 # ------------------------------------------------------------------ 4. the local stack
