@@ -45,12 +45,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.errors import Unavailable
+from fundrouter.domain.lifecycle import matched
 from fundrouter.domain.lines import LineConfig, LineRecord
-from fundrouter.domain.orders import Candidate, Decision, Order, OrderRequest
+from fundrouter.domain.orders import Candidate, Decision, Order, OrderRequest, OrderStatus
 from fundrouter.persistence.codec import from_item
-from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, day_key, line_pk
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import ORDER_SK, order_item, order_pk
+from fundrouter.persistence.retries import batch_get
 from fundrouter.service.ports import ClaimResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -888,4 +890,148 @@ def report_rates(
     print(
         "the client threads and ministack share this machine's cores (and each process its"
         " GIL): compare the ratio, not the absolute rates"
+    )
+
+
+# ------------------------------------------------------------------ c. expiry throughput
+
+EXPIRY_LINE = "bench-expiry"
+EXPIRY_TENANT = "benchexpirytenant"
+
+
+@dataclass
+class ExpiryResult:
+    holds: int
+    seeded_seconds: float
+    seconds: float = 0.0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    still_held: int = 0
+    line_reserved: int = 0
+    line_matched: int = 0
+
+
+def seed_expired_holds(settings: dict[str, str], holds: int) -> float:
+    """`holds` MATCHED orders on one line whose holds expired a minute ago, written as
+    the matcher writes them (order_item of domain.lifecycle.matched), and the line's
+    counters and claim day holding exactly their sum, as the claims would have left them."""
+    client = dynamodb()
+    orders_table, lines_name = settings["FUNDROUTER_ORDERS_TABLE"], lines_table(settings)
+    lines = DynamoLineRepository(client, lines_name)
+    now = utc_now()
+    config = line_body(limit=10**15, dailyLimit=None, minAmount=CLAIM_AMOUNT)
+    line = lines.put_config(EXPIRY_LINE, LineConfig.model_validate(config), now).line
+    day = line.day_of(now)
+    decision = Decision(
+        strategy="PRIORITY", candidates=[Candidate(line_id=EXPIRY_LINE, outcome="CLAIMED")]
+    )
+    started = time.perf_counter()
+    for start in range(0, holds, 25):
+        batch = {orders_table: []}
+        for index in range(start, min(start + 25, holds)):
+            request = OrderRequest.model_validate(
+                order_body(f"expiry-{index:06d}") | {"amount": CLAIM_AMOUNT}
+            )
+            received = Order.received(EXPIRY_TENANT, request, now - timedelta(minutes=16))
+            held = matched(
+                received,
+                line_id=EXPIRY_LINE,
+                funder_id=line.config.funder_id,
+                now=now - timedelta(minutes=16),
+                hold_expires_at=now - timedelta(minutes=1),
+                claim_day=day,
+                decision=decision,
+            )
+            batch[orders_table].append({"PutRequest": {"Item": order_item(held)}})
+        for _ in range(20):  # unprocessed items, bounded
+            batch = dict(client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {})
+            if not batch:
+                break
+    total = str(holds * CLAIM_AMOUNT)
+    client.update_item(
+        TableName=lines_name,
+        Key={"pk": {"S": line_pk(EXPIRY_LINE)}, "sk": {"S": LINE_SK}},
+        UpdateExpression="SET reserved = :t, held = :t, nMatched = :n",
+        ExpressionAttributeValues={":t": {"N": total}, ":n": {"N": str(holds)}},
+    )
+    client.put_item(
+        TableName=lines_name,
+        Item=day_key(EXPIRY_LINE, day) | {"used": {"N": total}, "lineId": {"S": EXPIRY_LINE}},
+    )
+    return time.perf_counter() - started
+
+
+def reconciler_name() -> str:
+    functions = lambda_client().list_functions()["Functions"]
+    return next(f["FunctionName"] for f in functions if "ReconcilerFunction" in f["FunctionName"])
+
+
+def lambda_client() -> Any:
+    return boto3.session.Session().client(
+        "lambda",
+        endpoint_url=ENDPOINT,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(read_timeout=120, retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+def measure_expiry(settings: dict[str, str], holds: int, max_runs: int = 10) -> ExpiryResult:
+    """Seed the backlog, then invoke the deployed ReconcilerFunction (as its schedule
+    does, one run after another) until the line holds nothing; the clock runs from the
+    first invocation to the end of the run that released the last hold."""
+    result = ExpiryResult(holds, seed_expired_holds(settings, holds))
+    lines = DynamoLineRepository(dynamodb(), lines_table(settings))
+    invoke, name = lambda_client().invoke, reconciler_name()
+    started = time.perf_counter()
+    for _ in range(max_runs):
+        answer = invoke(FunctionName=name, Payload=json.dumps({"time": "bench"}).encode())
+        summary = json.loads(answer["Payload"].read() or b"{}")
+        result.runs.append(
+            {
+                "expired": len(summary.get("expired", [])),
+                "failures": len(summary.get("failures", [])),
+            }
+        )
+        record = lines.get(EXPIRY_LINE)
+        if record is None or record.line.counters.reserved == 0:
+            break
+    result.seconds = time.perf_counter() - started
+    record = lines.get(EXPIRY_LINE)
+    if record is not None:
+        result.line_reserved = record.line.counters.reserved
+        result.line_matched = record.orders.get(OrderStatus.MATCHED, 0)
+    result.still_held = count_still_held(settings, holds)
+    return result
+
+
+def count_still_held(settings: dict[str, str], holds: int) -> int:
+    """Seeded orders not EXPIRED, read back one BatchGetItem per 100."""
+    client, table = dynamodb(), settings["FUNDROUTER_ORDERS_TABLE"]
+    keys = [
+        {"pk": {"S": order_pk(EXPIRY_TENANT, f"expiry-{i:06d}")}, "sk": {"S": ORDER_SK}}
+        for i in range(holds)
+    ]
+    items = batch_get(client, table, keys)
+    expired = sum(1 for item in items if item["status"]["S"] == "EXPIRED")
+    return holds - expired
+
+
+def report_expiry(result: ExpiryResult) -> None:
+    per_minute = result.holds / result.seconds * 60 if result.seconds else 0.0
+    print(
+        f"backlog: {result.holds:,} holds expired a minute ago on one line, seeded in"
+        f" {result.seeded_seconds:.0f} s (BatchWriteItem)"
+    )
+    print("runs of the deployed ReconcilerFunction invoked one after another (its schedule")
+    print("also fires every minute: what a scheduled run expired is in no line below):")
+    for number, run in enumerate(result.runs, 1):
+        print(f"  run {number}: {run['expired']:,} expired, {run['failures']} failures")
+    print(
+        f"expiry throughput: {per_minute:,.0f} holds a minute ({result.holds:,} in"
+        f" {result.seconds:.1f} s)"
+    )
+    print(
+        f"missed: {result.still_held} orders not EXPIRED; line reserved {result.line_reserved},"
+        f" MATCHED count {result.line_matched} (0 and 0 when exact)"
     )

@@ -12,8 +12,9 @@
    (bench/match_requests.py).
 4. On a dedicated local stack (ministack on 127.0.0.1:4590, started and always stopped
    here): intake-to-MATCHED latency over HTTP, and claims per second against one line
-   at 1, 4 and 16 clients next to the same server's raw conditional-update rate
-   (bench/local_stack.py).
+   at 1, 4 and 16 clients next to the same server's raw conditional-update rate; and
+   expiry throughput: 20,000 expired holds on one line worked off by the deployed
+   ReconcilerFunction, none missed (bench/local_stack.py).
 5. How far one line scales on AWS: arithmetic, not a measurement (bench/scale.py).
 6. The bank test under faults with 5,000 orders (tests/integration/
    test_bank_under_faults.py, on its own local stack, 5% of the functions' AWS calls
@@ -502,6 +503,9 @@ def report_stack(args: argparse.Namespace) -> StackFigures:
             local_stack.report_rates(
                 figures.rates, bench, args.claims_per_level, args.claim_seconds, args.claim_rounds
             )
+            print()
+            print("4c. Expiry throughput: a backlog of expired holds and the deployed reconciler")
+            local_stack.report_expiry(local_stack.measure_expiry(settings, args.expiry_holds))
     except local_stack.StackUnavailable as error:
         figures.skipped = str(error)
         print(f"skipped: {error}")
@@ -606,6 +610,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--claim-rounds", type=positive, default=2, help="rounds over the levels (section 4b)"
+    )
+    parser.add_argument(
+        "--expiry-holds",
+        type=positive,
+        default=20_000,
+        help="expired holds seeded for the reconciler (section 4c)",
     )
     parser.add_argument("--no-stack", action="store_true", help="skip section 4 (local stack)")
     parser.add_argument(

@@ -6,14 +6,18 @@ import json
 from typing import Any
 
 import pytest
+from fundrouter.domain.lifecycle import expire
 from fundrouter.persistence.audit import DynamoAudit
+from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.orders import DUE_SHARDS, REDRIVE_AFTER, order_pk
 from fundrouter.service.auditing import AuditReport
+from fundrouter.service.ports import Commit
 
 from tests.conftest import FakeLambdaContext, load_event
 from tests.support.faults import Injected, always, conflict, error
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values
+from tests.support.moto_speed import speed_up_moto
 from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World, api
 
 reconciler = handler_module("reconciler", "reconciler_handler")
@@ -319,3 +323,63 @@ def test_a_tenant_may_not_read_the_audit(world: World) -> None:
     status, body = audit_report(world, "get_audit_by_tenant")
 
     assert (status, body["error"]["code"]) == (403, "forbidden")
+
+
+def many_matched(world: World, count: int) -> list[str]:
+    """`count` orders matched on bank-a-consumer, made big enough to hold them all."""
+    record = world.lines.get("bank-a-consumer")
+    assert record is not None
+    bigger = record.line.config.model_copy(update={"limit": 10**12})
+    world.lines.put_config("bank-a-consumer", bigger, world.clock())
+    order_ids = [f"o-{n:04d}" for n in range(count)]
+    for order_id in order_ids:
+        matched(world, order_id)
+    return order_ids
+
+
+def transactions(world: World) -> list[int]:
+    """The item count of each TransactWriteItems the world's client sends from now."""
+    sent: list[int] = []
+    world.client.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems",
+        lambda params, **_: sent.append(len(params["TransactItems"])),
+    )
+    return sent
+
+
+def test_a_line_s_expired_holds_are_released_together_within_the_item_limit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed_up_moto(monkeypatch)
+    order_ids = many_matched(world, 150)
+    world.clock.advance(901)
+    sent = transactions(world)
+
+    summary = reconciler.handle(world.reconciler)
+
+    assert sorted(summary["expired"]) == order_ids
+    assert summary["failures"] == []
+    # 98 orders, the line and their claim day fill a transaction to its 100 items.
+    assert sent == [100, 54]  # 150 orders: 98 + 52, each with the line and the day
+    assert world.line()[0] == 0
+    world.assert_invariant()  # counters and per-status counts equal the orders' sums
+
+
+def test_an_order_that_moved_meanwhile_is_left_out_and_the_rest_expire(world: World) -> None:
+    many_matched(world, 5)
+    world.clock.advance(901)
+    read = [world.orders.get(TENANT, f"o-{n:04d}") for n in range(5)]
+    stale = [order for order in read if order is not None]
+    event = load_event("api/order_event_cancelled.json")
+    event |= {"rawPath": "/v1/orders/o-0002/events", "pathParameters": {"orderId": "o-0002"}}
+    assert world.call(event)[0] == 200, "cancelled after the reconciler read it"
+    now = world.clock()
+    events = DynamoOrderEvents(world.client, world.orders_table, world.lines)
+
+    outcomes = events.expire_together([(order, expire(order, now)) for order in stale])
+
+    assert outcomes == [Commit.COMMITTED] * 2 + [Commit.ORDER_MOVED] + [Commit.COMMITTED] * 2
+    after = [world.orders.get(TENANT, f"o-{n:04d}") for n in range(5)]
+    statuses = {order.order_id: order.status.value for order in after if order is not None}
+    assert statuses == {f"o-{n:04d}": "CANCELLED" if n == 2 else "EXPIRED" for n in range(5)}
+    world.assert_invariant()

@@ -3,7 +3,7 @@
 import base64
 import bisect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -144,6 +144,14 @@ class InMemoryBook:
             self.commits += 1
             self.put(transition.order)
             return Commit.COMMITTED
+
+    def expire_together(
+        self, expiring: Sequence[tuple[Order, Transition]]
+    ) -> list[Commit | Exception]:
+        return [
+            self.commit(before, transition, None, transition.order.updated_at)
+            for before, transition in expiring
+        ]
 
     def holding_keys(
         self, line_id: str, limit: int, cursor: str | None

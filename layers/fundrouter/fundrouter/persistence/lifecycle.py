@@ -11,13 +11,15 @@ transaction (fundrouter.persistence.history). Contention and throttling are retr
 fundrouter.persistence.retries (Contended, Unavailable after that).
 """
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
 from fundrouter.domain.lines import holding_moves
-from fundrouter.domain.orders import Order
+from fundrouter.domain.orders import Order, OrderStatus, spilled_history
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -35,6 +37,35 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 EVENT_PREFIX: Final = "EVENT#"
+TRANSACTION_ITEMS: Final = 100  # TransactWriteItems' limit
+
+
+type Outcome = Commit | Exception
+
+
+def _fitting(expiring: Sequence[tuple[Order, Transition]]) -> int:
+    """How many of `expiring`, from the first, one transaction holds: each order's put
+    and spills, the line's update and one give-back per claim day (at least one)."""
+    used, days = 1, set()
+    for count, (before, transition) in enumerate(expiring):
+        day = transition.effect.claim_day if transition.effect is not None else None
+        cost = 1 + len(spilled_history(before, transition.order)) + (day not in days)
+        if count and used + cost > TRANSACTION_ITEMS:
+            return count
+        used += cost
+        days.add(day)
+    return len(expiring)
+
+
+def _releases(transition: Transition, line_id: str | None) -> bool:
+    """A release of a reservation, on the line, with the day it was claimed on."""
+    effect = transition.effect
+    return (
+        effect is not None
+        and effect.move is CapacityMove.RELEASE
+        and effect.claim_day is not None
+        and effect.line_id == line_id
+    )
 
 
 class CapacityDisagrees(Exception):
@@ -79,20 +110,7 @@ class DynamoOrderEvents:
         """Without an event (the reconciler's expiry) no event record is written. A
         late disbursement the line has no room for writes nothing: LINE_FULL."""
         after = transition.order
-        items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": order_item(after),
-                    "ConditionExpression": "version = :version AND #status = :status",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {
-                        ":version": {"N": str(before.version)},
-                        ":status": {"S": before.status.value},
-                    },
-                }
-            }
-        ]
+        items = [self._order_put(before, after)]
         if event is not None:
             items.append(self._event_record(after, event, now))
         capacity = self._capacity_items(transition.effect)
@@ -116,6 +134,80 @@ class DynamoOrderEvents:
         raise CapacityDisagrees(
             f"line {effect and effect.line_id} refused {effect} for order {before.order_id}"
         )
+
+    def expire_together(self, expiring: Sequence[tuple[Order, Transition]]) -> list[Outcome]:
+        """Expiries of holds on one line (the reconciler's), in as few transactions as
+        DynamoDB's 100 items allow: each order's put on the version and status it was
+        read at and its history spill, and one release of the line by the orders' sum
+        (each claim day by its part) with the line's counts moved. An order that moved
+        meanwhile is left out (ORDER_MOVED) and the rest sent again. A transaction that
+        fails otherwise is tried again order by order, so one order's fault stays its
+        own. One outcome (a Commit, or the error) per order, in order."""
+        line_id = expiring[0][0].line_id if expiring else None
+        outcomes: dict[int, Outcome] = {
+            i: self._alone(before, transition)
+            for i, (before, transition) in enumerate(expiring)
+            if not _releases(transition, line_id)
+        }
+        pending = [i for i in range(len(expiring)) if i not in outcomes]
+        while pending:
+            chosen = pending[: _fitting([expiring[i] for i in pending])]
+            try:
+                moved = self._expire_group([expiring[i] for i in chosen])
+            except Exception:
+                outcomes |= {i: self._alone(*expiring[i]) for i in chosen}
+            else:
+                # Nothing was written when an order had moved: the others go again.
+                outcomes |= dict.fromkeys((chosen[m] for m in moved), Commit.ORDER_MOVED)
+                if not moved:
+                    outcomes |= dict.fromkeys(chosen, Commit.COMMITTED)
+            pending = [i for i in pending if i not in outcomes]
+        return [outcomes[i] for i in range(len(expiring))]
+
+    def _alone(self, before: Order, transition: Transition) -> Outcome:
+        try:
+            return self.commit(before, transition, None, transition.order.updated_at)
+        except Exception as error:
+            return error
+
+    def _expire_group(self, group: list[tuple[Order, Transition]]) -> set[int]:
+        """One transaction: the positions in `group` of the orders that had moved
+        (none: it committed). CapacityDisagrees when the line itself refused."""
+        line_id = str(group[0][0].line_id)
+        by_day: Counter[str] = Counter()
+        counts: Counter[OrderStatus] = Counter()
+        for before, transition in group:
+            effect = transition.effect
+            if effect is not None and effect.claim_day is not None:
+                by_day[effect.claim_day] += effect.amount
+            for moved_counts in holding_moves(before, transition.order).values():
+                counts.update(moved_counts)
+        moves = {line_id: {status: step for status, step in counts.items() if step}}
+        items = [self._order_put(before, transition.order) for before, transition in group]
+        items += self._lines.with_counts(self._lines.release_items(line_id, by_day), moves)
+        for before, transition in group:
+            items += spill_items(self._table, before, transition.order)
+        reasons = transact(self._client, items, self._backoff)
+        orders = reasons[: len(group)]
+        moved = {i for i, reason in enumerate(orders) if reason.get("Code") == CONDITION_FAILED}
+        if reasons and not moved:
+            raise CapacityDisagrees(f"line {line_id} refused a release its orders hold")
+        return moved
+
+    def _order_put(self, before: Order, after: Order) -> dict[str, Any]:
+        """The order's new state, only over the version and status it was read at."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": order_item(after),
+                "ConditionExpression": "version = :version AND #status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":version": {"N": str(before.version)},
+                    ":status": {"S": before.status.value},
+                },
+            }
+        }
 
     def _event_record(self, after: Order, event: OrderEvent, now: datetime) -> dict[str, Any]:
         return {
@@ -144,7 +236,7 @@ class DynamoOrderEvents:
             case CapacityMove.RELEASE:
                 if effect.claim_day is None:
                     raise CapacityDisagrees(f"reservation on {effect.line_id} has no claim day")
-                return self._lines.release_items(effect.line_id, effect.amount, effect.claim_day)
+                return self._lines.release_items(effect.line_id, {effect.claim_day: effect.amount})
             case CapacityMove.DRAW:
                 return self._lines.draw_items(
                     effect.line_id, effect.amount, effect.drawn, effect.claim_day

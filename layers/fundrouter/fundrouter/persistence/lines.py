@@ -330,7 +330,9 @@ class DynamoLineRepository:
             day_update["ExpressionAttributeValues"][":dayroom"] = _n(config.daily_limit - amount)
         return [line_update, {"Update": day_update}]
 
-    def release_items(self, line_id: str, amount: int, claim_day: str) -> list[dict[str, Any]]:
+    def release_items(self, line_id: str, by_day: Mapping[str, int]) -> list[dict[str, Any]]:
+        """Reservations released: the line by their sum, each claim day by its part."""
+        amount = sum(by_day.values())
         return [
             self._counter_update(
                 line_id,
@@ -338,7 +340,7 @@ class DynamoLineRepository:
                 "reserved >= :a",
                 {":a": _n(amount)},
             ),
-            self._day_give_back(line_id, claim_day, amount),
+            *(self._day_give_back(line_id, day, part) for day, part in sorted(by_day.items())),
         ]
 
     def draw_items(
