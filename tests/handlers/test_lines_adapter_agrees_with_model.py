@@ -28,6 +28,7 @@ from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository, LineRecord
 from fundrouter.service.ports import ClaimResult
 
+from tests.support.moto_speed import speed_up_moto
 from tests.support.orders import Paths, counts_of
 from tests.support.template import create_table_kwargs
 
@@ -37,17 +38,9 @@ START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai: days rol
 
 
 @pytest.fixture
-def client(aws: None) -> Any:
+def client(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    speed_up_moto(monkeypatch)  # no whole-table copies: every sequence shares the tables
     return boto3.client("dynamodb")
-
-
-def fresh_tables(client: Any, seed: int) -> tuple[DynamoLineRepository, Paths]:
-    """Tables per sequence: moto copies every table on each transaction, so tables
-    holding all sequences would make the run quadratic."""
-    client.create_table(**create_table_kwargs("LinesTable", f"lines-{seed}"))
-    client.create_table(**create_table_kwargs("OrdersTable", f"orders-{seed}"))
-    lines = DynamoLineRepository(client, f"lines-{seed}")
-    return lines, Paths(client, f"orders-{seed}", lines)
 
 
 def random_config(rng: random.Random) -> LineConfig:
@@ -227,7 +220,9 @@ def assert_same_state(stored: LineRecord, model: Line, orders: list[Order], labe
 
 
 def test_adapter_and_model_agree_on_every_outcome_and_counter(client: Any) -> None:
+    client.create_table(**create_table_kwargs("LinesTable", "lines"))
+    client.create_table(**create_table_kwargs("OrdersTable", "orders"))
+    lines = DynamoLineRepository(client, "lines")
+    paths = Paths(client, "orders", lines)  # order ids go on counting across sequences
     for seed in range(SEQUENCES):
-        Sequence(seed, *fresh_tables(client, seed)).run()
-        client.delete_table(TableName=f"lines-{seed}")
-        client.delete_table(TableName=f"orders-{seed}")
+        Sequence(seed, lines, paths).run()
