@@ -180,11 +180,11 @@ def bench_stack(arch: str) -> Iterator[tuple[dict[str, str], float]]:
         print(f"bench stack: {down.stdout.strip() or down.stderr.strip()} (port {PORT})")
 
 
-def dynamodb(pool: int = 10) -> Any:
-    """A client of the bench stack's DynamoDB, with no retries of its own: whatever
-    the server refuses is seen and counted."""
+def stack_client(service: str, pool: int = 10, read_timeout: int = HTTP_TIMEOUT_S) -> Any:
+    """A client of the bench stack, with no retries of its own: whatever the server
+    refuses is seen and counted."""
     return boto3.session.Session().client(
-        "dynamodb",
+        service,
         endpoint_url=ENDPOINT,
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY,
@@ -193,22 +193,19 @@ def dynamodb(pool: int = 10) -> Any:
             max_pool_connections=pool,
             retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=5,
-            read_timeout=HTTP_TIMEOUT_S,
+            read_timeout=read_timeout,
         ),
     )
+
+
+def dynamodb(pool: int = 10) -> Any:
+    return stack_client("dynamodb", pool)
 
 
 def lines_table(settings: dict[str, str]) -> str:
     if "FUNDROUTER_LINES_TABLE" in settings:
         return settings["FUNDROUTER_LINES_TABLE"]
-    cloudformation = boto3.session.Session().client(
-        "cloudformation",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
-    stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    stack = stack_client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     return str(outputs["LinesTableName"])
 
@@ -961,19 +958,8 @@ def seed_expired_holds(settings: dict[str, str], holds: int) -> float:
 
 
 def reconciler_name() -> str:
-    functions = lambda_client().list_functions()["Functions"]
+    functions = stack_client("lambda").list_functions()["Functions"]
     return next(f["FunctionName"] for f in functions if "ReconcilerFunction" in f["FunctionName"])
-
-
-def lambda_client() -> Any:
-    return boto3.session.Session().client(
-        "lambda",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(read_timeout=120, retries={"mode": "standard", "total_max_attempts": 1}),
-    )
 
 
 def measure_expiry(settings: dict[str, str], holds: int, max_runs: int = 10) -> ExpiryResult:
@@ -982,7 +968,8 @@ def measure_expiry(settings: dict[str, str], holds: int, max_runs: int = 10) -> 
     first invocation to the end of the run that released the last hold."""
     result = ExpiryResult(holds, seed_expired_holds(settings, holds))
     lines = DynamoLineRepository(dynamodb(), lines_table(settings))
-    invoke, name = lambda_client().invoke, reconciler_name()
+    invoke = stack_client("lambda", read_timeout=120).invoke
+    name = reconciler_name()
     started = time.perf_counter()
     for _ in range(max_runs):
         answer = invoke(FunctionName=name, Payload=json.dumps({"time": "bench"}).encode())

@@ -23,7 +23,7 @@ from fundrouter.domain.orders import Order, OrderStatus, spilled_history
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item, order_pk
+from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_pk, order_put
 from fundrouter.persistence.retries import (
     CONDITION_FAILED,
     DEFAULT_BACKOFF,
@@ -110,7 +110,7 @@ class DynamoOrderEvents:
         """Without an event (the reconciler's expiry) no event record is written. A
         late disbursement the line has no room for writes nothing: LINE_FULL."""
         after = transition.order
-        items = [self._order_put(before, after)]
+        items = [order_put(self._table, before, after)]
         if event is not None:
             items.append(self._event_record(after, event, now))
         capacity = self._capacity_items(transition.effect)
@@ -183,7 +183,7 @@ class DynamoOrderEvents:
             for moved_counts in holding_moves(before, transition.order).values():
                 counts.update(moved_counts)
         moves = {line_id: {status: step for status, step in counts.items() if step}}
-        items = [self._order_put(before, transition.order) for before, transition in group]
+        items = [order_put(self._table, before, transition.order) for before, transition in group]
         items += self._lines.with_counts(self._lines.release_items(line_id, by_day), moves)
         for before, transition in group:
             items += spill_items(self._table, before, transition.order)
@@ -193,21 +193,6 @@ class DynamoOrderEvents:
         if reasons and not moved:
             raise CapacityDisagrees(f"line {line_id} refused a release its orders hold")
         return moved
-
-    def _order_put(self, before: Order, after: Order) -> dict[str, Any]:
-        """The order's new state, only over the version and status it was read at."""
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": order_item(after),
-                "ConditionExpression": "version = :version AND #status = :status",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":version": {"N": str(before.version)},
-                    ":status": {"S": before.status.value},
-                },
-            }
-        }
 
     def _event_record(self, after: Order, event: OrderEvent, now: datetime) -> dict[str, Any]:
         return {

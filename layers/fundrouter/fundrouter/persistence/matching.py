@@ -11,14 +11,14 @@ delivers again.
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fundrouter.domain.lifecycle import matched, unmatched
 from fundrouter.domain.lines import LineRecord, LineRefusal, holding_moves
-from fundrouter.domain.orders import Decision, Order, OrderStatus
+from fundrouter.domain.orders import Decision, Order
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import order_item
+from fundrouter.persistence.orders import order_put
 from fundrouter.persistence.retries import CONDITION_FAILED, DEFAULT_BACKOFF, Backoff, transact
 from fundrouter.service.ports import ClaimAttempt, ClaimResult
 
@@ -64,7 +64,7 @@ class DynamoMatchStore:
             decision=decision,
         )
         items = self._lines.with_counts(items, holding_moves(order, after))
-        items += [self._replace(order, after), *spill_items(self._orders, order, after)]
+        items += [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
         reasons = transact(self._client, items, self._backoff)
         if not reasons:
             return ClaimAttempt(ClaimResult.CLAIMED)
@@ -76,21 +76,5 @@ class DynamoMatchStore:
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""
         after = unmatched(order, now, decision)
-        items = [self._replace(order, after), *spill_items(self._orders, order, after)]
+        items = [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
         return not transact(self._client, items, self._backoff)
-
-    def _replace(self, before: Order, after: Order) -> dict[str, Any]:
-        """The order's move out of RECEIVED, only from the version that was read. The
-        whole item is written, so every derived key comes from order_item alone."""
-        return {
-            "Put": {
-                "TableName": self._orders,
-                "Item": order_item(after),
-                "ConditionExpression": "#status = :received AND version = :version",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":received": {"S": OrderStatus.RECEIVED.value},
-                    ":version": {"N": str(before.version)},
-                },
-            }
-        }

@@ -103,6 +103,24 @@ def order_item(order: Order) -> dict[str, Any]:
     return to_item(values)
 
 
+def order_put(table: str, before: Order, after: Order) -> dict[str, Any]:
+    """A transaction's write of the order's new state, only over the version that was
+    read (every write bumps it) and that version's status. The whole item is written,
+    so every derived key comes from order_item alone."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": order_item(after),
+            "ConditionExpression": "version = :version AND #status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":version": {"N": str(before.version)},
+                ":status": {"S": before.status.value},
+            },
+        }
+    }
+
+
 def due_shard(pk: str) -> str:
     return f"DUE#{_shard(pk, DUE_SHARDS)}"
 
