@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fundrouter.domain.lifecycle import EventType, OrderEvent, Transition, apply_event, over_limit
-from fundrouter.domain.lines import HOLDING_STATUSES, LineRecord
-from fundrouter.domain.orders import Decision, Order, OrderRequest
+from fundrouter.domain.lines import LineRecord
+from fundrouter.domain.orders import HOLDING_STATUSES, Decision, Order, OrderRequest
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore

@@ -1,5 +1,5 @@
 """Domain errors. Each names what was refused and why; the HTTP edge maps them to
-status codes in one place (fundrouter.http.errors)."""
+status codes in one place (fundrouter.http.app, DOMAIN_STATUS)."""
 
 from dataclasses import dataclass
 from typing import Any

@@ -25,6 +25,7 @@ from pydantic import (
 from fundrouter.domain.errors import DomainError, FieldProblem
 from fundrouter.domain.lines import LineId
 from fundrouter.domain.orders import (
+    RESERVING_STATUSES,
     Amount,
     CamelModel,
     Decision,
@@ -356,7 +357,7 @@ def unmatched(order: Order, now: datetime, decision: Decision) -> Order:
 
 def expire(order: Order, now: datetime) -> Transition:
     """A hold not disbursed in time: EXPIRED, and the reservation given back."""
-    if order.status not in {OrderStatus.MATCHED, OrderStatus.APPROVED}:
+    if order.status not in RESERVING_STATUSES:
         raise TransitionNotAllowed(EventType.CANCELLED, order.status)
     after = _next(
         order,

@@ -26,6 +26,7 @@ from pydantic import (
 from fundrouter.domain.clock import Timestamp, format_timestamp
 from fundrouter.domain.errors import DomainError, FieldProblem
 from fundrouter.domain.orders import (
+    HOLDING_STATUSES,
     MAX_TERM_MONTHS,
     Amount,
     CamelModel,
@@ -44,9 +45,6 @@ MAX_APR_BPS: Final = 100_000
 MAX_PRIORITY: Final = 1_000_000
 MAX_WEIGHT: Final = 100
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
-# The statuses in which an order holds capacity on its line; each line counts its
-# orders in each of them.
-HOLDING_STATUSES: Final = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED)
 # Every civil time zone's offset from UTC lies within these (UTC-12 to UTC+14).
 _UTC_OFFSETS_HOURS: Final = (-12, 0, 14)
 # Names that resolve to whatever the host is set to, so a line would change days with

@@ -66,6 +66,11 @@ class OrderStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+# The statuses in which an order holds capacity on its line: reserved, or drawn.
+RESERVING_STATUSES: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED})
+HOLDING_STATUSES: Final = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED)
+
+
 class CamelModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True

@@ -14,7 +14,7 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from fundrouter.domain.orders import Holding, OrderStatus
+from fundrouter.domain.orders import HOLDING_STATUSES, Holding, OrderStatus
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.lines import LINE_SK, line_pk
 from fundrouter.persistence.orders import BY_LINE, ORDER_SK, order_ids, order_pk
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 AUDIT_SK: Final = "AUDIT"
-_HOLDING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED})
 
 
 def audit_key(line_id: str) -> dict[str, Any]:
@@ -85,7 +84,7 @@ class DynamoAudit:
         for item in orders:
             values = from_item(item) if item else {}
             status = values.get("status")
-            if values.get("lineId") == line_id and status in _HOLDING:
+            if values.get("lineId") == line_id and status in HOLDING_STATUSES:
                 holdings.append(
                     Holding(
                         tenant_id=str(values["tenantId"]),

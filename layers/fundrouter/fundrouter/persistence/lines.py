@@ -32,7 +32,6 @@ from botocore.exceptions import ClientError
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lines import (
-    HOLDING_STATUSES,
     DailyLimitReached,
     Line,
     LineConfig,
@@ -43,7 +42,7 @@ from fundrouter.domain.lines import (
     LineRefusal,
     StaleLineConfig,
 )
-from fundrouter.domain.orders import OrderStatus
+from fundrouter.domain.orders import HOLDING_STATUSES, OrderStatus
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, read

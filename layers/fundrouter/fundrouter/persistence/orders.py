@@ -33,7 +33,14 @@ from botocore.exceptions import ClientError
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import InvalidCursor
-from fundrouter.domain.orders import Holding, Order, OrderStatus, UnreadableOrder
+from fundrouter.domain.orders import (
+    HOLDING_STATUSES,
+    RESERVING_STATUSES,
+    Holding,
+    Order,
+    OrderStatus,
+    UnreadableOrder,
+)
 from fundrouter.domain.paging import Page
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.retries import batch_get, read
@@ -57,7 +64,6 @@ _KEY_ATTRIBUTES: Final = (
 _POSITION: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<order_id>[A-Za-z0-9._:-]{1,64})"
 )
-_HOLDING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatus.DISBURSED})
 
 
 def order_pk(tenant_id: str, order_id: str) -> str:
@@ -98,7 +104,7 @@ def order_item(order: Order) -> dict[str, Any]:
     due = due_at(order)
     if due is not None:
         values |= {"dueShard": due_shard(pk), "dueAt": format_timestamp(due)}
-    if order.status in _HOLDING and order.line_id is not None:
+    if order.status in HOLDING_STATUSES and order.line_id is not None:
         values["lineKey"] = order.line_id
     return to_item(values)
 
@@ -129,7 +135,7 @@ def due_at(order: Order) -> datetime | None:
     """When the reconciler must look at the order, if ever."""
     if order.status is OrderStatus.RECEIVED:
         return order.updated_at + REDRIVE_AFTER
-    if order.status in {OrderStatus.MATCHED, OrderStatus.APPROVED}:
+    if order.status in RESERVING_STATUSES:
         return order.hold_expires_at
     return None
 

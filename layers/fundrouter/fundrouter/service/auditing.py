@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Final, Protocol
 
 from fundrouter.domain.clock import format_timestamp
-from fundrouter.domain.orders import Holding, OrderStatus
+from fundrouter.domain.orders import RESERVING_STATUSES, Holding, OrderStatus
 
 # TransactGetItems reads at most 100 items: the line item and 99 orders.
 CUT_ORDERS: Final = 99
@@ -30,7 +30,6 @@ PACE_RUNS: Final = 720
 # Listings again after a cut that found joiners, before the run leaves the line.
 JOINER_RETRIES: Final = 3
 MAX_DRIFT_ORDERS: Final = 100
-_RESERVING: Final = frozenset({OrderStatus.MATCHED, OrderStatus.APPROVED})
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,8 @@ class RollingAudit:
         ids = tuple(f"{h.tenant_id}/{h.order_id}" for h in held)
         return replace(
             state,
-            reserved=state.reserved + sum(h.reserved for h in held if h.status in _RESERVING),
+            reserved=state.reserved
+            + sum(h.reserved for h in held if h.status in RESERVING_STATUSES),
             drawn=state.drawn
             + sum(h.outstanding for h in held if h.status is OrderStatus.DISBURSED),
             orders=(state.orders + ids)[:MAX_DRIFT_ORDERS],
