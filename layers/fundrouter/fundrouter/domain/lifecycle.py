@@ -30,11 +30,12 @@ from fundrouter.domain.orders import (
     CamelModel,
     Decision,
     HistoryEntry,
+    Identifier,
     Order,
     OrderStatus,
 )
 
-EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+EventId = Identifier
 
 
 class EventType(StrEnum):

@@ -31,6 +31,7 @@ from fundrouter.domain.orders import (
     Amount,
     CamelModel,
     Currency,
+    Identifier,
     Order,
     OrderStatus,
 )
@@ -73,8 +74,8 @@ def _known_zone(name: str) -> str:
     return name
 
 
-LineId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
-FunderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+LineId = Identifier
+FunderId = Identifier
 LimitAmount = Annotated[StrictInt, Field(gt=0, le=MAX_LIMIT)]
 Term = Annotated[StrictInt, Field(ge=1, le=MAX_TERM_MONTHS)]
 # The same shapes OrderRequest accepts, so every value an order can carry can be listed.

@@ -34,7 +34,11 @@ RECENT_HISTORY: Final = 20
 # staying well inside DynamoDB's 100 actions.
 MAX_SPILL: Final = 50
 
-OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+# What an id (order, line, funder, event) may be made of; tenant ids may be longer.
+ID_CHARACTERS: Final = "A-Za-z0-9._:-"
+Identifier = Annotated[str, StringConstraints(pattern=rf"^[{ID_CHARACTERS}]{{1,64}}$")]
+TENANT_ID_PATTERN: Final = rf"^[{ID_CHARACTERS}]{{1,128}}$"
+OrderId = Identifier
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=False)]
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]

@@ -8,13 +8,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fundrouter.domain.lines import LineConfig, LineId
+from fundrouter.domain.orders import TENANT_ID_PATTERN
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.auth import Caller, Scope
 from fundrouter.http.responses import json_response
 from fundrouter.service.lines import LineService
 
 LinePath = Annotated[LineId, Path(alias="lineId")]
-TenantPath = Annotated[str, Path(alias="tenantId", pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+TenantPath = Annotated[str, Path(alias="tenantId", pattern=TENANT_ID_PATTERN)]
 
 
 def routes() -> APIGatewayHttpRouter:

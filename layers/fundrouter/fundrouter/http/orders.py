@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.lifecycle import OrderEvent
-from fundrouter.domain.orders import OrderId, OrderRequest, OrderStatus
+from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.responses import json_response
 from fundrouter.service.lifecycle import OrderEventService, Recorded
@@ -25,7 +25,7 @@ TenantQuery = Annotated[
     str | None,
     Query(
         alias="tenantId",
-        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        pattern=TENANT_ID_PATTERN,
         description="Admin callers only: whose orders to read.",
     ),
 ]

@@ -35,6 +35,7 @@ from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.orders import (
     HOLDING_STATUSES,
+    ID_CHARACTERS,
     RESERVING_STATUSES,
     Holding,
     Order,
@@ -62,7 +63,7 @@ _KEY_ATTRIBUTES: Final = (
 )  # fmt: skip
 # An index sort key: "{createdAt}#{orderId}".
 _POSITION: Final = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<order_id>[A-Za-z0-9._:-]{1,64})"
+    rf"\d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}:\d{{2}}:\d{{2}}\.\d{{3}}Z#(?P<order_id>[{ID_CHARACTERS}]{{1,64}})"
 )
 
 

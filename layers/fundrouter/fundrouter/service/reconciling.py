@@ -54,7 +54,7 @@ class HoldExpiries(Protocol):
     ) -> list[Commit | Exception]: ...
 
 
-class LineCounters(Protocol):
+class LineListing(Protocol):
     def list_lines(self) -> list[LineRecord]: ...
 
 
@@ -103,7 +103,7 @@ class Reconciler:
     def __init__(
         self,
         orders: DueOrders,
-        lines: LineCounters,
+        lines: LineListing,
         store: HoldExpiries,
         matcher: Matcher,
         clock: Callable[[], datetime],
