@@ -30,9 +30,14 @@ from fundrouter.domain.orders import (
     OrderRequest,
     OrderStatus,
 )
-from fundrouter.domain.routing import OrderFacts, RoutingPolicy, Strategy, evaluate
-from fundrouter.service.matching import (
+from fundrouter.domain.routing import (
     DEFAULT_POLICY,
+    OrderFacts,
+    RoutingPolicy,
+    Strategy,
+    evaluate,
+)
+from fundrouter.service.matching import (
     LineCatalog,
     MatchOutcome,
     MatchReport,

@@ -48,6 +48,10 @@ class RoutingPolicy(CamelModel):
     ] = Field(default_factory=list)
 
 
+# A tenant without a policy of its own is routed by priority over every line.
+DEFAULT_POLICY: Final = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=[])
+
+
 class Outcome(StrEnum):
     """Why a line can or cannot take an order, in the order the checks run."""
 

@@ -20,7 +20,7 @@ from fundrouter.domain.lines import (
     StaleLineConfig,
     possible_days,
 )
-from fundrouter.domain.routing import RoutingPolicy, Strategy
+from fundrouter.domain.routing import DEFAULT_POLICY, RoutingPolicy
 from fundrouter.service.ports import LineRepository
 
 PATCH_ATTEMPTS = 3
@@ -141,9 +141,7 @@ class LineService:
 
     def routing(self, tenant_id: str) -> RoutingPolicy:
         """The tenant's policy; a tenant without one is routed by priority over all lines."""
-        return self._repository.get_routing(tenant_id) or RoutingPolicy(
-            strategy=Strategy.PRIORITY, line_ids=[]
-        )
+        return self._repository.get_routing(tenant_id) or DEFAULT_POLICY
 
     def _record(self, line_id: str) -> LineRecord:
         record = self._repository.get(line_id)

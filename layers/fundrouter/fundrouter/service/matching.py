@@ -17,6 +17,7 @@ from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lines import LineCounters, LineRecord, LineRefusal, StaleLineConfig
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
 from fundrouter.domain.routing import (
+    DEFAULT_POLICY,
     Evaluation,
     OrderFacts,
     Outcome,
@@ -39,7 +40,6 @@ from fundrouter.service.ports import (
 # Lines refused on counters alone are still tried when the counters came from the
 # cache: a cached counter may say "full" about a line that has room again.
 _CAPACITY_OUTCOMES: Final = frozenset({Outcome.INSUFFICIENT_CAPACITY, Outcome.DAILY_LIMIT_REACHED})
-DEFAULT_POLICY: Final = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=[])
 
 
 class LineCatalog:
