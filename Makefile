@@ -74,8 +74,9 @@ locks: $(VENV)/.installed
 	  requirements/layer.in -o layers/fundrouter/requirements.txt
 
 # ------------------------------------------------------------------ local stack
+# DEMO_LINES=0 starts the stack without the demo funders' lines.
 up: venvs
-	$(PY) scripts/localstack.py up --arch $(ARCH)
+	$(PY) scripts/localstack.py up --arch $(ARCH) $(if $(filter 0,$(DEMO_LINES)),,--demo-lines)
 
 down: $(VENV)/.installed
 	$(PY) scripts/localstack.py down

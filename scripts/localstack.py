@@ -256,11 +256,14 @@ class Stack:
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         return values
 
-    def up(self, arch: str) -> None:
+    def up(self, arch: str, demo_lines: bool) -> None:
         self.start_emulator()
         self.deploy(arch)
         self.wire_faults(os.environ.get(FAULTS_ENV, "").strip())
         values = self.write_env()
+        if demo_lines:  # so the order below finds a line: the CLI demo's funders
+            demo = [sys.executable, "-m", "fundrouter_cli", "demo", "--lines-only"]
+            subprocess.run(demo, cwd=ROOT, env=os.environ | values, check=True)
         env_path = os.path.relpath(self.env_file, Path.cwd())
         print(
             f"""
@@ -311,10 +314,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down", "logs", "env"])
     parser.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"])
+    parser.add_argument(
+        "--demo-lines", action="store_true", help="up: seed the CLI demo's lines (make up does)"
+    )
     args = parser.parse_args()
     stack = Stack()
     if args.command == "up":
-        stack.up(args.arch)
+        stack.up(args.arch, args.demo_lines)
     elif args.command == "down":
         stack.down()
     elif args.command == "logs":

@@ -240,7 +240,7 @@ def run_demo(rt: Runtime, count: int, concurrency: int, seed: int | None, timeou
     run = workload.run_id("demo")
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     rt.console.print(f"[bold]fundrouter demo[/] · run [cyan]{run}[/] · {rt.settings.api_url}")
-    _seed_lines(rt)
+    seed_lines(rt)
     submitted, accepted, decided = _submit(rt, demo_orders(run, count, rng), concurrency, timeout)
     since = workload.earliest_created(accepted.values())
     declined = _lifecycle(
@@ -249,9 +249,9 @@ def run_demo(rt: Runtime, count: int, concurrency: int, seed: int | None, timeou
     return _finish(rt, set(accepted), since, declined, submitted.failed)
 
 
-def _seed_lines(rt: Runtime) -> None:
+def seed_lines(rt: Runtime) -> None:
     out = rt.console
-    out.rule("1/5 Funders and lines")
+    out.rule("1/4 Funders and lines")
     seeded = []
     created = 0
     for line_id, body in line_configs():
@@ -263,19 +263,15 @@ def _seed_lines(rt: Runtime) -> None:
         f"{len(seeded)} lines from {funders} funders ({created} new, "
         f"{len(seeded) - created} updated in place)"
     )
+    # No wait: the matcher honours a line change from the next decision after it.
     out.print(render.line_rules_table(seeded, "What each line offers"))
-    out.rule("2/5 Matcher catalog")
-    wait = workload.CATALOG_TTL_SECONDS + 0.5
-    with out.status(f"waiting {wait:g} s for the matcher's line catalog (5 s cache) to refresh"):
-        time.sleep(wait)
-    out.print(f"waited {wait:g} s: the matcher now sees the new configuration")
 
 
 def _submit(
     rt: Runtime, orders: list[dict[str, Any]], concurrency: int, timeout: float
 ) -> tuple[workload.Outcomes, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     out = rt.console
-    out.rule(f"3/5 {len(orders)} orders from four business channels")
+    out.rule(f"2/4 {len(orders)} orders from four business channels")
     with progress(out) as bar:
         task = bar.add_task("submitting", total=len(orders))
         started = time.monotonic()
@@ -315,7 +311,7 @@ def _lifecycle(
     """Funders approve, disburse, get repaid, cancel or decline; declined orders are
     routed again. Returns the ids of the declined orders."""
     out = rt.console
-    out.rule("4/5 Funders act on matched orders")
+    out.rule("3/4 Funders act on matched orders")
     plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
     steps = workload.count_steps(plans)
     matched = sum(1 for o in decided.values() if o.get("status") == "MATCHED")
@@ -344,7 +340,7 @@ def _lifecycle(
 
 def _finish(rt: Runtime, ids: set[str], since: str | None, declined: set[str], refused: int) -> int:
     out = rt.console
-    out.rule("5/5 Where the money is")
+    out.rule("4/4 Where the money is")
     result = workload.collect(rt.client, ids, since)
     lines = rt.client.list_lines()
     out.print(render.lines_table(lines))

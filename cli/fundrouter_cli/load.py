@@ -217,9 +217,6 @@ def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
         f"{len(lines)} lines for product {run}: capacity {render.money(capacity, 'CNY')} CNY"
         f" for ~{render.money(count * MEAN_AMOUNT, 'CNY')} CNY of orders"
     )
-    wait = workload.CATALOG_TTL_SECONDS + 0.5
-    with rt.console.status(f"waiting {wait:g} s for the matcher's line catalog to refresh"):
-        time.sleep(wait)
     return line_ids
 
 

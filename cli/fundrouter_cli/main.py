@@ -25,7 +25,7 @@ from fundrouter_cli.config import (
     TENANT_CLIENT_SECRET,
     TOKEN_URL,
 )
-from fundrouter_cli.demo import run_demo
+from fundrouter_cli.demo import run_demo, seed_lines
 from fundrouter_cli.errors import BadInput, CliError
 from fundrouter_cli.load import run_load
 from fundrouter_cli.ui import Runtime, handled, runtime
@@ -595,10 +595,16 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="same seed, same orders")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for decisions")] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", help="write to a non-local stack")] = False,
+    lines_only: Annotated[
+        bool, typer.Option("--lines-only", help="seed the funders' lines and stop (make up)")
+    ] = False,
 ) -> None:
     """Seed funders and lines, submit varied orders, drive them through their lifecycle."""
     rt = runtime(ctx)
     rt.confirm_writes("demo", yes)
+    if lines_only:
+        seed_lines(rt)
+        return
     code = run_demo(rt, orders, concurrency, seed, timeout)
     if code:
         raise typer.Exit(code)

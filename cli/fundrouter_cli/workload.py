@@ -19,9 +19,6 @@ from typing import Any, Final
 from fundrouter_cli.client import ApiClient
 from fundrouter_cli.errors import ApiError, AuthError, RouteMissing, Unreachable
 
-# The matcher caches line configuration this long (LineCatalog's TTL): a line created
-# just now is offered to orders only after it.
-CATALOG_TTL_SECONDS: Final = 5.0
 DECIDED: Final = frozenset({"MATCHED", "UNMATCHED"})
 PAGE_SIZE: Final = 100
 

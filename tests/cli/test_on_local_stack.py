@@ -3,14 +3,12 @@ person would use it: settings from the environment, every call over HTTP with re
 tokens. A stack of the CLI's own (see conftest.py)."""
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from fundrouter_cli.errors import EXIT_AUTH
 from fundrouter_cli.main import app
-from fundrouter_cli.workload import CATALOG_TTL_SECONDS
 from typer.testing import CliRunner, Result
 
 from tests.integration.conftest import LocalStack
@@ -59,7 +57,6 @@ def test_a_line_and_an_order_through_their_lifecycle(cli_stack: LocalStack, tmp_
     put = cli(cli_stack, "line", "put", str(tmp_path / "line.json"))
     paused = cli(cli_stack, "line", "pause", line_id)
     resumed = cli(cli_stack, "line", "resume", line_id)
-    time.sleep(CATALOG_TTL_SECONDS + 0.5)
     order_id = f"cli-{uuid.uuid4().hex[:10]}"
     submitted = cli(
         cli_stack, "order", "submit", "--order-id", order_id, "--amount", "1500000",

@@ -890,6 +890,34 @@ def test_a_tenant_policy_restricts_the_candidates_to_its_lines(
     assert store.stored(order).decision.more == {"NOT_IN_POLICY": 1}  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("lines", "reason", "more"),
+    [([], "NO_LINES", {}), (["a"], "NO_LINE_IN_POLICY", {"NOT_IN_POLICY": 1})],
+)
+def test_an_order_that_finds_no_line_at_all_says_why(
+    *,
+    store: FakeMatchStore,
+    source: FakeLineSource,
+    service: MatchService,
+    receive: Callable[..., Order],
+    lines: list[str],
+    reason: str,
+    more: dict[str, int],
+) -> None:
+    for line_id in lines:
+        store.put_line(line_id, priority=1)
+    source.policies[TENANT] = RoutingPolicy(strategy=Strategy.PRIORITY, line_ids=["z"])
+    order = receive()
+
+    service.match(order)
+
+    stored = store.stored(order)
+    assert stored.status is OrderStatus.UNMATCHED
+    assert stored.decision is not None
+    assert (stored.decision.candidates, stored.decision.more) == ([], more)
+    assert stored.decision.reason == reason
+
+
 # ------------------------------------------- a change honoured by the next refusal
 
 

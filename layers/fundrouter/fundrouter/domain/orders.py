@@ -4,7 +4,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -140,6 +140,9 @@ class Decision(CamelModel):
     strategy: str
     candidates: list[Candidate]
     more: dict[str, int] = Field(default_factory=dict)
+    # Why no line is listed at all: NO_LINES (none exists) or NO_LINE_IN_POLICY (none
+    # is in the tenant's routing policy). Absent when any line is listed.
+    reason: Literal["NO_LINES", "NO_LINE_IN_POLICY"] | None = None
 
 
 class Order(CamelModel):

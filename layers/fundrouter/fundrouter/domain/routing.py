@@ -331,4 +331,5 @@ def decision(strategy: Strategy, candidates: Iterable[Candidate]) -> Decision:
         else:
             code = candidate.code or candidate.outcome
             more[code] = more.get(code, 0) + 1
-    return Decision(strategy=strategy.value, candidates=listed, more=more)
+    reason = None if listed else "NO_LINE_IN_POLICY" if more else "NO_LINES"
+    return Decision(strategy=strategy.value, candidates=listed, more=more, reason=reason)
