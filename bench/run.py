@@ -251,11 +251,6 @@ def report_imports(runs: int) -> tuple[str, float] | None:
     print()
     print(f"baseline: import boto3, median {ms(base_median).strip()} over {runs} runs")
     print("absolute times are this machine's (Lambda's CPU share differs): compare ratios")
-    if importlib.util.find_spec("requests") is not None:
-        print(
-            "note: this venv has `requests` (a moto dependency), so the Tracer's patch_all"
-            " imports and patches it here; the layer does not ship it, Lambda skips that"
-        )
     return worst
 
 

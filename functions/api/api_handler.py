@@ -27,7 +27,8 @@ from fundrouter.service.tracking import StatusEventRepublisher
 from fundrouter.settings import EventBusSettings, LifecycleSettings, TableSettings
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is called: patch_all would import and patch requests, sqlite3, ...
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 app = build_app(transient)
 

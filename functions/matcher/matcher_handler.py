@@ -28,7 +28,8 @@ from fundrouter.settings import TableSettings
 from pydantic import ValidationError
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is called: patch_all would import and patch requests, sqlite3, ...
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

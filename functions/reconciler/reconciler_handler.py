@@ -26,7 +26,8 @@ from fundrouter.service.reconciling import Reconciler
 from fundrouter.settings import TableSettings
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is called: patch_all would import and patch requests, sqlite3, ...
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 

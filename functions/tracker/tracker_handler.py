@@ -55,7 +55,8 @@ from fundrouter.service.tracking import (
 )
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is called: patch_all would import and patch requests, sqlite3, ...
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

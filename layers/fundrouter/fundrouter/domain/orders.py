@@ -76,8 +76,14 @@ HOLDING_STATUSES: Final = (OrderStatus.MATCHED, OrderStatus.APPROVED, OrderStatu
 
 
 class CamelModel(BaseModel):
+    # defer_build: a model's validator is built on its first use, so a function pays
+    # only for the models it uses, and not at import.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        defer_build=True,
     )
 
 
