@@ -43,13 +43,4 @@ def resource(state: AuditState) -> dict[str, Any]:
 
 
 def _drift(drift: Drift | None) -> dict[str, Any] | None:
-    if drift is None:
-        return None
-    return {
-        "reserved": drift.reserved,
-        "expectedReserved": drift.expected_reserved,
-        "drawn": drift.drawn,
-        "expectedDrawn": drift.expected_drawn,
-        "amount": drift.amount,
-        "orders": list(drift.orders),
-    }
+    return None if drift is None else drift.values() | {"amount": drift.amount}

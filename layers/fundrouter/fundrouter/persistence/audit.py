@@ -114,25 +114,13 @@ class DynamoAudit:
             "orderCount": state.order_count,
             "lastFullPassAt": state.last_full_pass_at,
             "lastPassOrders": state.last_pass_orders,
-            "drift": _drift_values(state.drift),
-            "unconfirmed": _drift_values(state.unconfirmed),
+            "drift": None if state.drift is None else state.drift.values(),
+            "unconfirmed": None if state.unconfirmed is None else state.unconfirmed.values(),
         }
         item = audit_key(state.line_id) | to_item(
             {k: v for k, v in values.items() if v is not None}
         )
         self._client.put_item(TableName=self._lines, Item=item)
-
-
-def _drift_values(drift: Drift | None) -> dict[str, Any] | None:
-    if drift is None:
-        return None
-    return {
-        "reserved": drift.reserved,
-        "expectedReserved": drift.expected_reserved,
-        "drawn": drift.drawn,
-        "expectedDrawn": drift.expected_drawn,
-        "orders": list(drift.orders),
-    }
 
 
 def _drift(line_id: str, values: dict[str, Any] | None) -> Drift | None:

@@ -15,7 +15,7 @@ pass, its difference counts as drift only when the next pass finds the same one.
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.orders import RESERVING_STATUSES, Holding, OrderStatus
@@ -45,6 +45,16 @@ class Drift:
     @property
     def amount(self) -> int:
         return abs(self.reserved - self.expected_reserved) + abs(self.drawn - self.expected_drawn)
+
+    def values(self) -> dict[str, Any]:
+        """As stored and as served (camelCase; the line is the item's or the view's)."""
+        return {
+            "reserved": self.reserved,
+            "expectedReserved": self.expected_reserved,
+            "drawn": self.drawn,
+            "expectedDrawn": self.expected_drawn,
+            "orders": list(self.orders),
+        }
 
 
 @dataclass(frozen=True)
