@@ -117,15 +117,19 @@ class Bank:
     # ------------------------------------------------------------------ set-up
     def open_lines(self) -> None:
         """Three lines with room for about half of the orders: some find no line,
-        and what cancels and declines free is claimed again."""
+        and what cancels and declines free is claimed again. Line b holds for a
+        minute only, so its holds expire during the run (the reconciler releases them
+        together) and some disbursements arrive late, all under the same faults."""
         demand = self.orders * 105_000
-        for name, share, priority in (("a", 0.15, 10), ("b", 0.15, 20), ("c", 0.2, 30)):
+        lines = (("a", 0.15, 10, 900), ("b", 0.15, 20, 60), ("c", 0.2, 30, 900))
+        for name, share, priority, hold in lines:
             line_id = f"{self.run}-{name}"
             body = LINE_BODY | {
                 "funderId": f"funder-{name}",
                 "limit": int(demand * share),
                 "dailyLimit": None,
                 "priority": priority,
+                "holdSeconds": hold,
             }
             again(self.tally, lambda b=body, i=line_id: self.client.put_line(i, b))
             self.lines[line_id] = body
