@@ -16,6 +16,7 @@ from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import HistoryEntry, Order
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.app import build_app
+from fundrouter.http.auth import ROUTE_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "openapi.json"
@@ -24,14 +25,6 @@ SCOPES = {
     "fundrouter/orders.write": "create orders, post order events",
     "fundrouter/orders.read": "read the tenant's own orders",
     "fundrouter/lines.admin": "manage lending lines and routing policies, read every order",
-}
-# The scopes each route accepts (any one of them), as template.yaml's routes declare.
-ROUTE_SCOPES = {
-    ("post", "/v1/orders"): ["fundrouter/orders.write"],
-    ("post", "/v1/orders/{orderId}/events"): ["fundrouter/orders.write"],
-    ("get", "/v1/orders"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
-    ("get", "/v1/orders/{orderId}"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
-    ("get", "/v1/orders/{orderId}/history"): ["fundrouter/orders.read", "fundrouter/lines.admin"],
 }
 # What each route answers with on success, by status (components/schemas names).
 RESOURCES = {
@@ -310,8 +303,8 @@ def document() -> dict[str, Any]:
     }
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
-            scopes = ROUTE_SCOPES.get((method, path), ["fundrouter/lines.admin"])
-            operation["security"] = [{"oauth2": scopes}]
+            scopes = ROUTE_SCOPES[f"{method.upper()} {path}"]
+            operation["security"] = [{"oauth2": [scope.value for scope in scopes]}]
             if (method, path) == ("patch", "/v1/lines/{lineId}"):
                 operation["requestBody"]["content"] = _json(_ref("LinePatch"))
             responses = operation.setdefault("responses", {})

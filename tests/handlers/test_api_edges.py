@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from fundrouter.domain.errors import OrderNotFound
 from fundrouter.http.app import build_app
+from fundrouter.http.auth import ROUTE_SCOPES, Scope
 from fundrouter.persistence.orders import order_pk
 from fundrouter.service.orders import OrderService
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.template import ROOT
 from tests.support.world import TENANT, World, api
 
 # Every route that takes a body, with the sample that calls it.
@@ -248,3 +250,26 @@ def test_a_time_that_is_a_number_or_outside_utcs_years_is_422(world: World, mome
 
     assert status == 422
     assert [f["field"] for f in error["fields"]] == ["activeFrom"]
+
+
+def samples_by_route() -> dict[str, str]:
+    """One sample event per route key (the first by name)."""
+    samples: dict[str, str] = {}
+    for path in sorted((ROOT / "events" / "api").glob("*.json")):
+        samples.setdefault(json.loads(path.read_text())["routeKey"], path.stem)
+    return samples
+
+
+@pytest.mark.parametrize("route_key", sorted(ROUTE_SCOPES))
+def test_every_route_refuses_a_token_without_its_scopes_and_writes_nothing(
+    world: World, route_key: str
+) -> None:
+    event = load_event(f"api/{samples_by_route()[route_key]}.json")
+    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+    claims["scope"] = " ".join(sorted(set(Scope) - set(ROUTE_SCOPES[route_key])))
+
+    status, error = refused(world, event)
+
+    assert (status, error["code"]) == (403, "forbidden"), error
+    del claims["client_id"]
+    assert refused(world, event)[0] == 401

@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 
 import pytest
 from fundrouter.http.app import build_app
+from fundrouter.http.auth import ROUTE_SCOPES
 from fundrouter.persistence.orders import (
     BY_DUE,
     BY_LINE,
@@ -670,6 +671,16 @@ def test_every_route_needs_a_jwt_with_known_scopes_and_targets_an_integration() 
     problems = {n: route_problems(r["Properties"], jwt, integrations) for n, r in routes.items()}
 
     assert {name: wrong for name, wrong in problems.items() if wrong} == {}
+
+
+def test_each_route_s_scopes_are_the_ones_the_function_checks() -> None:
+    declared = {
+        r["Properties"]["RouteKey"]: tuple(r["Properties"]["AuthorizationScopes"])
+        for r in resources(ROUTE).values()
+        if r["Properties"]["RouteKey"] != "$default"  # undeclared methods: 404 or 405
+    }
+
+    assert declared == {key: tuple(s.value for s in scopes) for key, scopes in ROUTE_SCOPES.items()}
 
 
 def test_jwt_authorizers_trust_tokens_issued_by_a_user_pool_of_the_template() -> None:

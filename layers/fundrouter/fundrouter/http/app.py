@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
@@ -36,7 +37,7 @@ from fundrouter.domain.lines import (
     StaleLineConfig,
 )
 from fundrouter.http import admin, audit, lines, orders
-from fundrouter.http.auth import Forbidden, Unauthenticated
+from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
 from fundrouter.http.responses import error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
@@ -84,6 +85,17 @@ class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
         return body
 
 
+def _scoped(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """The route's scopes (ROUTE_SCOPES, by the route key the HTTP API matched), before
+    anything else runs: a token without them is 403, an absent one 401. The catch-all
+    `$default` route only ever answers 404 or 405."""
+    scopes = ROUTE_SCOPES.get(str(app.current_event.raw_event.get("routeKey")))
+    if scopes is not None:
+        claims = app.current_event.request_context.authorizer.jwt_claim
+        Caller.from_claims(claims).require(*scopes)
+    return next_middleware(app)
+
+
 def build_app(
     transient: Callable[[BaseException], bool] = lambda _: False,
 ) -> APIGatewayHttpResolver:
@@ -91,6 +103,7 @@ def build_app(
     which unexpected errors are AWS failing for now rather than a bug: 503."""
     app = APIGatewayHttpResolver(enable_validation=True)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
+    app.use([_scoped])
     app.include_router(orders.routes())
     app.include_router(lines.routes())
     app.include_router(admin.routes())

@@ -5,15 +5,37 @@ here keeps the function safe when invoked another way (a misconfigured route,
 ``sam local invoke``) and makes the tenant come only from the token.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class Scope(StrEnum):
     ORDERS_WRITE = "fundrouter/orders.write"
     ORDERS_READ = "fundrouter/orders.read"
     LINES_ADMIN = "fundrouter/lines.admin"
+
+
+_READ: Final = (Scope.ORDERS_READ, Scope.LINES_ADMIN)
+_ADMIN: Final = (Scope.LINES_ADMIN,)
+# The scopes each route accepts (any one of them), by the HTTP API's route key: the one
+# table the function's check, the OpenAPI document and the template's test all read.
+ROUTE_SCOPES: Final[Mapping[str, tuple[Scope, ...]]] = {
+    "POST /v1/orders": (Scope.ORDERS_WRITE,),
+    "POST /v1/orders/{orderId}/events": (Scope.ORDERS_WRITE,),
+    "GET /v1/orders": _READ,
+    "GET /v1/orders/{orderId}": _READ,
+    "GET /v1/orders/{orderId}/history": _READ,
+    "PUT /v1/lines/{lineId}": _ADMIN,
+    "PATCH /v1/lines/{lineId}": _ADMIN,
+    "GET /v1/lines/{lineId}": _ADMIN,
+    "GET /v1/lines": _ADMIN,
+    "PUT /v1/tenants/{tenantId}/routing": _ADMIN,
+    "GET /v1/tenants/{tenantId}/routing": _ADMIN,
+    "POST /v1/admin/status-events/republish": _ADMIN,
+    "GET /v1/audit": _ADMIN,
+}
 
 
 class Unauthenticated(Exception):

@@ -39,7 +39,6 @@ def _count_over_limit(recorded: Recorded) -> None:
 
 def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
     """Tenants read their own orders; an admin reads any tenant's by naming it."""
-    caller.require(Scope.ORDERS_READ, Scope.LINES_ADMIN)
     if tenant_id is None or tenant_id == caller.client_id:
         return caller.client_id
     if not caller.is_admin:
@@ -62,7 +61,6 @@ def routes() -> APIGatewayHttpRouter:
     @router.post("/v1/orders", summary="Submit an order for financing")
     def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
         caller = _caller()
-        caller.require(Scope.ORDERS_WRITE)
         submission = _service().submit(caller.client_id, order)
         metrics.add_metric(
             "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
@@ -76,7 +74,6 @@ def routes() -> APIGatewayHttpRouter:
         event: Annotated[OrderEvent, Body()],
     ) -> Response[str]:
         caller = _caller()
-        caller.require(Scope.ORDERS_WRITE)
         service: OrderEventService = router.context["events"]
         recorded = service.record(caller.client_id, order_id, event)
         metrics.add_metric(
