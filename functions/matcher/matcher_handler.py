@@ -3,6 +3,7 @@ or re-queued after a decline), claim a line's capacity atomically or mark it
 UNMATCHED. Records fail independently (partial batch failures); a repeat delivery
 finds the order moved on and changes nothing."""
 
+from contextlib import suppress
 from functools import cache, partial
 from typing import Any
 
@@ -19,11 +20,12 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.clock import utc_now
+from fundrouter.domain.orders import Order
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import order_from_item
 from fundrouter.redaction import Undecodable
-from fundrouter.service.matching import LineCatalog, MatchService
+from fundrouter.service.matching import LineCatalog, MatchReport, MatchService
 from fundrouter.settings import TableSettings
 from pydantic import ValidationError
 
@@ -43,14 +45,24 @@ def match_service() -> MatchService:
     return MatchService(LineCatalog(lines), store, utc_now)
 
 
-def match_record(record: DynamoDBRecord, service: MatchService) -> None:
-    image = record.raw_event["dynamodb"]["NewImage"]
+def _position(record: DynamoDBRecord) -> str:
+    return str(record.raw_event["dynamodb"]["SequenceNumber"])
+
+
+def decode(record: DynamoDBRecord) -> Order:
     try:
-        order = order_from_item(image)
+        return order_from_item(record.raw_event["dynamodb"]["NewImage"])
     except ValidationError as error:
         # Without the pydantic text (or its chain), which quotes the customer's data.
         raise Undecodable(error) from None
-    report = service.match(order)
+
+
+def report_record(record: DynamoDBRecord, decided: dict[str, MatchReport | Exception]) -> None:
+    """One record's outcome, decided with the batch: raised to fail it alone."""
+    order = decode(record)
+    report = decided[_position(record)]
+    if isinstance(report, Exception):
+        raise report
     logger.info(
         "match",
         extra={
@@ -68,14 +80,22 @@ def match_record(record: DynamoDBRecord, service: MatchService) -> None:
 def handle(
     event: dict[str, Any], context: LambdaContext, service: MatchService
 ) -> PartialItemFailureResponse:
-    """The seam tests call with their own service."""
+    """The seam tests call with their own service. The batch is decided first, in
+    arrival order (runs of orders for one line claimed together); then each record is
+    reported, and fails, on its own."""
+    orders: dict[str, Order] = {}
+    for raw in event.get("Records", []):
+        record = DynamoDBRecord(raw)
+        with suppress(Undecodable):  # reported as its record's failure below
+            orders[_position(record)] = decode(record)
     with service.batch():
-        return process_partial_response(
-            event=event,
-            record_handler=partial(match_record, service=service),
-            processor=processor,
-            context=context,
-        )
+        decided = dict(zip(orders, service.match_all(list(orders.values())), strict=True))
+    return process_partial_response(
+        event=event,
+        record_handler=partial(report_record, decided=decided),
+        processor=processor,
+        context=context,
+    )
 
 
 @logger.inject_lambda_context

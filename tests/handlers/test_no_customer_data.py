@@ -107,6 +107,8 @@ def world(orders_table: str, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(api, "line_service", lambda: lines)
     monkeypatch.setattr(api, "event_service", lambda: events)
     monkeypatch.setattr(api, "republisher", lambda: None)
+    monkeypatch.setattr(api, "history_service", lambda: world.history)
+    monkeypatch.setattr(api, "audit_report", lambda: None)
     monkeypatch.setattr(matcher, "match_service", lambda: world.matcher)
     monkeypatch.setattr(reconciler, "reconciler", lambda: world.reconciler)
     return world

@@ -10,12 +10,14 @@ outlasts the retries (Contended, Unavailable) fails the stream record, which Lam
 delivers again.
 """
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fundrouter.domain.lifecycle import matched, unmatched
 from fundrouter.domain.lines import LineRecord, LineRefusal, holding_moves
-from fundrouter.domain.orders import Decision, Order
+from fundrouter.domain.orders import Decision, Order, OrderStatus
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_put
@@ -72,6 +74,55 @@ class DynamoMatchStore:
             return ClaimAttempt(ClaimResult.ORDER_MOVED)
         refusal = self._lines.explain_claim(record, order.amount, order.currency, now, reasons)
         return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
+
+    def claim_together(
+        self,
+        group: Sequence[tuple[Order, Decision]],
+        record: LineRecord,
+        now: datetime,
+        hold_expires_at: datetime,
+    ) -> set[int] | None:
+        """Several orders' claims on one line in one transaction: the line and its day
+        move by their sum, on the conditions one claim of that sum has, and each order
+        moves out of RECEIVED from the version read. Returns the positions of orders
+        that had moved (nothing written: the caller sends the others again), an empty
+        set when every order was claimed, None when the line refused the sum (nothing
+        written: the caller claims them one by one)."""
+        line = record.line
+        total = sum(order.amount for order, _ in group)
+        try:
+            items = self._lines.claim_items(record, total, now)
+        except LineRefusal:
+            return None
+        day = line.day_of(now)
+        moved_to = [
+            matched(
+                order,
+                line_id=line.line_id,
+                funder_id=line.config.funder_id,
+                now=now,
+                hold_expires_at=hold_expires_at,
+                claim_day=day,
+                decision=decision,
+            )
+            for order, decision in group
+        ]
+        counts: Counter[OrderStatus] = Counter()
+        for (order, _), after in zip(group, moved_to, strict=True):
+            for moves in holding_moves(order, after).values():
+                counts.update(moves)
+        items = self._lines.with_counts(items, {line.line_id: dict(counts)})
+        first = len(items)
+        pairs = list(zip((order for order, _ in group), moved_to, strict=True))
+        items += [order_put(self._orders, order, after) for order, after in pairs]
+        for order, after in pairs:
+            items += spill_items(self._orders, order, after)
+        reasons = transact(self._client, items, self._backoff)
+        if not reasons:
+            return set()
+        orders = reasons[first : first + len(group)]
+        moved = {i for i, reason in enumerate(orders) if reason.get("Code") == CONDITION_FAILED}
+        return moved or None
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""

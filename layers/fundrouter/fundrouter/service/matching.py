@@ -6,7 +6,7 @@ extra attempt but can never over-allocate a line or match an order twice.
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -40,6 +40,9 @@ from fundrouter.service.ports import (
 # Lines refused on counters alone are still tried when the counters came from the
 # cache: a cached counter may say "full" about a line that has room again.
 _CAPACITY_OUTCOMES: Final = frozenset({Outcome.INSUFFICIENT_CAPACITY, Outcome.DAILY_LIMIT_REACHED})
+# Orders claimed in one transaction at most: two writes each at most (the order and a
+# history spill) and the line's and the day's, within DynamoDB's 100.
+GROUP_LIMIT: Final = 45
 
 
 class LineCatalog:
@@ -178,9 +181,68 @@ class MatchService:
             report.outcome = MatchOutcome.ALREADY_HANDLED
         return report
 
-    def _decide(self, order: Order, now: datetime, report: MatchReport) -> MatchReport:
-        """Rank the lines and claim the first that takes the order; UNMATCHED (with
-        every candidate's reason) is only reported here, not yet written."""
+    def match_all(self, orders: Sequence[Order]) -> list[MatchReport | Exception]:
+        """A stream batch, in arrival order, decided as `match` one by one decides it:
+        a run of consecutive orders whose first choice is the same line is claimed in
+        one transaction when the line takes them all, as it would have one after
+        another; otherwise (or if the write fails) each is matched alone. One report,
+        or the error that order's match raised, per order."""
+        results: list[MatchReport | Exception] = []
+        while len(results) < len(orders):
+            run = self._run(orders[len(results) : len(results) + GROUP_LIMIT])
+            if len(run) > 1:
+                results += self._together(run)
+            else:
+                results.append(self._alone(orders[len(results)]))
+        return results
+
+    def _run(self, orders: Sequence[Order]) -> list["_Choice"]:
+        """The first orders that all choose the same line first."""
+        run: list[_Choice] = []
+        now = self._clock()
+        for order in orders:
+            choice = self._choice(order, now) if order.status is OrderStatus.RECEIVED else None
+            if choice is None or (run and _version(choice) != _version(run[0])):
+                break
+            run.append(choice)
+        return run
+
+    def _choice(self, order: Order, now: datetime) -> "_Choice | None":
+        plan = self._plan(order, now)
+        if not plan.to_try:
+            return None
+        record = plan.by_id[plan.to_try[0]]
+        decision = _decision(plan.policy.strategy, plan.candidates, plan.to_try[0])
+        return _Choice(order, record, decision, now)
+
+    def _together(self, run: list["_Choice"]) -> list[MatchReport | Exception]:
+        record, now = run[0].record, run[0].now
+        hold = now + timedelta(seconds=record.line.config.hold_seconds)
+        done: dict[int, MatchReport | Exception] = {}
+        pending = list(range(len(run)))
+        while pending:
+            try:
+                group = [(run[i].order, run[i].decision) for i in pending]
+                moved = self._store.claim_together(group, record, now, hold)
+            except Exception:  # each order's own match says what is wrong with it
+                moved = None
+            if moved is None:
+                done |= {i: self._alone(run[i].order) for i in pending}
+                break
+            done |= {pending[m]: MatchReport(MatchOutcome.ALREADY_HANDLED) for m in moved}
+            if not moved:
+                done |= {i: run[i].claimed() for i in pending}
+            pending = [i for i in pending if i not in done]
+        return [done[i] for i in range(len(run))]
+
+    def _alone(self, order: Order) -> MatchReport | Exception:
+        try:
+            return self.match(order)
+        except Exception as error:
+            return error
+
+    def _plan(self, order: Order, now: datetime) -> "_Plan":
+        """The lines ranked for the order, and those to try in turn."""
         records, fresh = self._catalog.lines()
         policy = self._catalog.routing(order.tenant_id)
         by_id = {record.line.line_id: record for record in records}
@@ -199,9 +261,15 @@ class MatchService:
             to_try += self._full_in_cache(
                 ranking, by_id=by_id, facts=facts, policy=policy, now=now, order=order
             )
+        return _Plan(policy, by_id, candidates, to_try)
 
+    def _decide(self, order: Order, now: datetime, report: MatchReport) -> MatchReport:
+        """Rank the lines and claim the first that takes the order; UNMATCHED (with
+        every candidate's reason) is only reported here, not yet written."""
+        plan = self._plan(order, now)
+        policy, by_id, candidates = plan.policy, plan.by_id, plan.candidates
         report.strategy = policy.strategy.value
-        for line_id in to_try:
+        for line_id in plan.to_try:
             attempt = self._claim(
                 order,
                 record=by_id[line_id],
@@ -282,6 +350,38 @@ class MatchService:
             excluded_line_ids=frozenset(order.declined_line_ids),
         )
         return [line.line_id for line in again.lines]
+
+
+def _version(choice: "_Choice") -> tuple[str, int]:
+    return choice.record.line.line_id, choice.record.config_version
+
+
+@dataclass(frozen=True)
+class _Plan:
+    policy: RoutingPolicy
+    by_id: dict[str, LineRecord]
+    candidates: dict[str, Candidate]
+    to_try: list[str]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """An order, the line it would claim first, and its decision if it does."""
+
+    order: Order
+    record: LineRecord
+    decision: Decision
+    now: datetime
+
+    def claimed(self) -> MatchReport:
+        line_id = self.record.line.line_id
+        return MatchReport(
+            MatchOutcome.MATCHED,
+            line_id=line_id,
+            attempts=1,
+            candidates=self.decision.candidates,
+            strategy=self.decision.strategy,
+        )
 
 
 class _NoLongerEligible(DomainError):

@@ -104,6 +104,14 @@ class MatchStore(Protocol):
         decision: Decision,
     ) -> ClaimAttempt: ...
 
+    def claim_together(
+        self,
+        group: Sequence[tuple[Order, Decision]],
+        record: LineRecord,
+        now: datetime,
+        hold_expires_at: datetime,
+    ) -> set[int] | None: ...
+
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool: ...
 
 
