@@ -118,3 +118,25 @@ def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
     )
     assert sent == [7, 6]  # refused for the moved order, then the four others
     world.assert_invariant()
+
+
+def test_an_order_delivered_twice_in_a_batch_is_claimed_once(
+    orders_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed_up_moto(monkeypatch)
+    world = World(orders_table)
+    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 3, seed=5)]
+    orders = [order for order in read if order is not None]
+    service = matcher(world)
+
+    with service.batch():
+        reports = service.match_all([orders[0], orders[1], orders[1], orders[2]])
+
+    outcomes = [r.outcome for r in reports if not isinstance(r, Exception)]
+    assert outcomes == [
+        MatchOutcome.MATCHED,
+        MatchOutcome.MATCHED,
+        MatchOutcome.ALREADY_HANDLED,
+        MatchOutcome.MATCHED,
+    ]
+    world.assert_invariant()

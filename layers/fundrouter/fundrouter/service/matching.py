@@ -197,12 +197,16 @@ class MatchService:
         return results
 
     def _run(self, orders: Sequence[Order]) -> list["_Choice"]:
-        """The first orders that all choose the same line first."""
+        """The first orders that all choose the same line first (each order once: a
+        transaction writes an item once)."""
         run: list[_Choice] = []
         now = self._clock()
         for order in orders:
             choice = self._choice(order, now) if order.status is OrderStatus.RECEIVED else None
             if choice is None or (run and _version(choice) != _version(run[0])):
+                break
+            key = (order.tenant_id, order.order_id)
+            if any((c.order.tenant_id, c.order.order_id) == key for c in run):
                 break
             run.append(choice)
         return run
