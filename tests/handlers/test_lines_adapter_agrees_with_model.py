@@ -1,6 +1,6 @@
 """The DynamoDB adapter enforces the capacity rules of the pure model with condition
-expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.claim;
-the lifecycle's and the reconciler's commit, DynamoOrderEvents.commit, with the
+expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.claim,
+and its group commit, claim_together: all or nothing; the lifecycle's and the reconciler's commit, DynamoOrderEvents.commit, with the
 transitions of fundrouter.domain.lifecycle) and the pure Line model are driven here
 with the same seeded random sequences (600 of 14 steps) and must agree on every
 outcome, every counter and the line's counts of its orders, after every step."""
@@ -139,7 +139,9 @@ class Sequence:
             if kind != "config" and not eligible:
                 kind = "claim"
             label = f"seed {self.seed} step {step}: {kind} at {self.now.isoformat()}"
-            if kind == "claim":
+            if kind == "claim" and rng.random() < 0.3:
+                self.claim_together(label)
+            elif kind == "claim":
                 self.claim(label)
             elif kind == "config":
                 self.reconfigure(
@@ -175,6 +177,29 @@ class Sequence:
         assert refusal is not None
         assert expected == ("refused", type(refusal).__name__, refusal.message), label
         assert order.status is OrderStatus.RECEIVED, label
+
+    def claim_together(self, label: str) -> None:
+        """Two to four orders in one transaction (the matcher's group commit): all of
+        them when the model takes each in turn, else none and nothing written."""
+        amounts = [self.rng.choice([1, 500, 1_000, 3_000]) for _ in range(self.rng.randint(2, 4))]
+        record = self.lines.get(self.line_id, sorted(self.days))
+        assert record is not None
+        model: Line | None = self.model
+        for amount in amounts:
+            expected = outcome(model.claim, amount, self.config.currency, self.now)
+            model = expected[1] if expected[0] == "ok" else None
+            if model is None:
+                break
+        moved, orders = self.paths.claim_together(record, amounts, self.now)
+        label += f" together {amounts}: {'all' if model else 'none'}"
+        if model is None:
+            assert moved is None, label
+            assert {o.status for o in orders} == {OrderStatus.RECEIVED}, label
+            return
+        assert moved == set(), label
+        assert {o.status for o in orders} == {OrderStatus.MATCHED}, label
+        self.model = model
+        self.orders += orders
 
     def reconfigure(self, changes: dict[str, Any]) -> None:
         self.config = self.config.model_copy(update=changes)

@@ -46,12 +46,28 @@ class Paths:
     ) -> tuple[ClaimAttempt, Order | None]:
         """A new order, stored RECEIVED and claimed on `record`'s line as the matcher
         claims it; the order as stored afterwards."""
-        self._sequence += 1
-        order = received(f"order-{self._sequence}", amount, now, record.line.config.currency)
-        assert self.orders.add(order) is None
+        order = self.add(record, amount, now)
         hold = now + timedelta(seconds=record.line.config.hold_seconds)
         attempt = self.store.claim(order, record, now, hold, DECISION)
         return attempt, self.orders.get(order.tenant_id, order.order_id)
+
+    def add(self, record: LineRecord, amount: int, now: datetime) -> Order:
+        """A new order in the line's currency, stored RECEIVED as intake stores it."""
+        self._sequence += 1
+        order = received(f"order-{self._sequence}", amount, now, record.line.config.currency)
+        assert self.orders.add(order) is None
+        return order
+
+    def claim_together(
+        self, record: LineRecord, amounts: list[int], now: datetime
+    ) -> tuple[set[int] | None, list[Order]]:
+        """New orders claimed in one transaction, as the matcher's group commit does;
+        the orders as stored afterwards."""
+        orders = [self.add(record, amount, now) for amount in amounts]
+        hold = now + timedelta(seconds=record.line.config.hold_seconds)
+        moved = self.store.claim_together([(o, DECISION) for o in orders], record, now, hold)
+        stored = [self.orders.get(o.tenant_id, o.order_id) for o in orders]
+        return moved, [order for order in stored if order is not None]
 
     def claimed(self, record: LineRecord, amount: int, now: datetime) -> Order:
         attempt, order = self.claim(record, amount, now)
