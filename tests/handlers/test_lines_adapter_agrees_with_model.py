@@ -1,7 +1,8 @@
 """The DynamoDB adapter enforces the capacity rules of the pure model with condition
 expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.claim,
-and its group commit, claim_together: all or nothing; the lifecycle's and the reconciler's commit, DynamoOrderEvents.commit, with the
-transitions of fundrouter.domain.lifecycle) and the pure Line model are driven here
+and its group commit, claim_together: all or nothing; the lifecycle's and the
+reconciler's commit, DynamoOrderEvents.commit, with the transitions of
+fundrouter.domain.lifecycle) and the pure Line model are driven here
 with the same seeded random sequences (600 of 14 steps) and must agree on every
 outcome, every counter and the line's counts of its orders, after every step."""
 
