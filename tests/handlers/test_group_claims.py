@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+from fundrouter.domain.errors import Unavailable
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 
@@ -52,15 +53,6 @@ def outcome(world: World, order_ids: list[str]) -> dict[str, Any]:
     return {"orders": orders, "lines": lines}
 
 
-def transactions(world: World) -> list[int]:
-    sent: list[int] = []
-    world.client.meta.events.register(
-        "before-parameter-build.dynamodb.TransactWriteItems",
-        lambda params, **_: sent.append(len(params["TransactItems"])),
-    )
-    return sent
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_batch_claimed_in_groups_decides_every_order_as_one_at_a_time_would(
     orders_table: str, monkeypatch: pytest.MonkeyPatch, seed: int
@@ -75,7 +67,7 @@ def test_a_batch_claimed_in_groups_decides_every_order_as_one_at_a_time_would(
                 **world_module.create_table_kwargs("OrdersTable", world.orders_table)
             )
         order_ids = submit(world, 60, seed)
-        service, sent = matcher(world), transactions(world)
+        service, sent = matcher(world), world.transactions()
         for start in range(0, len(order_ids), BATCH):
             batch = [world.orders.get(TENANT, i) for i in order_ids[start : start + BATCH]]
             orders = [order for order in batch if order is not None]
@@ -87,7 +79,7 @@ def test_a_batch_claimed_in_groups_decides_every_order_as_one_at_a_time_would(
             assert len(reports) == len(orders)
             assert all(r.outcome is not MatchOutcome.ALREADY_HANDLED for r in reports)
         world.assert_invariant()
-        worlds[mode] = (outcome(world, order_ids), sent)
+        worlds[mode] = (outcome(world, order_ids), [len(items) for items in sent])
 
     (alone, alone_sent), (together, together_sent) = worlds["alone"], worlds["together"]
     assert together == alone
@@ -106,7 +98,7 @@ def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
     read = [world.orders.get(TENANT, order_id) for order_id in order_ids]
     orders = [order for order in read if order is not None]
     world.matcher.match(orders[2])  # another delivery decided it meanwhile
-    service, sent = matcher(world), transactions(world)
+    service, sent = matcher(world), world.transactions()
 
     with service.batch():
         reports = service.match_all(orders)
@@ -116,7 +108,10 @@ def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
         outcomes
         == [MatchOutcome.MATCHED] * 2 + [MatchOutcome.ALREADY_HANDLED] + [MatchOutcome.MATCHED] * 2
     )
-    assert sent == [7, 6]  # refused for the moved order, then the four others
+    assert [len(items) for items in sent] == [
+        7,
+        6,
+    ]  # refused for the moved order, then the four others
     world.assert_invariant()
 
 
@@ -139,4 +134,32 @@ def test_an_order_delivered_twice_in_a_batch_is_claimed_once(
         MatchOutcome.ALREADY_HANDLED,
         MatchOutcome.MATCHED,
     ]
+    world.assert_invariant()
+
+
+def test_an_order_whose_ranking_fails_fails_alone_and_the_others_are_claimed(
+    orders_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed_up_moto(monkeypatch)
+    world = World(orders_table)
+    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 3, seed=9)]
+    orders = [order for order in read if order is not None]
+    other = orders[1].model_copy(update={"tenant_id": "tenant-routing-down"})
+    assert world.orders.add(other) is None
+    service = matcher(world)
+    catalog_routing = LineCatalog.routing
+
+    def routing(catalog: LineCatalog, tenant_id: str) -> Any:
+        if tenant_id == other.tenant_id:
+            raise Unavailable("routing policy unreadable")
+        return catalog_routing(catalog, tenant_id)
+
+    monkeypatch.setattr(LineCatalog, "routing", routing)
+
+    with service.batch():
+        reports = service.match_all([orders[0], other, orders[1], orders[2]])
+
+    assert isinstance(reports[1], Unavailable)
+    outcomes = [r.outcome for r in reports if not isinstance(r, Exception)]
+    assert outcomes == [MatchOutcome.MATCHED] * 3
     world.assert_invariant()

@@ -45,17 +45,6 @@ def add_refusing_lines(world: World, first: int, last: int) -> None:
         world.client.batch_write_item(RequestItems={LINES_TABLE: requests})
 
 
-class Transactions:
-    """The items of every TransactWriteItems the world's client sends."""
-
-    def __init__(self, client: Any) -> None:
-        self.sent: list[list[dict[str, Any]]] = []
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.TransactWriteItems",
-            lambda params, **_: self.sent.append(params["TransactItems"]),
-        )
-
-
 def submit_and_match(world: World, order_id: str) -> dict[str, Any]:
     event = load_event("api/submit_order.json")
     body = json.loads(event["body"]) | {"orderId": order_id}
@@ -80,13 +69,13 @@ def written_units(world: World, items: list[dict[str, Any]]) -> int:
 
 
 def test_an_order_against_1000_lines_costs_what_it_costs_against_10(world: World) -> None:
-    sent = Transactions(world.client)
+    sent = world.transactions()
     add_refusing_lines(world, 0, 8)  # 10 lines with the world's two
     small = submit_and_match(world, "many-order-0010")
-    small_units = written_units(world, sent.sent[-1])
+    small_units = written_units(world, sent[-1])
     add_refusing_lines(world, 8, 998)  # 1,000 lines
     large = submit_and_match(world, "many-order-1000")
-    large_units = written_units(world, sent.sent[-1])
+    large_units = written_units(world, sent[-1])
 
     for item in (small, large):
         assert item["status"]["S"] == "MATCHED"

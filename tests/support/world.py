@@ -109,6 +109,15 @@ class World:
         )
         return dict(api.handle(event, FakeLambdaContext(), *self.services, history=self.history))
 
+    def transactions(self) -> list[list[dict[str, Any]]]:
+        """The items of every TransactWriteItems the world's client sends from now on."""
+        sent: list[list[dict[str, Any]]] = []
+        self.client.meta.events.register(
+            "before-parameter-build.dynamodb.TransactWriteItems",
+            lambda params, **_: sent.append(params["TransactItems"]),
+        )
+        return sent
+
     def match(self) -> None:
         order = self.orders.get(TENANT, ORDER_ID)
         assert order is not None

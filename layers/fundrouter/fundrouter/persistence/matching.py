@@ -49,22 +49,12 @@ class DynamoMatchStore:
         hold_expires_at: datetime,
         decision: Decision,
     ) -> ClaimAttempt:
-        line = record.line
-        day = line.day_of(now)
         try:
             items = self._lines.claim_items(record, order.amount, now)
         except LineRefusal as too_big:
             # An amount no usage could make fit (above the daily cap itself).
             return ClaimAttempt(ClaimResult.LINE_REFUSED, too_big)
-        after = matched(
-            order,
-            line_id=line.line_id,
-            funder_id=line.config.funder_id,
-            now=now,
-            hold_expires_at=hold_expires_at,
-            claim_day=day,
-            decision=decision,
-        )
+        after = _claimed(order, record, now, hold_expires_at, decision)
         items = self._lines.with_counts(items, holding_moves(order, after))
         items += [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
         reasons = transact(self._client, items, self._backoff)
@@ -94,19 +84,7 @@ class DynamoMatchStore:
             items = self._lines.claim_items(record, total, now)
         except LineRefusal:
             return None
-        day = line.day_of(now)
-        moved_to = [
-            matched(
-                order,
-                line_id=line.line_id,
-                funder_id=line.config.funder_id,
-                now=now,
-                hold_expires_at=hold_expires_at,
-                claim_day=day,
-                decision=decision,
-            )
-            for order, decision in group
-        ]
+        moved_to = [_claimed(o, record, now, hold_expires_at, d) for o, d in group]
         counts: Counter[OrderStatus] = Counter()
         for (order, _), after in zip(group, moved_to, strict=True):
             for moves in holding_moves(order, after).values():
@@ -129,3 +107,19 @@ class DynamoMatchStore:
         after = unmatched(order, now, decision)
         items = [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
         return not transact(self._client, items, self._backoff)
+
+
+def _claimed(
+    order: Order, record: LineRecord, now: datetime, hold_expires_at: datetime, decision: Decision
+) -> Order:
+    """The order as its claim on the line writes it."""
+    line = record.line
+    return matched(
+        order,
+        line_id=line.line_id,
+        funder_id=line.config.funder_id,
+        now=now,
+        hold_expires_at=hold_expires_at,
+        claim_day=line.day_of(now),
+        decision=decision,
+    )

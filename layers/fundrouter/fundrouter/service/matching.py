@@ -202,7 +202,7 @@ class MatchService:
         run: list[_Choice] = []
         now = self._clock()
         for order in orders:
-            choice = self._choice(order, now) if order.status is OrderStatus.RECEIVED else None
+            choice = self._choice(order, now)
             if choice is None or (run and _version(choice) != _version(run[0])):
                 break
             key = (order.tenant_id, order.order_id)
@@ -212,7 +212,14 @@ class MatchService:
         return run
 
     def _choice(self, order: Order, now: datetime) -> "_Choice | None":
-        plan = self._plan(order, now)
+        """None when the order is not to be claimed in a group: not RECEIVED, no line
+        to try, or its ranking failed (its own match then reports the error)."""
+        if order.status is not OrderStatus.RECEIVED:
+            return None
+        try:
+            plan = self._plan(order, now)
+        except Exception:
+            return None
         if not plan.to_try:
             return None
         record = plan.by_id[plan.to_try[0]]
