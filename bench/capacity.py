@@ -33,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from fundrouter import bootstrap
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
@@ -158,11 +159,14 @@ def measure(api: ModuleType, tables: ModuleType) -> list[list[Change]]:
         clock = Clock()
         lines = DynamoLineRepository(client, lines_table)
         lines.put_config(LINE, line_config(), clock())
-        services = (
-            OrderService(DynamoOrderRepository(client, orders_table), clock),
-            LineService(lines, clock),
-            OrderEventService(DynamoOrderEvents(client, orders_table, lines), clock),
-        )
+        orders = OrderService(DynamoOrderRepository(client, orders_table), clock)
+        api.app.dependency_overrides = {
+            bootstrap.order_service: lambda: orders,
+            bootstrap.line_service: lambda: LineService(lines, clock),
+            bootstrap.event_service: lambda: OrderEventService(
+                DynamoOrderEvents(client, orders_table, lines), clock
+            ),
+        }
         matcher = MatchService(
             LineCatalog(lines), DynamoMatchStore(client, orders_table, lines), clock
         )
@@ -175,12 +179,12 @@ def measure(api: ModuleType, tables: ModuleType) -> list[list[Change]]:
         for step in LIFE:
             recorder.written = []
             if step == "match":
-                order = services[0].get(api_tenant(), api_order_id())
+                order = orders.get(api_tenant(), api_order_id())
                 matcher.match(order)
             else:
                 event = json.loads((EVENTS / f"{step}.json").read_text())
                 try:
-                    status = api.handle(event, MatcherContext(), *services)["statusCode"]
+                    status = api.app.resolve(event, MatcherContext())["statusCode"]
                 finally:
                     api.metrics.clear_metrics()  # log_metrics would print them per call
                 if status >= 300:

@@ -1,195 +1,29 @@
 """TrackerFunction: every change on the Orders stream that moves an order's status
 publishes an OrderStatusChanged event to the orders event bus and counts in the
-metrics. Other records (per-order items such as ``EVENT#...``, removals, writes that
-kept the status) are skipped, never failed.
-
-A batch is published together, 10 entries per PutEvents call, refused entries sent
-again a few times. A record whose event is still refused, or that does not decode,
-is dead-lettered with its order's identity (tenant, order id, version) on the
-unpublished-events queue, from which ``POST /v1/admin/status-events/republish``
-publishes the order's status again from the table. Only a record that cannot be
-dead-lettered either fails (partial batch failure) and is redelivered by the stream.
+metrics (fundrouter.triggers.tracking). Other records (per-order items such as
+``EVENT#...``, removals, writes that kept the status) are skipped, never failed.
+What cannot be published is dead-lettered on the unpublished-events queue, from
+which ``POST /v1/admin/status-events/republish`` publishes the order's status again.
 A redelivered record publishes the same event again, with the same ``version``,
-which is what subscribers de-duplicate on (fundrouter.service.tracking).
+which is what subscribers de-duplicate on.
 
-Logs name tenants, orders and error kinds, never an order's content.
+Metrics (namespace ``fundrouter``): ``OrdersByStatus`` [status], ``MatchedOrders`` and
+``MatchedVolume`` (minor units) [lineId], ``MatchedOrders`` / ``UnmatchedOrders`` for
+the unmatched rate, and ``StatusEventsDeadLettered``."""
 
-Metrics (namespace ``fundrouter``), from the events published:
-``OrdersByStatus`` [status], ``MatchedOrders`` and ``MatchedVolume`` (minor units)
-[lineId], ``MatchedOrders`` / ``UnmatchedOrders`` for the unmatched rate, and
-``StatusEventsDeadLettered``.
-"""
-
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from fundrouter import METRICS_NAMESPACE
-from fundrouter.persistence.eventbus import (
-    EventBridgePublisher,
-    EventBusSettings,
-    SqsDeadLetters,
-)
-from fundrouter.persistence.orders import order_from_item, order_ids
-from fundrouter.redaction import describe
-from fundrouter.service.tracking import (
-    DeadLetterSink,
-    OrderStatusChanged,
-    Skip,
-    StatusEventPublisher,
-    Unpublished,
-    figures,
-    publish_changes,
-    skip_before_decoding,
-    status_change,
-)
+from fundrouter import METRICS_NAMESPACE, bootstrap
+from fundrouter.service.ports import DeadLetterSink, StatusEventPublisher
+from fundrouter.triggers.tracking import track_batch
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=METRICS_NAMESPACE)
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-class NotPublished(Exception):
-    """Neither published nor dead-lettered: fail the record so it is redelivered."""
-
-
-@cache
-def event_publisher() -> EventBridgePublisher:
-    settings = EventBusSettings.from_env()
-    return EventBridgePublisher(boto3.client("events"), settings.event_bus_name)
-
-
-@cache
-def dead_letters() -> SqsDeadLetters:
-    settings = EventBusSettings.from_env()
-    return SqsDeadLetters(boto3.client("sqs"), settings.unpublished_events_queue_url)
-
-
-def record_key(raw: dict[str, Any]) -> str:
-    """The record's identity in the batch: its sequence number, as reported."""
-    return str((raw.get("dynamodb") or {}).get("SequenceNumber") or raw.get("eventID"))
-
-
-def change_of(raw: dict[str, Any]) -> OrderStatusChanged | Skip:
-    stream = raw["dynamodb"]
-    skipped = skip_before_decoding(raw["eventName"], stream["Keys"]["sk"]["S"])
-    if skipped is not None:
-        return skipped
-    old_image = stream.get("OldImage")
-    if raw["eventName"] == "MODIFY" and old_image is None:
-        raise ValueError("MODIFY without OldImage: the stream must carry NEW_AND_OLD_IMAGES")
-    old = None if old_image is None else order_from_item(old_image)
-    return status_change(old, order_from_item(stream["NewImage"]))
-
-
-def undecodable(raw: dict[str, Any], error: Exception) -> Unpublished | None:
-    """The letter for a record that did not decode, from its keys; None without them."""
-    keys = (raw.get("dynamodb") or {}).get("Keys") or {}
-    pk = (keys.get("pk") or {}).get("S")
-    ids = order_ids(pk) if isinstance(pk, str) else None
-    if ids is None:
-        return None
-    return Unpublished(tenant_id=ids[0], order_id=ids[1], reason=describe(error))
-
-
-class TrackedBatch:
-    """Step one of a batch: every record decoded, every change published together,
-    what was not published dead-lettered together. Step two, the batch processor,
-    settles each record from what happened here."""
-
-    def __init__(
-        self,
-        records: list[dict[str, Any]],
-        publisher: StatusEventPublisher,
-        sink: DeadLetterSink,
-    ) -> None:
-        self.skipped: dict[str, Skip] = {}
-        self.failed: dict[str, str] = {}
-        changes: dict[str, OrderStatusChanged] = {}
-        letters: dict[str, Unpublished] = {}
-        for raw in records:
-            key = record_key(raw)
-            try:
-                outcome = change_of(raw)
-            except Exception as error:  # a malformed record is dead-lettered alone
-                letter = undecodable(raw, error)
-                if letter is None:
-                    self.failed[key] = describe(error)
-                else:
-                    letters[key] = letter
-                continue
-            if isinstance(outcome, Skip):
-                self.skipped[key] = outcome
-            else:
-                changes[key] = outcome
-        refused = publish_changes(publisher, changes)
-        self.published = {k: c for k, c in changes.items() if k not in refused}
-        letters |= {
-            key: Unpublished(
-                tenant_id=changes[key].tenant_id,
-                order_id=changes[key].order_id,
-                version=changes[key].version,
-                reason=reason,
-            )
-            for key, reason in refused.items()
-        }
-        keys = list(letters)
-        not_stored = {keys[i] for i in sink.send([letters[k] for k in keys])}
-        self.failed |= {k: f"not dead-lettered: {letters[k].reason}" for k in not_stored}
-        self.dead_lettered = {k: v for k, v in letters.items() if k not in not_stored}
-
-    def settle(self, record: DynamoDBRecord) -> None:
-        key = record_key(record.raw_event)
-        if key in self.failed:
-            logger.warning("record failed", extra={"record": key, "reason": self.failed[key]})
-            raise NotPublished(self.failed[key])
-        if key in self.dead_lettered:
-            letter = self.dead_lettered[key]
-            logger.warning(
-                "status event dead-lettered",
-                extra={"record": key, "tenantId": letter.tenant_id, "orderId": letter.order_id}
-                | {"version": letter.version, "reason": letter.reason},
-            )
-            return
-        if key in self.skipped:
-            logger.debug("skipped", extra={"record": key, "reason": self.skipped[key]})
-            return
-        change = self.published[key]
-        logger.info(
-            "status change published",
-            extra={"record": key, "tenantId": change.tenant_id, "orderId": change.order_id}
-            | {"from": change.from_status, "to": change.to_status, "version": change.version},
-        )
-
-
-def count(published: list[OrderStatusChanged], dead_lettered: int) -> None:
-    summary = figures(published)
-    metrics.add_metric("StatusEventsDeadLettered", MetricUnit.Count, dead_lettered)
-    metrics.add_metric("MatchedOrders", MetricUnit.Count, summary.matched)
-    metrics.add_metric("UnmatchedOrders", MetricUnit.Count, summary.unmatched)
-    for status, orders in summary.by_status.items():
-        with single_metric(
-            name="OrdersByStatus", unit=MetricUnit.Count, value=orders, namespace=METRICS_NAMESPACE
-        ) as metric:
-            metric.add_dimension("status", status.value)
-    for line_id, line in summary.matched_by_line.items():
-        per_line = EphemeralMetrics(namespace=METRICS_NAMESPACE)
-        per_line.add_dimension("lineId", line_id)
-        per_line.add_metric("MatchedOrders", MetricUnit.Count, line.orders)
-        per_line.add_metric("MatchedVolume", MetricUnit.Count, line.volume)
-        per_line.flush_metrics()
 
 
 def handle(
@@ -199,11 +33,7 @@ def handle(
     sink: DeadLetterSink,
 ) -> PartialItemFailureResponse:
     """The seam tests call with their own publisher and dead-letter queue."""
-    batch = TrackedBatch(event.get("Records") or [], publisher, sink)
-    count(list(batch.published.values()), len(batch.dead_lettered))
-    return process_partial_response(
-        event=event, record_handler=batch.settle, processor=processor, context=context
-    )
+    return track_batch(event, context, publisher, sink)
 
 
 @logger.inject_lambda_context
@@ -211,4 +41,4 @@ def handle(
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return handle(event, context, event_publisher(), dead_letters())
+    return handle(event, context, bootstrap.event_publisher(), bootstrap.dead_letters())

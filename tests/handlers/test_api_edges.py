@@ -15,8 +15,9 @@ from fundrouter.persistence.orders import order_pk
 from fundrouter.service.orders import OrderService
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.api import serve
 from tests.support.template import ROOT
-from tests.support.world import TENANT, World, api
+from tests.support.world import TENANT, World
 
 # Every route that takes a body, with the sample that calls it.
 BODY_ROUTES = [
@@ -112,7 +113,7 @@ def test_an_undeclared_method_is_405_with_allow(
     event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
     before = world.everything()
 
-    response = api.handle(event, FakeLambdaContext(), *world.services)
+    response = serve(event, **world.api_services)
 
     assert response["statusCode"] == 405
     assert response["headers"]["Allow"] == allow
@@ -222,7 +223,7 @@ def test_a_subclass_of_a_domain_error_answers_with_its_bases_status(
     service = OrderService(ArchivingRepository(), lambda: None)  # type: ignore[arg-type,return-value]
     build_app()  # a second resolver in the process changes nothing
 
-    response = api.handle(load_event("api/get_order.json"), lambda_context, service)
+    response = serve(load_event("api/get_order.json"), lambda_context, orders=service)
 
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["code"] == "order_archived"

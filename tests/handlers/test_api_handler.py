@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from fundrouter import bootstrap
 from fundrouter.domain.orders import OrderStatus
 from fundrouter.http.app import build_app
 from fundrouter.persistence.orders import DynamoOrderRepository
@@ -17,6 +18,7 @@ from fundrouter.service.orders import OrderService
 from fundrouter.settings import MissingSetting
 
 from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
+from tests.support.api import built_from_environment, serve
 from tests.support.handlers import handler_module
 
 api = handler_module("api", "api_handler")
@@ -46,7 +48,7 @@ def call(
 ) -> tuple[int, Any]:
     if isinstance(event, str):
         event = load_event(f"api/{event}.json")
-    response = api.handle(event, context, service)
+    response = serve(event, context, orders=service)
     assert response["headers"]["Content-Type"] == "application/json"
     return response["statusCode"], json.loads(response["body"])
 
@@ -387,14 +389,8 @@ def test_lambda_entry_point_serves_a_request_with_settings_from_the_environment(
     monkeypatch.setenv("LINES_TABLE_NAME", "fundrouter-test-lines")
     monkeypatch.setenv("EVENT_BUS_NAME", "fundrouter-test-orders")
     monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", "https://sqs.ap-east-1.amazonaws.com/1/q")
-    caches = (api.order_service, api.line_service, api.republisher)
-    for cached in caches:
-        cached.cache_clear()
-    try:
+    with built_from_environment():
         response = api.handler(load_event("api/submit_order.json"), lambda_context)
-    finally:
-        for cached in caches:
-            cached.cache_clear()
 
     assert response["statusCode"] == 202
     assert len(scan_all(boto3.client("dynamodb"), orders_table)) == 1
@@ -404,10 +400,8 @@ def test_a_missing_setting_fails_loudly_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ORDERS_TABLE_NAME", raising=False)
-    api.order_service.cache_clear()
-
-    with pytest.raises(MissingSetting, match="ORDERS_TABLE_NAME"):
-        api.order_service()
+    with built_from_environment(), pytest.raises(MissingSetting, match="ORDERS_TABLE_NAME"):
+        bootstrap.order_service()
 
 
 def test_building_another_resolver_leaves_the_handlers_routes_working(

@@ -16,6 +16,7 @@ from fundrouter.service.orders import OrderService
 from fundrouter.service.ports import ClaimResult
 
 from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
+from tests.support.api import serve
 from tests.support.handlers import handler_module
 from tests.support.orders import Paths
 from tests.support.requests import Requests
@@ -56,7 +57,7 @@ def call(
 ) -> tuple[int, Any]:
     if isinstance(event, str):
         event = load_event(f"api/{event}.json")
-    response = api.handle(event, context, *services)
+    response = serve(event, context, **dict(zip(("orders", "lines"), services, strict=True)))
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -280,7 +281,7 @@ def test_line_views_read_no_orders_however_many_the_line_holds(
         paths.event(order, EventType.APPROVED, NOW)
     for order in held[10:25]:
         paths.event(order, EventType.DISBURSED, NOW, 10_000)
-    requests = Requests(repository._client)  # type: ignore[attr-defined]
+    requests = Requests(repository.client)
 
     views = [call(name, services, lambda_context) for name in ("list_lines", "get_line")]
     views += [call(name, services, lambda_context) for name in ("put_line", "patch_line_pause")]

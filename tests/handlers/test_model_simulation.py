@@ -106,6 +106,7 @@ from moto.dynamodb.models import dynamodb_backends
 
 from tests.conftest import FakeLambdaContext, load_event
 from tests.faults import ArmedPlan, FaultInjector
+from tests.support.api import serve
 from tests.support.handlers import handler_module
 from tests.support.moto_speed import speed_up_moto
 from tests.support.template import create_table_kwargs, resources
@@ -749,7 +750,9 @@ class Simulation:
         )
         for _ in range(API_ATTEMPTS):
             before = len(self.faults.fired)
-            response = api.handle(event, FakeLambdaContext(), *self.services)
+            response = serve(
+                event, **dict(zip(("orders", "lines", "events"), self.services, strict=True))
+            )
             status, body = response["statusCode"], json.loads(response["body"])
             if status == 500:
                 raise SimulationFailure(f"500: {body}")

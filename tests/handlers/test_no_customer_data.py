@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from fundrouter import bootstrap
 from fundrouter.persistence.orders import order_item
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.api import BUILDERS
 from tests.support.bus import Bus
 from tests.support.handlers import handler_module
 from tests.support.world import ORDER_ID, TENANT, World, api
@@ -103,14 +105,11 @@ def leaks(
 def world(orders_table: str, monkeypatch: pytest.MonkeyPatch) -> World:
     world = World(orders_table)
     orders, lines, events = world.services
-    monkeypatch.setattr(api, "order_service", lambda: orders)
-    monkeypatch.setattr(api, "line_service", lambda: lines)
-    monkeypatch.setattr(api, "event_service", lambda: events)
-    monkeypatch.setattr(api, "republisher", lambda: None)
-    monkeypatch.setattr(api, "history_service", lambda: world.history)
-    monkeypatch.setattr(api, "audit_report", lambda: None)
-    monkeypatch.setattr(matcher, "match_service", lambda: world.matcher)
-    monkeypatch.setattr(reconciler, "reconciler", lambda: world.reconciler)
+    given = {"orders": orders, "lines": lines, "events": events, "history": world.history}
+    overrides = {BUILDERS[name]: (lambda s=s: s) for name, s in given.items()}
+    monkeypatch.setattr(api.app, "dependency_overrides", overrides)
+    monkeypatch.setattr(bootstrap, "match_service", lambda: world.matcher)
+    monkeypatch.setattr(bootstrap, "reconciler", lambda: world.reconciler)
     return world
 
 
@@ -160,8 +159,8 @@ def test_the_tracker_writes_traces_and_dead_letters_no_customer_data(
     world: World, leaks: Leaks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bus = Bus()
-    monkeypatch.setattr(tracker, "event_publisher", bus.publisher)
-    monkeypatch.setattr(tracker, "dead_letters", bus.dead_letters)
+    monkeypatch.setattr(bootstrap, "event_publisher", bus.publisher)
+    monkeypatch.setattr(bootstrap, "dead_letters", bus.dead_letters)
     assert world.call(submit_event())[0] == 202
     event = stream_batch(world, bad=False)
     malformed = stream_batch(world, bad=True)["Records"][0]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from fundrouter import bootstrap
 from fundrouter.domain.lifecycle import expire
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -14,11 +15,12 @@ from fundrouter.service.auditing import AuditReport
 from fundrouter.service.ports import Commit
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.api import built_from_environment, serve
 from tests.support.faults import Injected, always, conflict, error
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values
 from tests.support.moto_speed import speed_up_moto
-from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World, api
+from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World
 
 reconciler = handler_module("reconciler", "reconciler_handler")
 
@@ -127,11 +129,8 @@ def test_the_scheduled_event_sample_reaches_the_handler(
 ) -> None:
     monkeypatch.setenv("ORDERS_TABLE_NAME", world.orders_table)
     monkeypatch.setenv("LINES_TABLE_NAME", "fundrouter-test-lines")
-    reconciler.reconciler.cache_clear()
-    try:
+    with built_from_environment():
         summary = reconciler.handler(load_event("reconciler/schedule.json"), FakeLambdaContext())
-    finally:
-        reconciler.reconciler.cache_clear()
 
     assert summary["linesAudited"] == 2
 
@@ -172,7 +171,7 @@ def test_failing_orders_never_stop_the_others_expiring_nor_the_audit(
     break_item(world, "o-no-claim-day", "REMOVE claimDay")  # its release cannot be written
     break_item(world, "o-garbled", "SET amount = :x", **{":x": {"S": "lots"}})  # undecodable
     world.clock.advance(901)
-    monkeypatch.setattr(reconciler, "reconciler", lambda: world.reconciler)
+    monkeypatch.setattr(bootstrap, "reconciler", lambda: world.reconciler)
 
     summary = reconciler.handler(load_event("reconciler/schedule.json"), FakeLambdaContext())
 
@@ -282,7 +281,7 @@ def audit_report(world: World, event: str) -> tuple[int, Any]:
         DynamoAudit(world.client, world.orders_table, LINES_TABLE),
     )
     event_body = load_event(f"api/{event}.json")
-    response = api.handle(event_body, FakeLambdaContext(), *world.services, auditing=service)
+    response = serve(event_body, **world.api_services, audit=service)
     return response["statusCode"], json.loads(response["body"])
 
 

@@ -11,6 +11,7 @@ from fundrouter.persistence.orders import DynamoOrderRepository, order_item
 from fundrouter.service.tracking import StatusEventRepublisher
 
 from tests.conftest import FakeLambdaContext, load_event
+from tests.support.api import built_from_environment, serve
 from tests.support.bus import BUS, Bus, details
 from tests.support.handlers import handler_module
 from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World, api
@@ -47,7 +48,7 @@ def republish(world: World, bus: Bus, body: dict[str, Any] | None = None) -> tup
     event = load_event("api/republish_status_events.json")
     if body is not None:
         event["body"] = json.dumps(body)
-    response = api.handle(event, FakeLambdaContext(), *world.services, republishing=service)
+    response = serve(event, **world.api_services, republisher=service)
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -169,7 +170,7 @@ def test_a_tenant_token_cannot_republish(world: World, bus: Bus) -> None:
     event = load_event("api/republish_status_events.json")
     event["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = "fundrouter/orders.write"
 
-    response = api.handle(event, FakeLambdaContext(), *world.services)
+    response = serve(event, **world.api_services)
 
     assert response["statusCode"] == 403
 
@@ -186,14 +187,8 @@ def test_the_lambda_entry_point_republishes_with_settings_from_the_environment(
     monkeypatch.setenv("LINES_TABLE_NAME", LINES_TABLE)
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", bus.dlq_url)
-    caches = (api.order_service, api.line_service, api.event_service, api.republisher)
-    for cached in caches:
-        cached.cache_clear()
-    try:
+    with built_from_environment():
         response = api.handler(load_event("api/republish_status_events.json"), FakeLambdaContext())
-    finally:
-        for cached in caches:
-            cached.cache_clear()
 
     assert response["statusCode"] == 200
     assert [(d["orderId"], d["to"], d["version"]) for d in details(bus.received())] == [

@@ -20,6 +20,7 @@ from fundrouter.persistence.orders import order_from_item, order_item, order_pk
 from fundrouter.settings import MissingSetting
 
 from tests.conftest import EVENTS, FakeLambdaContext, load_event
+from tests.support.api import built_from_environment
 from tests.support.bus import BUS, Bus, details
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values
@@ -274,17 +275,15 @@ def test_the_handler_publishes_to_the_configured_bus_and_emits_the_metrics(
 ) -> None:
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", bus.dlq_url)
-    tracker.event_publisher.cache_clear()
-    tracker.dead_letters.cache_clear()
     event = load_event("tracker/mixed_batch.json")
     unmatched = json.loads(json.dumps(event["Records"][1]))
     unmatched["dynamodb"]["SequenceNumber"] = "200000000000000000009"
     unmatched["dynamodb"]["NewImage"]["status"] = {"S": "UNMATCHED"}
     event["Records"].append(unmatched)
 
-    response = tracker.handler(event, FakeLambdaContext())
+    with built_from_environment():
+        response = tracker.handler(event, FakeLambdaContext())
 
-    tracker.event_publisher.cache_clear()
     assert response == {"batchItemFailures": []}
     assert [d["to"] for d in details(bus.received())] == ["RECEIVED", "MATCHED", "UNMATCHED"]
     values = metric_values(emf_blobs(capsys.readouterr().out))
@@ -306,9 +305,7 @@ def test_a_missing_bus_name_stops_the_cold_start_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
-    tracker.event_publisher.cache_clear()
-
-    with pytest.raises(MissingSetting, match="EVENT_BUS_NAME"):
+    with built_from_environment(), pytest.raises(MissingSetting, match="EVENT_BUS_NAME"):
         tracker.handler(load_event("tracker/new_order.json"), FakeLambdaContext())
 
 

@@ -20,7 +20,8 @@ from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
-from tests.conftest import FakeLambdaContext, load_event, scan_all
+from tests.conftest import load_event, scan_all
+from tests.support.api import serve
 from tests.support.handlers import handler_module
 from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs
@@ -65,6 +66,9 @@ class World:
             ),
         )
         self.history = OrderHistoryService(DynamoOrderHistory(self.client, orders_table))
+        # What the API's routes receive here (tests.support.api.serve).
+        self.api_services = dict(zip(("orders", "lines", "events"), self.services, strict=True))
+        self.api_services["history"] = self.history
         self.matcher = MatchService(
             LineCatalog(self.lines, ttl_seconds=0),
             DynamoMatchStore(self.client, orders_table, self.lines, NO_WAIT),
@@ -107,7 +111,7 @@ class World:
             if isinstance(name_or_event, str)
             else name_or_event
         )
-        return dict(api.handle(event, FakeLambdaContext(), *self.services, history=self.history))
+        return serve(event, **self.api_services)
 
     def transactions(self) -> list[list[dict[str, Any]]]:
         """The items of every TransactWriteItems the world's client sends from now on."""

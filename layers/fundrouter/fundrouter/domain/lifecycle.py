@@ -192,45 +192,37 @@ def apply_event(
         case EventType.APPROVED:
             return _moved(order, event, now, OrderStatus.APPROVED, fields={}, effect=None)
         case EventType.DECLINED:
-            declined = [*order.declined_line_ids, order.line_id or ""]
-            return _moved(
-                order,
-                event,
-                now,
-                OrderStatus.RECEIVED,
-                fields=_unreserved(declined),
-                effect=_release(order),
-            )
+            fields = _unreserved([*order.declined_line_ids, order.line_id or ""])
+            status, effect = OrderStatus.RECEIVED, _release(order)
+            return _moved(order, event, now, status, fields=fields, effect=effect)
         case EventType.CANCELLED:
-            return _moved(
-                order,
-                event,
-                now,
-                OrderStatus.CANCELLED,
-                fields=_unreserved(),
-                effect=_release(order),
-            )
+            status, effect = OrderStatus.CANCELLED, _release(order)
+            return _moved(order, event, now, status, fields=_unreserved(), effect=effect)
         case EventType.DISBURSED:
-            amount = _amount(event)
-            if amount > order.reserved:
-                raise AmountExceedsHeld(event.type, amount, order.reserved, "reservation")
-            effect = CapacityEffect(
-                CapacityMove.DRAW,
-                _line(order),
-                order.reserved,
-                drawn=amount,
-                claim_day=order.claim_day,
-            )
-            fields = _unreserved() | {"outstanding": amount}
-            return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
+            return _disbursed(order, event, now)
         case EventType.REPAID:
-            amount = _amount(event)
-            if amount > order.outstanding:
-                raise AmountExceedsHeld(event.type, amount, order.outstanding, "outstanding")
-            left = order.outstanding - amount
-            status = OrderStatus.REPAID if left == 0 else OrderStatus.DISBURSED
-            effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount)
-            return _moved(order, event, now, status, fields={"outstanding": left}, effect=effect)
+            return _repaid(order, event, now)
+
+
+def _disbursed(order: Order, event: OrderEvent, now: datetime) -> Transition:
+    amount = _amount(event)
+    if amount > order.reserved:
+        raise AmountExceedsHeld(event.type, amount, order.reserved, "reservation")
+    effect = CapacityEffect(
+        CapacityMove.DRAW, _line(order), order.reserved, drawn=amount, claim_day=order.claim_day
+    )
+    fields = _unreserved() | {"outstanding": amount}
+    return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
+
+
+def _repaid(order: Order, event: OrderEvent, now: datetime) -> Transition:
+    amount = _amount(event)
+    if amount > order.outstanding:
+        raise AmountExceedsHeld(event.type, amount, order.outstanding, "outstanding")
+    left = order.outstanding - amount
+    status = OrderStatus.REPAID if left == 0 else OrderStatus.DISBURSED
+    effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount)
+    return _moved(order, event, now, status, fields={"outstanding": left}, effect=effect)
 
 
 def _check_target(order: Order, event: OrderEvent) -> None:

@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field, StrictInt
 
 from fundrouter.domain.orders import CamelModel
+from fundrouter.http.deps import Republisher
 from fundrouter.http.responses import json_response
-from fundrouter.service.tracking import RepublishReport, StatusEventRepublisher
+from fundrouter.service.tracking import RepublishReport
 
 MAX_LETTERS_PER_CALL = 500
 
@@ -34,8 +35,9 @@ def routes() -> APIGatewayHttpRouter:
             "Call again while `more` is true."
         ),
     )
-    def republish(request: Annotated[RepublishRequest | None, Body()] = None) -> Response[str]:
-        service: StatusEventRepublisher = router.context["republisher"]
+    def republish(
+        service: Republisher, request: Annotated[RepublishRequest | None, Body()] = None
+    ) -> Response[str]:
         limit = (request or RepublishRequest()).limit
         return json_response(HTTPStatus.OK, resource(service.republish(limit), limit))
 

@@ -7,8 +7,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from fundrouter.http.deps import Audit
 from fundrouter.http.responses import json_response
-from fundrouter.service.auditing import AuditReport, AuditState, Drift
+from fundrouter.service.auditing import AuditState, Drift
 
 
 def routes() -> APIGatewayHttpRouter:
@@ -16,8 +17,7 @@ def routes() -> APIGatewayHttpRouter:
     router = APIGatewayHttpRouter()
 
     @router.get("/v1/audit", summary="Each line's last full audit and the drift it found")
-    def audit() -> Response[str]:
-        service: AuditReport = router.context["audit"]
+    def audit(service: Audit) -> Response[str]:
         return json_response(HTTPStatus.OK, {"items": [resource(s) for s in service.lines()]})
 
     return router

@@ -13,9 +13,9 @@ from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
+from fundrouter.http.deps import CallerOf, Events, History, Orders
 from fundrouter.http.responses import json_response
-from fundrouter.service.lifecycle import OrderEventService, Recorded
-from fundrouter.service.orders import OrderHistoryService, OrderService
+from fundrouter.service.lifecycle import Recorded
 
 metrics = Metrics(
     namespace=METRICS_NAMESPACE
@@ -51,17 +51,11 @@ def routes() -> APIGatewayHttpRouter:
     so one module-level router would follow whichever app included it last."""
     router = APIGatewayHttpRouter()
 
-    def _caller() -> Caller:
-        return Caller.from_claims(router.current_event.request_context.authorizer.jwt_claim)
-
-    def _service() -> OrderService:
-        service: OrderService = router.context["orders"]
-        return service
-
     @router.post("/v1/orders", summary="Submit an order for financing")
-    def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
-        caller = _caller()
-        submission = _service().submit(caller.client_id, order)
+    def submit_order(
+        order: Annotated[OrderRequest, Body()], caller: CallerOf, service: Orders
+    ) -> Response[str]:
+        submission = service.submit(caller.client_id, order)
         metrics.add_metric(
             "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
         )
@@ -72,9 +66,9 @@ def routes() -> APIGatewayHttpRouter:
     def post_order_event(
         order_id: Annotated[OrderId, Path(alias="orderId")],
         event: Annotated[OrderEvent, Body()],
+        caller: CallerOf,
+        service: Events,
     ) -> Response[str]:
-        caller = _caller()
-        service: OrderEventService = router.context["events"]
         recorded = service.record(caller.client_id, order_id, event)
         metrics.add_metric(
             "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
@@ -87,20 +81,24 @@ def routes() -> APIGatewayHttpRouter:
     @router.get("/v1/orders/<orderId>", summary="Read one order")
     def get_order(
         order_id: Annotated[OrderId, Path(alias="orderId")],
+        caller: CallerOf,
+        service: Orders,
         tenant_id: TenantQuery = None,
     ) -> Response[str]:
-        tenant = _tenant_for_read(_caller(), tenant_id)
-        return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
+        tenant = _tenant_for_read(caller, tenant_id)
+        return json_response(HTTPStatus.OK, service.get(tenant, order_id).resource())
 
     @router.get("/v1/orders/<orderId>/history", summary="Read an order's history, oldest first")
     def get_order_history(
+        *,
         order_id: Annotated[OrderId, Path(alias="orderId")],
+        caller: CallerOf,
+        history: History,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
         tenant_id: TenantQuery = None,
     ) -> Response[str]:
-        tenant = _tenant_for_read(_caller(), tenant_id)
-        history: OrderHistoryService = router.context["history"]
+        tenant = _tenant_for_read(caller, tenant_id)
         page = history.page(tenant, order_id, limit, cursor)
         return json_response(
             HTTPStatus.OK,
@@ -112,13 +110,16 @@ def routes() -> APIGatewayHttpRouter:
 
     @router.get("/v1/orders", summary="List orders, newest first")
     def list_orders(
+        *,
+        caller: CallerOf,
+        service: Orders,
         status: Annotated[OrderStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
         tenant_id: TenantQuery = None,
     ) -> Response[str]:
-        tenant = _tenant_for_read(_caller(), tenant_id)
-        page = _service().list(tenant, status, limit, cursor)
+        tenant = _tenant_for_read(caller, tenant_id)
+        page = service.list(tenant, status, limit, cursor)
         return json_response(
             HTTPStatus.OK,
             {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},

@@ -11,6 +11,7 @@
 
 import base64
 import json
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,24 +32,18 @@ def audit_key(line_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"AUDIT#{line_id}"}, "sk": {"S": AUDIT_SK}}
 
 
+@dataclass(frozen=True)
 class DynamoAudit:
-    def __init__(
-        self,
-        client: "DynamoDBClient",
-        orders_table: str,
-        lines_table: str,
-        backoff: Backoff = DEFAULT_BACKOFF,
-    ) -> None:
-        self._client = client
-        self._orders = orders_table
-        self._lines = lines_table
-        self._backoff = backoff
+    client: "DynamoDBClient"
+    orders: str
+    lines: str
+    backoff: Backoff = DEFAULT_BACKOFF
 
     def holding_keys(
         self, line_id: str, limit: int, cursor: str | None
     ) -> tuple[list[tuple[str, str]], str | None]:
         query: dict[str, Any] = {
-            "TableName": self._orders,
+            "TableName": self.orders,
             "IndexName": BY_LINE,
             "KeyConditionExpression": "lineKey = :line",
             "ExpressionAttributeValues": {":line": {"S": line_id}},
@@ -57,18 +52,18 @@ class DynamoAudit:
         }
         if cursor is not None:
             query["ExclusiveStartKey"] = _decode(cursor)
-        page = read(partial(self._client.query, **query))
+        page = read(partial(self.client.query, **query))
         keys = [ids for item in page.get("Items", []) if (ids := order_ids(item["pk"]["S"]))]
         last = page.get("LastEvaluatedKey")
         return keys, None if last is None else _encode(last)
 
     def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None:
         line_key = {"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}}
-        gets = [{"Get": {"TableName": self._lines, "Key": line_key}}]
+        gets = [{"Get": {"TableName": self.lines, "Key": line_key}}]
         gets += [
             {
                 "Get": {
-                    "TableName": self._orders,
+                    "TableName": self.orders,
                     "Key": {"pk": {"S": order_pk(*key)}, "sk": {"S": ORDER_SK}},
                     "ProjectionExpression": "tenantId, orderId, lineId, #s, reserved, outstanding",
                     "ExpressionAttributeNames": {"#s": "status"},
@@ -76,7 +71,7 @@ class DynamoAudit:
             }
             for key in keys
         ]
-        line, *orders = transact_get(self._client, gets, self._backoff)
+        line, *orders = transact_get(self.client, gets, self.backoff)
         if line is None:
             return None
         counters = from_item(line)
@@ -97,9 +92,7 @@ class DynamoAudit:
         return Cut(int(counters.get("reserved", 0)), int(counters.get("drawn", 0)), holdings)
 
     def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]:
-        items = batch_get(
-            self._client, self._lines, [audit_key(i) for i in line_ids], self._backoff
-        )
+        items = batch_get(self.client, self.lines, [audit_key(i) for i in line_ids], self.backoff)
         states = [_state(from_item(item)) for item in items]
         return {state.line_id: state for state in states}
 
@@ -120,7 +113,7 @@ class DynamoAudit:
         item = audit_key(state.line_id) | to_item(
             {k: v for k, v in values.items() if v is not None}
         )
-        self._client.put_item(TableName=self._lines, Item=item)
+        self.client.put_item(TableName=self.lines, Item=item)
 
 
 def _drift(line_id: str, values: dict[str, Any] | None) -> Drift | None:

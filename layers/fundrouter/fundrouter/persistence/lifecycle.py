@@ -13,6 +13,7 @@ fundrouter.persistence.retries (Contended, Unavailable after that).
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -73,18 +74,12 @@ class CapacityDisagrees(Exception):
     orders disagree. Nothing was written; the reconciler's audit reports it."""
 
 
+@dataclass(frozen=True)
 class DynamoOrderEvents:
-    def __init__(
-        self,
-        client: "DynamoDBClient",
-        orders_table: str,
-        lines: DynamoLineRepository,
-        backoff: Backoff = DEFAULT_BACKOFF,
-    ) -> None:
-        self._client = client
-        self._table = orders_table
-        self._lines = lines
-        self._backoff = backoff
+    client: "DynamoDBClient"
+    table: str
+    lines: DynamoLineRepository
+    backoff: Backoff = DEFAULT_BACKOFF
 
     def load(
         self, tenant_id: str, order_id: str, event_id: str
@@ -94,8 +89,8 @@ class DynamoOrderEvents:
         order moved without its event record (BatchGetItem could see that)."""
         pk = {"S": order_pk(tenant_id, order_id)}
         keys = [{"pk": pk, "sk": {"S": ORDER_SK}}, {"pk": pk, "sk": {"S": EVENT_PREFIX + event_id}}]
-        gets = [{"Get": {"TableName": self._table, "Key": key}} for key in keys]
-        order_item, event_item = transact_get(self._client, gets, self._backoff)
+        gets = [{"Get": {"TableName": self.table, "Key": key}} for key in keys]
+        order_item, event_item = transact_get(self.client, gets, self.backoff)
         order = order_from_item(order_item) if order_item else None
         stored = StoredEvent(str(from_item(event_item)["contentHash"])) if event_item else None
         return order, stored
@@ -110,7 +105,7 @@ class DynamoOrderEvents:
         """Without an event (the reconciler's expiry) no event record is written. A
         late disbursement the line has no room for writes nothing: LINE_FULL."""
         after = transition.order
-        items = [order_put(self._table, before, after)]
+        items = [order_put(self.table, before, after)]
         if event is not None:
             items.append(self._event_record(after, event, now))
         capacity = self._capacity_items(transition.effect)
@@ -118,9 +113,9 @@ class DynamoOrderEvents:
             return Commit.LINE_FULL
         # The line's counts of its orders by status move with the order, APPROVED too;
         # the history spill goes last, so the reasons of the others keep their places.
-        items += self._lines.with_counts(capacity, holding_moves(before, after))
-        items += spill_items(self._table, before, after)
-        reasons = transact(self._client, items, self._backoff)
+        items += self.lines.with_counts(capacity, holding_moves(before, after))
+        items += spill_items(self.table, before, after)
+        reasons = transact(self.client, items, self.backoff)
         if not reasons:
             return Commit.COMMITTED
         codes = [r.get("Code") for r in reasons]
@@ -183,11 +178,11 @@ class DynamoOrderEvents:
             for moved_counts in holding_moves(before, transition.order).values():
                 counts.update(moved_counts)
         moves = {line_id: {status: step for status, step in counts.items() if step}}
-        items = [order_put(self._table, before, transition.order) for before, transition in group]
-        items += self._lines.with_counts(self._lines.release_items(line_id, by_day), moves)
+        items = [order_put(self.table, before, transition.order) for before, transition in group]
+        items += self.lines.with_counts(self.lines.release_items(line_id, by_day), moves)
         for before, transition in group:
-            items += spill_items(self._table, before, transition.order)
-        reasons = transact(self._client, items, self._backoff)
+            items += spill_items(self.table, before, transition.order)
+        reasons = transact(self.client, items, self.backoff)
         orders = reasons[: len(group)]
         moved = {i for i, reason in enumerate(orders) if reason.get("Code") == CONDITION_FAILED}
         if reasons and not moved:
@@ -197,7 +192,7 @@ class DynamoOrderEvents:
     def _event_record(self, after: Order, event: OrderEvent, now: datetime) -> dict[str, Any]:
         return {
             "Put": {
-                "TableName": self._table,
+                "TableName": self.table,
                 "Item": to_item(
                     {
                         "pk": order_pk(after.tenant_id, after.order_id),
@@ -221,25 +216,25 @@ class DynamoOrderEvents:
             case CapacityMove.RELEASE:
                 if effect.claim_day is None:
                     raise CapacityDisagrees(f"reservation on {effect.line_id} has no claim day")
-                return self._lines.release_items(effect.line_id, {effect.claim_day: effect.amount})
+                return self.lines.release_items(effect.line_id, {effect.claim_day: effect.amount})
             case CapacityMove.DRAW:
-                return self._lines.draw_items(
+                return self.lines.draw_items(
                     effect.line_id, effect.amount, effect.drawn, effect.claim_day
                 )
             case CapacityMove.LATE_DRAW:
                 return self._late_draw_items(effect)
             case CapacityMove.OVER_LIMIT_DRAW:
-                return self._lines.late_draw_items(
+                return self.lines.late_draw_items(
                     effect.line_id, effect.amount, effect.claim_day, None
                 )
             case CapacityMove.RESTORE:
-                return self._lines.restore_items(effect.line_id, effect.amount)
+                return self.lines.restore_items(effect.line_id, effect.amount)
 
     def _late_draw_items(self, effect: CapacityEffect) -> list[dict[str, Any]] | None:
         """Conditioned on the room the line has as read now; None when it has none."""
-        record = self._lines.get(effect.line_id)
+        record = self.lines.get(effect.line_id)
         if record is None:
             raise CapacityDisagrees(f"order holds line {effect.line_id}, which is gone")
         if not record.line.has_room(effect.amount):
             return None
-        return self._lines.late_draw_items(effect.line_id, effect.amount, effect.claim_day, record)
+        return self.lines.late_draw_items(effect.line_id, effect.amount, effect.claim_day, record)

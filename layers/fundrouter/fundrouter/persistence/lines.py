@@ -23,6 +23,7 @@ on the item DynamoDB returns with the cancellation, not by a second read.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -109,13 +110,11 @@ def line_from_item(item: dict[str, Any], days: dict[str, int] | None = None) -> 
     )
 
 
+@dataclass(frozen=True)
 class DynamoLineRepository:
-    def __init__(
-        self, client: "DynamoDBClient", table_name: str, backoff: Backoff = DEFAULT_BACKOFF
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._backoff = backoff
+    client: "DynamoDBClient"
+    table: str
+    backoff: Backoff = DEFAULT_BACKOFF
 
     # ------------------------------------------------------------ configuration
 
@@ -128,6 +127,26 @@ class DynamoLineRepository:
     ) -> LineRecord:
         """Create or replace the configuration; the counters are never written here.
         With ``expected_version`` (PATCH), only if nobody changed it since."""
+        try:
+            response = self.client.update_item(
+                **self._config_update(line_id, config, now, expected_version),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = from_item(error.response.get("Item", {}))  # type: ignore[arg-type]
+            if expected_version is not None and old.get("configVersion") != expected_version:
+                raise StaleLineConfig(line_id) from error
+            raise LineCurrencyLocked(line_id) from error
+        record = line_from_item(response["Attributes"])
+        self._changed(now, record)
+        return record
+
+    def _config_update(
+        self, line_id: str, config: LineConfig, now: datetime, expected_version: int | None
+    ) -> dict[str, Any]:
         # The configuration is one map attribute: replacing it cannot touch a counter.
         attribute_values: dict[str, Any] = {
             ":config": to_item(
@@ -152,31 +171,18 @@ class DynamoLineRepository:
         if expected_version is not None:
             condition = f"({condition}) AND configVersion = :expected"
             attribute_values[":expected"] = _n(expected_version)
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=attribute_values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            old = from_item(error.response.get("Item", {}))  # type: ignore[arg-type]
-            if expected_version is not None and old.get("configVersion") != expected_version:
-                raise StaleLineConfig(line_id) from error
-            raise LineCurrencyLocked(line_id) from error
-        record = line_from_item(response["Attributes"])
-        self._changed(now, record)
-        return record
+        return {
+            "TableName": self.table,
+            "Key": {"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": attribute_values,
+        }
 
     def catalog_marker(self) -> CatalogMarker:
         item = read(
             partial(
-                self._client.get_item, TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+                self.client.get_item, TableName=self.table, Key=CATALOG_KEY, ConsistentRead=True
             )
         ).get("Item")
         values = from_item(item) if item else {}
@@ -189,8 +195,8 @@ class DynamoLineRepository:
         only once this returns, so every order sent after it sees both. Admin writes
         are rare, so an optimistic read-modify-write keeps ``recent`` bounded."""
         for _ in range(MARKER_ATTEMPTS):
-            item = self._client.get_item(
-                TableName=self._table, Key=CATALOG_KEY, ConsistentRead=True
+            item = self.client.get_item(
+                TableName=self.table, Key=CATALOG_KEY, ConsistentRead=True
             ).get("Item")
             values = from_item(item) if item else {}
             version = int(values.get("version", 0))
@@ -200,8 +206,8 @@ class DynamoLineRepository:
                 kept = sorted(recent.items(), key=lambda entry: -int(entry[1]["v"]))
                 recent = dict(kept[:MARKER_RECENT])
             try:
-                self._client.put_item(
-                    TableName=self._table,
+                self.client.put_item(
+                    TableName=self.table,
                     Item=CATALOG_KEY
                     | to_item(
                         {
@@ -237,13 +243,13 @@ class DynamoLineRepository:
         key: with the item projected, every claim in the system would write there too."""
         keys: list[dict[str, Any]] = []
         query: dict[str, Any] = {
-            "TableName": self._table,
+            "TableName": self.table,
             "IndexName": LINES_INDEX,
             "KeyConditionExpression": "kind = :kind",
             "ExpressionAttributeValues": {":kind": _s(LINE_SK)},
         }
         while True:
-            page = read(partial(self._client.query, **query))
+            page = read(partial(self.client.query, **query))
             keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 break
@@ -260,7 +266,7 @@ class DynamoLineRepository:
         return usage
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return batch_get(self._client, self._table, keys, self._backoff)
+        return batch_get(self.client, self.table, keys, self.backoff)
 
     # ------------------------------------------------------------ capacity
 
@@ -280,35 +286,40 @@ class DynamoLineRepository:
                 or line.capacity_refusal(amount, now)
                 or DailyLimitReached(line.line_id, line.day_of(now), config.daily_limit, amount)
             )
-        day = line.day_of(now)
-        moment = format_timestamp(now)
-        line_update = {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": _s(line_pk(line.line_id)), "sk": _s(LINE_SK)},
-                "UpdateExpression": (
-                    "SET reserved = reserved + :a, held = held + :a,"
-                    " matchedTotal = if_not_exists(matchedTotal, :zero) + :a"
-                ),
-                "ConditionExpression": (
-                    "configVersion = :cv AND config.#status = :active AND held <= :room"
-                    " AND (attribute_not_exists(config.activeFrom) OR config.activeFrom <= :now)"
-                    " AND (attribute_not_exists(config.activeUntil) OR config.activeUntil > :now)"
-                ),
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":a": _n(amount),
-                    ":cv": _n(record.config_version),
-                    ":active": _s("ACTIVE"),
-                    ":room": _n(config.limit - amount),
-                    ":now": _s(moment),
-                    ":zero": _n(0),
-                },
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
+        return [
+            {"Update": self._line_claim(record, amount, format_timestamp(now))},
+            {"Update": self._day_claim(line, amount, now)},
+        ]
+
+    def _line_claim(self, record: LineRecord, amount: int, moment: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": {"pk": _s(line_pk(record.line.line_id)), "sk": _s(LINE_SK)},
+            "UpdateExpression": (
+                "SET reserved = reserved + :a, held = held + :a,"
+                " matchedTotal = if_not_exists(matchedTotal, :zero) + :a"
+            ),
+            "ConditionExpression": (
+                "configVersion = :cv AND config.#status = :active AND held <= :room"
+                " AND (attribute_not_exists(config.activeFrom) OR config.activeFrom <= :now)"
+                " AND (attribute_not_exists(config.activeUntil) OR config.activeUntil > :now)"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":a": _n(amount),
+                ":cv": _n(record.config_version),
+                ":active": _s("ACTIVE"),
+                ":room": _n(record.line.config.limit - amount),
+                ":now": _s(moment),
+                ":zero": _n(0),
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        day_update: dict[str, Any] = {
-            "TableName": self._table,
+
+    def _day_claim(self, line: Line, amount: int, now: datetime) -> dict[str, Any]:
+        day = line.day_of(now)
+        update: dict[str, Any] = {
+            "TableName": self.table,
             "Key": day_key(line.line_id, day),
             "UpdateExpression": (
                 "SET used = if_not_exists(used, :zero) + :a, expiresAt = :ttl,"
@@ -324,10 +335,10 @@ class DynamoLineRepository:
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        if config.daily_limit is not None:
-            day_update["ConditionExpression"] = "attribute_not_exists(used) OR used <= :dayroom"
-            day_update["ExpressionAttributeValues"][":dayroom"] = _n(config.daily_limit - amount)
-        return [line_update, {"Update": day_update}]
+        if line.config.daily_limit is not None:
+            update["ConditionExpression"] = "attribute_not_exists(used) OR used <= :dayroom"
+            update["ExpressionAttributeValues"][":dayroom"] = _n(line.config.daily_limit - amount)
+        return update
 
     def release_items(self, line_id: str, by_day: Mapping[str, int]) -> list[dict[str, Any]]:
         """Reservations released: the line by their sum, each claim day by its part."""
@@ -381,7 +392,7 @@ class DynamoLineRepository:
             items.append(
                 {
                     "Update": {
-                        "TableName": self._table,
+                        "TableName": self.table,
                         "Key": day_key(line_id, claim_day),
                         "UpdateExpression": (
                             "SET used = if_not_exists(used, :zero) + :a,"
@@ -431,7 +442,7 @@ class DynamoLineRepository:
     def _day_give_back(self, line_id: str, day: str, amount: int) -> dict[str, Any]:
         return {
             "Update": {
-                "TableName": self._table,
+                "TableName": self.table,
                 "Key": day_key(line_id, day),
                 "UpdateExpression": "SET used = used - :a",
                 "ConditionExpression": "used >= :a",
@@ -455,7 +466,7 @@ class DynamoLineRepository:
     ) -> dict[str, Any]:
         return {
             "Update": {
-                "TableName": self._table,
+                "TableName": self.table,
                 "Key": {"pk": _s(line_pk(line_id)), "sk": _s(LINE_SK)},
                 "UpdateExpression": expression,
                 "ConditionExpression": " AND ".join(
@@ -500,8 +511,8 @@ class DynamoLineRepository:
     # ------------------------------------------------------------ routing policies
 
     def put_routing(self, tenant_id: str, policy: RoutingPolicy, now: datetime) -> None:
-        self._client.put_item(
-            TableName=self._table,
+        self.client.put_item(
+            TableName=self.table,
             Item=to_item(
                 policy.model_dump(mode="json", by_alias=True)
                 | {
@@ -515,8 +526,8 @@ class DynamoLineRepository:
         self._changed(now)
 
     def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
-        response = self._client.get_item(
-            TableName=self._table,
+        response = self.client.get_item(
+            TableName=self.table,
             Key={"pk": _s(f"TENANT#{tenant_id}"), "sk": _s(ROUTING_SK)},
             ConsistentRead=True,
         )

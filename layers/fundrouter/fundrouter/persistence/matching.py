@@ -12,6 +12,7 @@ delivers again.
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,18 +29,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+@dataclass(frozen=True)
 class DynamoMatchStore:
-    def __init__(
-        self,
-        client: "DynamoDBClient",
-        orders_table: str,
-        lines: DynamoLineRepository,
-        backoff: Backoff = DEFAULT_BACKOFF,
-    ) -> None:
-        self._client = client
-        self._orders = orders_table
-        self._lines = lines
-        self._backoff = backoff
+    client: "DynamoDBClient"
+    orders: str
+    lines: DynamoLineRepository
+    backoff: Backoff = DEFAULT_BACKOFF
 
     def claim(
         self,
@@ -50,19 +45,19 @@ class DynamoMatchStore:
         decision: Decision,
     ) -> ClaimAttempt:
         try:
-            items = self._lines.claim_items(record, order.amount, now)
+            items = self.lines.claim_items(record, order.amount, now)
         except LineRefusal as too_big:
             # An amount no usage could make fit (above the daily cap itself).
             return ClaimAttempt(ClaimResult.LINE_REFUSED, too_big)
         after = _claimed(order, record, now, hold_expires_at, decision)
-        items = self._lines.with_counts(items, holding_moves(order, after))
-        items += [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
-        reasons = transact(self._client, items, self._backoff)
+        items = self.lines.with_counts(items, holding_moves(order, after))
+        items += [order_put(self.orders, order, after), *spill_items(self.orders, order, after)]
+        reasons = transact(self.client, items, self.backoff)
         if not reasons:
             return ClaimAttempt(ClaimResult.CLAIMED)
         if reasons[2].get("Code") == CONDITION_FAILED:
             return ClaimAttempt(ClaimResult.ORDER_MOVED)
-        refusal = self._lines.explain_claim(record, order.amount, order.currency, now, reasons)
+        refusal = self.lines.explain_claim(record, order.amount, order.currency, now, reasons)
         return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
 
     def claim_together(
@@ -81,7 +76,7 @@ class DynamoMatchStore:
         line = record.line
         total = sum(order.amount for order, _ in group)
         try:
-            items = self._lines.claim_items(record, total, now)
+            items = self.lines.claim_items(record, total, now)
         except LineRefusal:
             return None
         moved_to = [_claimed(o, record, now, hold_expires_at, d) for o, d in group]
@@ -89,13 +84,13 @@ class DynamoMatchStore:
         for (order, _), after in zip(group, moved_to, strict=True):
             for moves in holding_moves(order, after).values():
                 counts.update(moves)
-        items = self._lines.with_counts(items, {line.line_id: dict(counts)})
+        items = self.lines.with_counts(items, {line.line_id: dict(counts)})
         first = len(items)
         pairs = list(zip((order for order, _ in group), moved_to, strict=True))
-        items += [order_put(self._orders, order, after) for order, after in pairs]
+        items += [order_put(self.orders, order, after) for order, after in pairs]
         for order, after in pairs:
-            items += spill_items(self._orders, order, after)
-        reasons = transact(self._client, items, self._backoff)
+            items += spill_items(self.orders, order, after)
+        reasons = transact(self.client, items, self.backoff)
         if not reasons:
             return set()
         orders = reasons[first : first + len(group)]
@@ -105,8 +100,8 @@ class DynamoMatchStore:
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""
         after = unmatched(order, now, decision)
-        items = [order_put(self._orders, order, after), *spill_items(self._orders, order, after)]
-        return not transact(self._client, items, self._backoff)
+        items = [order_put(self.orders, order, after), *spill_items(self.orders, order, after)]
+        return not transact(self.client, items, self.backoff)
 
 
 def _claimed(

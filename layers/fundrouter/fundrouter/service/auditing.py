@@ -15,10 +15,11 @@ pass, its difference counts as drift only when the next pass finds the same one.
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.orders import RESERVING_STATUSES, Holding, OrderStatus
+from fundrouter.service.ports import AuditStore
 
 # TransactGetItems reads at most 100 items: the line item and 99 orders.
 CUT_ORDERS: Final = 99
@@ -82,18 +83,6 @@ class AuditState:
     drift: Drift | None = None  # what the last completed pass found
     # A multi-cut pass's difference, drift once the next pass finds the same.
     unconfirmed: Drift | None = None
-
-
-class AuditStore(Protocol):
-    def holding_keys(
-        self, line_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[tuple[str, str]], str | None]: ...
-
-    def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None: ...
-
-    def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]: ...
-
-    def save_audit(self, state: AuditState) -> None: ...
 
 
 @dataclass

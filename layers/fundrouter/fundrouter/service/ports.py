@@ -1,18 +1,26 @@
 """The storage the services need, as small interfaces: DynamoDB in Lambda, fakes in
-unit tests."""
+unit tests. Every port of every service is here."""
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lifecycle import OrderEvent, Transition
 from fundrouter.domain.lines import LineConfig, LineRecord
-from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus
+from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
 from fundrouter.domain.paging import Page
 from fundrouter.domain.routing import RoutingPolicy
+
+if TYPE_CHECKING:  # the services' own types: they import their ports from here
+    from fundrouter.service.auditing import AuditState, Cut
+    from fundrouter.service.matching import MatchReport
+    from fundrouter.service.tracking import OrderStatusChanged, Unpublished
 
 
 class OrderRepository(Protocol):
@@ -79,7 +87,7 @@ class LineSource(Protocol):
 
     def get(self, line_id: str, days: list[str]) -> LineRecord | None: ...
 
-    def catalog_marker(self) -> "CatalogMarker":
+    def catalog_marker(self) -> CatalogMarker:
         """The change marker every line configuration or routing write bumps."""
         ...
 
@@ -144,3 +152,72 @@ class OrderEventStore(Protocol):
         event: OrderEvent | None,
         now: datetime,
     ) -> Commit: ...
+
+
+# ------------------------------------------------------------ the reconciler
+
+
+class DueOrders(Protocol):
+    def due(
+        self, now: datetime, limit: int, unlisted: Callable[[str, Exception], None]
+    ) -> list[Order | UnreadableOrder]: ...
+
+
+class HoldExpiries(Protocol):
+    def expire_together(
+        self, expiring: Sequence[tuple[Order, Transition]]
+    ) -> list[Commit | Exception]: ...
+
+
+class LineListing(Protocol):
+    def list_lines(self) -> list[LineRecord]: ...
+
+
+class Matcher(Protocol):
+    def batch(self) -> AbstractContextManager[None]: ...
+
+    def match(self, order: Order) -> MatchReport: ...
+
+
+# ------------------------------------------------------------ status events
+
+
+class StatusEventPublisher(Protocol):
+    def publish(self, changes: Sequence[OrderStatusChanged]) -> dict[int, str]:
+        """Publish every change; return the positions of those not published, each
+        with the reason. Never raises for a refused entry: it is reported."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    def send(self, letters: Sequence[Unpublished]) -> set[int]:
+        """Store every letter durably; return the positions of those not stored."""
+        ...
+
+
+class DeadLetterQueue(Protocol):
+    def receive(self, limit: int) -> list[tuple[str, Unpublished]]:
+        """Up to ``limit`` letters (at most 10), each with the handle that deletes it;
+        received letters stay hidden from other readers for a while."""
+        ...
+
+    def delete(self, handles: Sequence[str]) -> None: ...
+
+
+class OrderReader(Protocol):
+    def get(self, tenant_id: str, order_id: str) -> Order | None: ...
+
+
+# ------------------------------------------------------------ the audit
+
+
+class AuditStore(Protocol):
+    def holding_keys(
+        self, line_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]: ...
+
+    def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None: ...
+
+    def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]: ...
+
+    def save_audit(self, state: AuditState) -> None: ...

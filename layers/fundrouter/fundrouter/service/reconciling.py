@@ -20,48 +20,30 @@ time, would stop every hold behind it from expiring.
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final
 
 from fundrouter.domain.lifecycle import Transition, expire
-from fundrouter.domain.lines import LineRecord
 from fundrouter.domain.orders import Order, OrderStatus, UnreadableOrder
-from fundrouter.service.auditing import AuditStore, Drift, RollingAudit
-from fundrouter.service.matching import MatchReport
-from fundrouter.service.ports import Commit
+from fundrouter.service.auditing import Drift, RollingAudit
+from fundrouter.service.ports import (
+    AuditStore,
+    Commit,
+    DueOrders,
+    HoldExpiries,
+    LineListing,
+    Matcher,
+)
 
 BATCH: Final = 200
 # Expiry transactions in flight at once (boto3 clients are thread-safe).
 EXPIRY_WORKERS: Final = 16
 # Of the run's time budget, what is kept for the audit after the expiry loop.
 AUDIT_RESERVE_SECONDS: Final = 10.0
-
-
-class DueOrders(Protocol):
-    def due(
-        self, now: datetime, limit: int, unlisted: Callable[[str, Exception], None]
-    ) -> list[Order | UnreadableOrder]: ...
-
-
-class HoldExpiries(Protocol):
-    def expire_together(
-        self, expiring: Sequence[tuple[Order, Transition]]
-    ) -> list[Commit | Exception]: ...
-
-
-class LineListing(Protocol):
-    def list_lines(self) -> list[LineRecord]: ...
-
-
-class Matcher(Protocol):
-    def batch(self) -> AbstractContextManager[None]: ...
-
-    def match(self, order: Order) -> MatchReport: ...
 
 
 class FailureKind(StrEnum):

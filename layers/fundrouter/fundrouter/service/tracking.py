@@ -19,12 +19,17 @@ from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pydantic import Field
 
 from fundrouter.domain.clock import Timestamp
 from fundrouter.domain.orders import CamelModel, Order, OrderStatus
+from fundrouter.service.ports import (
+    DeadLetterQueue,
+    OrderReader,
+    StatusEventPublisher,
+)
 
 # The sort key of the order item itself. Other items of an order's partition (the
 # ids of events applied to it, "EVENT#...") share the stream and are not orders.
@@ -123,32 +128,6 @@ def _event(order: Order, from_status: OrderStatus | None) -> OrderStatusChanged:
         at=order.updated_at,
         version=order.version,
     )
-
-
-class StatusEventPublisher(Protocol):
-    def publish(self, changes: Sequence[OrderStatusChanged]) -> dict[int, str]:
-        """Publish every change; return the positions of those not published, each
-        with the reason. Never raises for a refused entry: it is reported."""
-        ...
-
-
-class DeadLetterSink(Protocol):
-    def send(self, letters: Sequence[Unpublished]) -> set[int]:
-        """Store every letter durably; return the positions of those not stored."""
-        ...
-
-
-class DeadLetterQueue(Protocol):
-    def receive(self, limit: int) -> list[tuple[str, Unpublished]]:
-        """Up to ``limit`` letters (at most 10), each with the handle that deletes it;
-        received letters stay hidden from other readers for a while."""
-        ...
-
-    def delete(self, handles: Sequence[str]) -> None: ...
-
-
-class OrderReader(Protocol):
-    def get(self, tenant_id: str, order_id: str) -> Order | None: ...
 
 
 def publish_changes[K: Hashable](

@@ -1,0 +1,157 @@
+"""The one place services are built: from the environment's settings and one boto3
+client per AWS service, once per container, each on first use. A missing setting
+fails loudly on the first request that needs it.
+
+The builders import their adapters inside, so a function loads only the persistence
+it calls (a handler imports this module whatever it does: the matcher does not pay
+for the API's event bus). Routes receive these services through Powertools'
+``Depends``; tests override them (``app.dependency_overrides``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
+    from fundrouter.persistence.lines import DynamoLineRepository
+    from fundrouter.service.auditing import AuditReport
+    from fundrouter.service.lifecycle import OrderEventService
+    from fundrouter.service.lines import LineService
+    from fundrouter.service.matching import MatchService
+    from fundrouter.service.orders import OrderHistoryService, OrderService
+    from fundrouter.service.reconciling import Reconciler
+    from fundrouter.service.tracking import StatusEventRepublisher
+    from fundrouter.settings import EventBusSettings, TableSettings
+
+# ruff: noqa: PLC0415 (imports inside the builders: see the module's docstring)
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+@cache
+def tables() -> TableSettings:
+    from fundrouter.settings import TableSettings
+
+    return TableSettings.from_env()
+
+
+@cache
+def bus() -> EventBusSettings:
+    from fundrouter.settings import EventBusSettings
+
+    return EventBusSettings.from_env()
+
+
+@cache
+def line_repository() -> DynamoLineRepository:
+    from fundrouter.persistence.lines import DynamoLineRepository
+
+    return DynamoLineRepository(client("dynamodb"), tables().lines_table_name)
+
+
+@cache
+def order_service() -> OrderService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.persistence.orders import DynamoOrderRepository
+    from fundrouter.service.orders import OrderService
+
+    orders = DynamoOrderRepository(client("dynamodb"), tables().orders_table_name)
+    return OrderService(orders, utc_now)
+
+
+@cache
+def history_service() -> OrderHistoryService:
+    from fundrouter.persistence.history import DynamoOrderHistory
+    from fundrouter.service.orders import OrderHistoryService
+
+    return OrderHistoryService(DynamoOrderHistory(client("dynamodb"), tables().orders_table_name))
+
+
+@cache
+def line_service() -> LineService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.service.lines import LineService
+
+    return LineService(line_repository(), utc_now)
+
+
+@cache
+def event_service() -> OrderEventService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.persistence.lifecycle import DynamoOrderEvents
+    from fundrouter.service.lifecycle import OrderEventService
+    from fundrouter.settings import LifecycleSettings
+
+    store = DynamoOrderEvents(client("dynamodb"), tables().orders_table_name, line_repository())
+    grace = timedelta(seconds=LifecycleSettings.from_env().late_disburse_grace_seconds)
+    return OrderEventService(store, utc_now, grace)
+
+
+@cache
+def event_publisher() -> EventBridgePublisher:
+    from fundrouter.persistence.eventbus import EventBridgePublisher
+
+    return EventBridgePublisher(client("events"), bus().event_bus_name)
+
+
+@cache
+def dead_letters() -> SqsDeadLetters:
+    from fundrouter.persistence.eventbus import SqsDeadLetters
+
+    return SqsDeadLetters(client("sqs"), bus().unpublished_events_queue_url)
+
+
+@cache
+def republisher() -> StatusEventRepublisher:
+    from fundrouter.persistence.orders import DynamoOrderRepository
+    from fundrouter.service.tracking import StatusEventRepublisher
+
+    orders = DynamoOrderRepository(client("dynamodb"), tables().orders_table_name)
+    return StatusEventRepublisher(orders, event_publisher(), dead_letters())
+
+
+@cache
+def audit_report() -> AuditReport:
+    from fundrouter.persistence.audit import DynamoAudit
+    from fundrouter.service.auditing import AuditReport
+
+    settings = tables()
+    audit = DynamoAudit(client("dynamodb"), settings.orders_table_name, settings.lines_table_name)
+    return AuditReport(lambda: [r.line.line_id for r in line_repository().list_lines()], audit)
+
+
+@cache
+def match_service() -> MatchService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.persistence.matching import DynamoMatchStore
+    from fundrouter.service.matching import LineCatalog, MatchService
+
+    lines = line_repository()
+    store = DynamoMatchStore(client("dynamodb"), tables().orders_table_name, lines)
+    return MatchService(LineCatalog(lines), store, utc_now)
+
+
+@cache
+def reconciler() -> Reconciler:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.persistence.audit import DynamoAudit
+    from fundrouter.persistence.lifecycle import DynamoOrderEvents
+    from fundrouter.persistence.orders import DynamoOrderIndexes
+    from fundrouter.service.reconciling import Reconciler
+
+    settings, dynamodb, lines = tables(), client("dynamodb"), line_repository()
+    return Reconciler(
+        DynamoOrderIndexes(dynamodb, settings.orders_table_name),
+        lines,
+        DynamoOrderEvents(dynamodb, settings.orders_table_name, lines),
+        match_service(),
+        utc_now,
+        audit=DynamoAudit(dynamodb, settings.orders_table_name, settings.lines_table_name),
+    )
