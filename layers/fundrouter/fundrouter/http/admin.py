@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field, StrictInt
 
 from fundrouter.domain.orders import CamelModel
-from fundrouter.http.responses import json_response
-from fundrouter.service.tracking import RepublishReport, StatusEventRepublisher
+from fundrouter.http.models import RepublishReport, answers
+from fundrouter.http.responses import answer
+from fundrouter.service.tracking import StatusEventRepublisher
 
 MAX_LETTERS_PER_CALL = 500
 
@@ -33,32 +34,13 @@ def routes() -> APIGatewayHttpRouter:
             "version. Letters whose event is on the bus are deleted; `failed` ones stay queued. "
             "Call again while `more` is true."
         ),
+        responses=answers({HTTPStatus.OK: (RepublishReport, "What the run did")}),
     )
-    def republish(request: Annotated[RepublishRequest | None, Body()] = None) -> Response[str]:
+    def republish(
+        request: Annotated[RepublishRequest | None, Body()] = None,
+    ) -> Response[RepublishReport]:
         service: StatusEventRepublisher = router.context["republisher"]
         limit = (request or RepublishRequest()).limit
-        return json_response(HTTPStatus.OK, resource(service.republish(limit), limit))
+        return answer(HTTPStatus.OK, RepublishReport.of(service.republish(limit), limit))
 
     return router
-
-
-def resource(report: RepublishReport, limit: int) -> dict[str, object]:
-    return {
-        "republished": [
-            {
-                "tenantId": e.tenant_id,
-                "orderId": e.order_id,
-                "status": e.to_status.value,
-                "version": e.version,
-            }
-            for e in report.republished
-        ],
-        "missing": [{"tenantId": m.tenant_id, "orderId": m.order_id} for m in report.missing],
-        "failed": [
-            {"tenantId": f.tenant_id, "orderId": f.order_id, "reason": reason}
-            for f, reason in report.failed
-        ],
-        "letters": report.letters,
-        # The run stopped at the limit: more letters may be waiting.
-        "more": report.letters >= limit,
-    }

@@ -38,7 +38,7 @@ from fundrouter.domain.lines import (
 )
 from fundrouter.http import admin, audit, lines, orders
 from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
-from fundrouter.http.responses import error_response
+from fundrouter.http.responses import dumps, error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
 
@@ -101,7 +101,7 @@ def build_app(
 ) -> APIGatewayHttpResolver:
     """`transient` (from the persistence layer, which alone knows AWS's errors) says
     which unexpected errors are AWS failing for now rather than a bug: 503."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, serializer=dumps)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
     app.use([_scoped])
     app.include_router(orders.routes())

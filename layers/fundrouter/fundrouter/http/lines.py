@@ -1,7 +1,7 @@
 """Admin routes for lending lines and tenants' routing policies (scope lines.admin)."""
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -10,11 +10,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fundrouter.domain.lines import LineConfig, LineId
 from fundrouter.domain.orders import TENANT_ID_PATTERN
 from fundrouter.domain.routing import RoutingPolicy
-from fundrouter.http.responses import json_response
+from fundrouter.http.models import LineList, LinePatch, LineResource, RoutingResource, answers
+from fundrouter.http.responses import answer
 from fundrouter.service.lines import LineService
 
 LinePath = Annotated[LineId, Path(alias="lineId")]
 TenantPath = Annotated[str, Path(alias="tenantId", pattern=TENANT_ID_PATTERN)]
+THE_LINE = answers({HTTPStatus.OK: (LineResource, "The line as it is now")})
+THE_POLICY = answers({HTTPStatus.OK: (RoutingResource, "The tenant's routing policy")})
 
 
 def routes() -> APIGatewayHttpRouter:
@@ -26,40 +29,62 @@ def routes() -> APIGatewayHttpRouter:
         service: LineService = router.context["lines"]
         return service
 
-    @router.put("/v1/lines/<lineId>", summary="Create or replace a lending line's configuration")
-    def put_line(line_id: LinePath, config: Annotated[LineConfig, Body()]) -> Response[str]:
+    @router.put(
+        "/v1/lines/<lineId>",
+        summary="Create or replace a lending line's configuration",
+        responses=answers(
+            {
+                HTTPStatus.CREATED: (LineResource, "A new line"),
+                HTTPStatus.OK: (LineResource, "The line, its configuration replaced"),
+            }
+        ),
+    )
+    def put_line(
+        line_id: LinePath, config: Annotated[LineConfig, Body()]
+    ) -> Response[LineResource]:
         view, created = _service().put(line_id, config)
-        return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, view.resource())
+        status = HTTPStatus.CREATED if created else HTTPStatus.OK
+        return answer(status, LineResource.of(view))
 
-    @router.patch("/v1/lines/<lineId>", summary="Change some of a line's configuration")
+    @router.patch(
+        "/v1/lines/<lineId>", summary="Change some of a line's configuration", responses=THE_LINE
+    )
     def patch_line(
-        line_id: LinePath,
-        changes: Annotated[dict[str, Any], Body(max_length=32)],
-    ) -> Response[str]:
-        return json_response(HTTPStatus.OK, _service().patch(line_id, changes).resource())
+        line_id: LinePath, changes: Annotated[LinePatch, Body()]
+    ) -> Response[LineResource]:
+        return answer(HTTPStatus.OK, LineResource.of(_service().patch(line_id, changes.root)))
 
-    @router.get("/v1/lines/<lineId>", summary="A line's configuration and utilization")
-    def get_line(line_id: LinePath) -> Response[str]:
-        return json_response(HTTPStatus.OK, _service().get(line_id).resource())
+    @router.get(
+        "/v1/lines/<lineId>", summary="A line's configuration and utilization", responses=THE_LINE
+    )
+    def get_line(line_id: LinePath) -> Response[LineResource]:
+        return answer(HTTPStatus.OK, LineResource.of(_service().get(line_id)))
 
-    @router.get("/v1/lines", summary="Every line with its utilization")
-    def list_lines() -> Response[str]:
-        return json_response(HTTPStatus.OK, {"items": [v.resource() for v in _service().list()]})
+    @router.get(
+        "/v1/lines",
+        summary="Every line with its utilization",
+        responses=answers({HTTPStatus.OK: (LineList, "Every line, by lineId")}),
+    )
+    def list_lines() -> Response[LineList]:
+        return answer(
+            HTTPStatus.OK, LineList(items=[LineResource.of(v) for v in _service().list()])
+        )
 
-    @router.put("/v1/tenants/<tenantId>/routing", summary="Set a tenant's routing policy")
+    @router.put(
+        "/v1/tenants/<tenantId>/routing",
+        summary="Set a tenant's routing policy",
+        responses=THE_POLICY,
+    )
     def put_routing(
         tenant_id: TenantPath, policy: Annotated[RoutingPolicy, Body()]
-    ) -> Response[str]:
+    ) -> Response[RoutingResource]:
         stored = _service().put_routing(tenant_id, policy)
-        return json_response(
-            HTTPStatus.OK, {"tenantId": tenant_id} | stored.model_dump(mode="json", by_alias=True)
-        )
+        return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, stored))
 
-    @router.get("/v1/tenants/<tenantId>/routing", summary="A tenant's routing policy")
-    def get_routing(tenant_id: TenantPath) -> Response[str]:
-        policy = _service().routing(tenant_id)
-        return json_response(
-            HTTPStatus.OK, {"tenantId": tenant_id} | policy.model_dump(mode="json", by_alias=True)
-        )
+    @router.get(
+        "/v1/tenants/<tenantId>/routing", summary="A tenant's routing policy", responses=THE_POLICY
+    )
+    def get_routing(tenant_id: TenantPath) -> Response[RoutingResource]:
+        return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, _service().routing(tenant_id)))
 
     return router

@@ -13,7 +13,8 @@ from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
-from fundrouter.http.responses import json_response
+from fundrouter.http.models import HistoryPage, OrderPage, OrderResource, answers
+from fundrouter.http.responses import answer
 from fundrouter.service.lifecycle import OrderEventService, Recorded
 from fundrouter.service.orders import OrderHistoryService, OrderService
 
@@ -33,7 +34,7 @@ TenantQuery = Annotated[
 
 def _count_over_limit(recorded: Recorded) -> None:
     """A late disbursement drawn beyond its line's limit: alarmed on (template.yaml)."""
-    if recorded.order.get("overLimit") and not recorded.replayed:
+    if recorded.order.over_limit and not recorded.replayed:
         metrics.add_metric("OverLimitDisbursements", MetricUnit.Count, 1)
 
 
@@ -58,21 +59,36 @@ def routes() -> APIGatewayHttpRouter:
         service: OrderService = router.context["orders"]
         return service
 
-    @router.post("/v1/orders", summary="Submit an order for financing")
-    def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[str]:
+    @router.post(
+        "/v1/orders",
+        summary="Submit an order for financing",
+        responses=answers(
+            {
+                HTTPStatus.ACCEPTED: (OrderResource, "A new order, received: matching follows"),
+                HTTPStatus.OK: (OrderResource, "The same order again: the order as it stands"),
+            }
+        ),
+    )
+    def submit_order(order: Annotated[OrderRequest, Body()]) -> Response[OrderResource]:
         caller = _caller()
         submission = _service().submit(caller.client_id, order)
         metrics.add_metric(
             "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
         )
         status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
-        return json_response(status, submission.order.resource())
+        return answer(status, OrderResource.of(submission.order))
 
-    @router.post("/v1/orders/<orderId>/events", summary="Report what happened to an order")
+    @router.post(
+        "/v1/orders/<orderId>/events",
+        summary="Report what happened to an order",
+        responses=answers(
+            {HTTPStatus.OK: (OrderResource, "The order after the event, or as it stands")}
+        ),
+    )
     def post_order_event(
         order_id: Annotated[OrderId, Path(alias="orderId")],
         event: Annotated[OrderEvent, Body()],
-    ) -> Response[str]:
+    ) -> Response[OrderResource]:
         caller = _caller()
         service: OrderEventService = router.context["events"]
         recorded = service.record(caller.client_id, order_id, event)
@@ -82,46 +98,49 @@ def routes() -> APIGatewayHttpRouter:
             1,
         )
         _count_over_limit(recorded)
-        return json_response(HTTPStatus.OK, recorded.order)
+        return answer(HTTPStatus.OK, OrderResource.of(recorded.order))
 
-    @router.get("/v1/orders/<orderId>", summary="Read one order")
+    @router.get(
+        "/v1/orders/<orderId>",
+        summary="Read one order",
+        responses=answers({HTTPStatus.OK: (OrderResource, "The order")}),
+    )
     def get_order(
         order_id: Annotated[OrderId, Path(alias="orderId")],
         tenant_id: TenantQuery = None,
-    ) -> Response[str]:
+    ) -> Response[OrderResource]:
         tenant = _tenant_for_read(_caller(), tenant_id)
-        return json_response(HTTPStatus.OK, _service().get(tenant, order_id).resource())
+        return answer(HTTPStatus.OK, OrderResource.of(_service().get(tenant, order_id)))
 
-    @router.get("/v1/orders/<orderId>/history", summary="Read an order's history, oldest first")
+    @router.get(
+        "/v1/orders/<orderId>/history",
+        summary="Read an order's history, oldest first",
+        responses=answers({HTTPStatus.OK: (HistoryPage, "A page of the order's history")}),
+    )
     def get_order_history(
         order_id: Annotated[OrderId, Path(alias="orderId")],
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
         tenant_id: TenantQuery = None,
-    ) -> Response[str]:
+    ) -> Response[HistoryPage]:
         tenant = _tenant_for_read(_caller(), tenant_id)
         history: OrderHistoryService = router.context["history"]
         page = history.page(tenant, order_id, limit, cursor)
-        return json_response(
-            HTTPStatus.OK,
-            {
-                "items": [entry.model_dump(mode="json", by_alias=True) for entry in page.items],
-                "nextCursor": page.next_cursor,
-            },
-        )
+        return answer(HTTPStatus.OK, HistoryPage(items=page.items, next_cursor=page.next_cursor))
 
-    @router.get("/v1/orders", summary="List orders, newest first")
+    @router.get(
+        "/v1/orders",
+        summary="List orders, newest first",
+        responses=answers({HTTPStatus.OK: (OrderPage, "A page of the tenant's orders")}),
+    )
     def list_orders(
         status: Annotated[OrderStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
         tenant_id: TenantQuery = None,
-    ) -> Response[str]:
+    ) -> Response[OrderPage]:
         tenant = _tenant_for_read(_caller(), tenant_id)
         page = _service().list(tenant, status, limit, cursor)
-        return json_response(
-            HTTPStatus.OK,
-            {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},
-        )
+        return answer(HTTPStatus.OK, OrderPage.of(page.items, page.next_cursor))
 
     return router
