@@ -178,6 +178,8 @@ class HistoryPage(ResponseModel):
 
 
 class _LineKey(ResponseModel):
+    """A base after LineConfig, so that lineId comes first, as it always has."""
+
     line_id: LineId
 
 
@@ -268,6 +270,8 @@ class LinePatch(RootModel[Annotated[dict[str, Any], Field(max_length=MAX_PATCH_K
 
 
 class _TenantKey(ResponseModel):
+    """A base after RoutingPolicy, so that tenantId comes first (see _LineKey)."""
+
     tenant_id: str
 
 
