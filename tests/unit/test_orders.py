@@ -6,6 +6,7 @@ import pytest
 from fundrouter.domain.clock import format_timestamp, utc_now
 from fundrouter.domain.errors import OrderConflict, OrderNotFound
 from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.http.models import OrderResource
 from fundrouter.service.orders import OrderService
 from pydantic import ValidationError
 
@@ -67,8 +68,9 @@ def test_received_order_starts_its_history_and_version() -> None:
     assert order.version == 1
     assert [entry.status for entry in order.history] == [OrderStatus.RECEIVED]
     assert order.reserved == order.outstanding == 0
-    assert order.resource()["createdAt"] == "2026-11-24T10:00:00.000Z"
-    assert "contentHash" not in order.resource()
+    served = OrderResource.of(order).model_dump(mode="json", by_alias=True)
+    assert served["createdAt"] == "2026-11-24T10:00:00.000Z"
+    assert "contentHash" not in served
 
 
 def test_timestamps_sort_as_strings_in_time_order() -> None:

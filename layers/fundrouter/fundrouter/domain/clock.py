@@ -4,7 +4,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 
 def utc_now() -> datetime:
@@ -38,4 +38,5 @@ Timestamp = Annotated[
     BeforeValidator(_text_only),
     AfterValidator(_aware),
     PlainSerializer(format_timestamp, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]

@@ -152,7 +152,7 @@ class Decision(CamelModel):
 
 
 class Order(CamelModel):
-    """The order resource as stored and as served."""
+    """An order as stored (fundrouter.http.models.OrderResource serves it)."""
 
     order_id: OrderId
     tenant_id: str
@@ -239,12 +239,6 @@ class Order(CamelModel):
             "history_total": self.history_total + 1,
             "previous_status": self.status if changed else self.previous_status,
         }
-
-    def resource(self) -> dict[str, Any]:
-        """The JSON the API serves: the stored order less internal bookkeeping."""
-        return self.model_dump(
-            mode="json", by_alias=True, exclude={"content_hash", "claim_day", "previous_status"}
-        )
 
 
 def spilled_history(before: Order, after: Order) -> list[tuple[int, HistoryEntry]]:

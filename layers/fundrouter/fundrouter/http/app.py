@@ -38,7 +38,7 @@ from fundrouter.domain.lines import (
 )
 from fundrouter.http import admin, audit, lines, orders
 from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
-from fundrouter.http.responses import error_response
+from fundrouter.http.responses import dumps, error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
 
@@ -101,53 +101,14 @@ def build_app(
 ) -> APIGatewayHttpResolver:
     """`transient` (from the persistence layer, which alone knows AWS's errors) says
     which unexpected errors are AWS failing for now rather than a bug: 503."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, serializer=dumps)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
     app.use([_scoped])
-    app.include_router(orders.routes())
-    app.include_router(lines.routes())
-    app.include_router(admin.routes())
-    app.include_router(audit.routes())
-
-    @app.exception_handler(UnsupportedMediaType)
-    def unsupported_media_type(error: UnsupportedMediaType) -> Response[str]:
-        return error_response(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with content-type: application/json",
-            [FieldProblem("content-type", f"{error.content_type} is not application/json")],
-        )
-
-    @app.exception_handler(RequestValidationError)
-    def invalid_request(error: RequestValidationError) -> Response[str]:
-        problems = _field_problems(error.errors())
-        if any(p.reason == "malformed JSON" for p in problems):
-            return error_response(
-                HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON", problems
-            )
-        return error_response(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "request failed validation",
-            problems,
-        )
-
-    @app.exception_handler(DomainError)
-    def refused(error: DomainError) -> Response[str]:
-        logger.info("request refused", extra={"code": error.code, "reason": error.message})
-        return error_response(status_of(error), error.code, error.message, error.fields)
-
-    app.exception_handler(Unavailable)(unavailable)
-
-    @app.exception_handler(Unauthenticated)
-    def unauthenticated(_: Unauthenticated) -> Response[str]:
-        return error_response(
-            HTTPStatus.UNAUTHORIZED, "unauthorized", "a valid bearer token is required"
-        )
-
-    @app.exception_handler(Forbidden)
-    def forbidden(error: Forbidden) -> Response[str]:
-        return error_response(HTTPStatus.FORBIDDEN, "forbidden", str(error))
+    for module in (orders, lines, admin, audit):
+        app.include_router(module.router)
+    for kind, answer in ERROR_ANSWERS.items():
+        app.exception_handler(kind)(answer)
+    app.exception_handler(Exception)(_bug_or_unavailable(transient))
 
     @app.not_found
     def no_route(_: NotFoundError) -> Response[str]:
@@ -162,9 +123,42 @@ def build_app(
         response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    app.exception_handler(Exception)(_bug_or_unavailable(transient))
-
     return app
+
+
+def unsupported_media_type(error: UnsupportedMediaType) -> Response[str]:
+    return error_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with content-type: application/json",
+        [FieldProblem("content-type", f"{error.content_type} is not application/json")],
+    )
+
+
+def invalid_request(error: RequestValidationError) -> Response[str]:
+    problems = _field_problems(error.errors())
+    if any(p.reason == "malformed JSON" for p in problems):
+        return error_response(
+            HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON", problems
+        )
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "request failed validation", problems
+    )
+
+
+def refused(error: DomainError) -> Response[str]:
+    logger.info("request refused", extra={"code": error.code, "reason": error.message})
+    return error_response(status_of(error), error.code, error.message, error.fields)
+
+
+def unauthenticated(_: Unauthenticated) -> Response[str]:
+    return error_response(
+        HTTPStatus.UNAUTHORIZED, "unauthorized", "a valid bearer token is required"
+    )
+
+
+def forbidden(error: Forbidden) -> Response[str]:
+    return error_response(HTTPStatus.FORBIDDEN, "forbidden", str(error))
 
 
 def status_of(error: DomainError) -> HTTPStatus:
@@ -217,3 +211,14 @@ def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
         field = ".".join(location[1:]) or (location[0] if location else "body")
         problems.append(FieldProblem(field, reason(error)))
     return problems
+
+
+# Every error a route may raise, and its answer; anything else is _bug_or_unavailable's.
+ERROR_ANSWERS: dict[type[Exception], Callable[[Any], Response[str]]] = {
+    UnsupportedMediaType: unsupported_media_type,
+    RequestValidationError: invalid_request,
+    DomainError: refused,
+    Unavailable: unavailable,
+    Unauthenticated: unauthenticated,
+    Forbidden: forbidden,
+}

@@ -1,7 +1,7 @@
 """Admin routes for lending lines and tenants' routing policies (scope lines.admin)."""
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -11,54 +11,71 @@ from fundrouter.domain.lines import LineConfig, LineId
 from fundrouter.domain.orders import TENANT_ID_PATTERN
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.deps import Lines
-from fundrouter.http.responses import json_response
+from fundrouter.http.models import LineList, LinePatch, LineResource, RoutingResource, answers
+from fundrouter.http.responses import answer
+
+router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
 LinePath = Annotated[LineId, Path(alias="lineId")]
 TenantPath = Annotated[str, Path(alias="tenantId", pattern=TENANT_ID_PATTERN)]
+THE_LINE = answers({HTTPStatus.OK: (LineResource, "The line as it is now")})
+THE_POLICY = answers({HTTPStatus.OK: (RoutingResource, "The tenant's routing policy")})
 
 
-def routes() -> APIGatewayHttpRouter:
-    """A new router per resolver: a router is bound to the resolver that includes it,
-    so one module-level router would follow whichever app included it last."""
-    router = APIGatewayHttpRouter()
+@router.put(
+    "/v1/lines/<lineId>",
+    summary="Create or replace a lending line's configuration",
+    responses=answers(
+        {
+            HTTPStatus.CREATED: (LineResource, "A new line"),
+            HTTPStatus.OK: (LineResource, "The line, its configuration replaced"),
+        }
+    ),
+)
+def put_line(
+    line_id: LinePath, config: Annotated[LineConfig, Body()], service: Lines
+) -> Response[LineResource]:
+    view, created = service.put(line_id, config)
+    return answer(HTTPStatus.CREATED if created else HTTPStatus.OK, LineResource.of(view))
 
-    @router.put("/v1/lines/<lineId>", summary="Create or replace a lending line's configuration")
-    def put_line(
-        line_id: LinePath, config: Annotated[LineConfig, Body()], service: Lines
-    ) -> Response[str]:
-        view, created = service.put(line_id, config)
-        return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, view.resource())
 
-    @router.patch("/v1/lines/<lineId>", summary="Change some of a line's configuration")
-    def patch_line(
-        line_id: LinePath,
-        changes: Annotated[dict[str, Any], Body(max_length=32)],
-        service: Lines,
-    ) -> Response[str]:
-        return json_response(HTTPStatus.OK, service.patch(line_id, changes).resource())
+@router.patch(
+    "/v1/lines/<lineId>", summary="Change some of a line's configuration", responses=THE_LINE
+)
+def patch_line(
+    line_id: LinePath, changes: Annotated[LinePatch, Body()], service: Lines
+) -> Response[LineResource]:
+    return answer(HTTPStatus.OK, LineResource.of(service.patch(line_id, changes.root)))
 
-    @router.get("/v1/lines/<lineId>", summary="A line's configuration and utilization")
-    def get_line(line_id: LinePath, service: Lines) -> Response[str]:
-        return json_response(HTTPStatus.OK, service.get(line_id).resource())
 
-    @router.get("/v1/lines", summary="Every line with its utilization")
-    def list_lines(service: Lines) -> Response[str]:
-        return json_response(HTTPStatus.OK, {"items": [v.resource() for v in service.list()]})
+@router.get(
+    "/v1/lines/<lineId>", summary="A line's configuration and utilization", responses=THE_LINE
+)
+def get_line(line_id: LinePath, service: Lines) -> Response[LineResource]:
+    return answer(HTTPStatus.OK, LineResource.of(service.get(line_id)))
 
-    @router.put("/v1/tenants/<tenantId>/routing", summary="Set a tenant's routing policy")
-    def put_routing(
-        tenant_id: TenantPath, policy: Annotated[RoutingPolicy, Body()], service: Lines
-    ) -> Response[str]:
-        stored = service.put_routing(tenant_id, policy)
-        return json_response(
-            HTTPStatus.OK, {"tenantId": tenant_id} | stored.model_dump(mode="json", by_alias=True)
-        )
 
-    @router.get("/v1/tenants/<tenantId>/routing", summary="A tenant's routing policy")
-    def get_routing(tenant_id: TenantPath, service: Lines) -> Response[str]:
-        policy = service.routing(tenant_id)
-        return json_response(
-            HTTPStatus.OK, {"tenantId": tenant_id} | policy.model_dump(mode="json", by_alias=True)
-        )
+@router.get(
+    "/v1/lines",
+    summary="Every line with its utilization",
+    responses=answers({HTTPStatus.OK: (LineList, "Every line, by lineId")}),
+)
+def list_lines(service: Lines) -> Response[LineList]:
+    return answer(HTTPStatus.OK, LineList(items=[LineResource.of(v) for v in service.list()]))
 
-    return router
+
+@router.put(
+    "/v1/tenants/<tenantId>/routing", summary="Set a tenant's routing policy", responses=THE_POLICY
+)
+def put_routing(
+    tenant_id: TenantPath, policy: Annotated[RoutingPolicy, Body()], service: Lines
+) -> Response[RoutingResource]:
+    stored = service.put_routing(tenant_id, policy)
+    return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, stored))
+
+
+@router.get(
+    "/v1/tenants/<tenantId>/routing", summary="A tenant's routing policy", responses=THE_POLICY
+)
+def get_routing(tenant_id: TenantPath, service: Lines) -> Response[RoutingResource]:
+    return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, service.routing(tenant_id)))

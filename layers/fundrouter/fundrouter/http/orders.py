@@ -14,13 +14,19 @@ from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.deps import CallerOf, Events, History, Orders
-from fundrouter.http.responses import json_response
+from fundrouter.http.models import HistoryPage, OrderPage, OrderResource, answers
+from fundrouter.http.responses import answer
 from fundrouter.service.lifecycle import Recorded
 
-metrics = Metrics(
-    namespace=METRICS_NAMESPACE
-)  # shares the handler's buffer; flushed by its log_metrics
+# Shares the handler's buffer; flushed by its log_metrics.
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+# Routes take what they need through Depends, never from the router: one module-level
+# router serves any resolver that includes it.
+router = APIGatewayHttpRouter()
 
+OrderPath = Annotated[OrderId, Path(alias="orderId")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
 TenantQuery = Annotated[
     str | None,
     Query(
@@ -33,7 +39,7 @@ TenantQuery = Annotated[
 
 def _count_over_limit(recorded: Recorded) -> None:
     """A late disbursement drawn beyond its line's limit: alarmed on (template.yaml)."""
-    if recorded.order.get("overLimit") and not recorded.replayed:
+    if recorded.order.over_limit and not recorded.replayed:
         metrics.add_metric("OverLimitDisbursements", MetricUnit.Count, 1)
 
 
@@ -46,83 +52,90 @@ def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
     return tenant_id
 
 
-def routes() -> APIGatewayHttpRouter:
-    """A new router per resolver: a router is bound to the resolver that includes it,
-    so one module-level router would follow whichever app included it last."""
-    router = APIGatewayHttpRouter()
+@router.post(
+    "/v1/orders",
+    summary="Submit an order for financing",
+    responses=answers(
+        {
+            HTTPStatus.ACCEPTED: (OrderResource, "A new order, received: matching follows"),
+            HTTPStatus.OK: (OrderResource, "The same order again: the order as it stands"),
+        }
+    ),
+)
+def submit_order(
+    order: Annotated[OrderRequest, Body()], caller: CallerOf, service: Orders
+) -> Response[OrderResource]:
+    submission = service.submit(caller.client_id, order)
+    metrics.add_metric(
+        "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
+    )
+    status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
+    return answer(status, OrderResource.of(submission.order))
 
-    @router.post("/v1/orders", summary="Submit an order for financing")
-    def submit_order(
-        order: Annotated[OrderRequest, Body()], caller: CallerOf, service: Orders
-    ) -> Response[str]:
-        submission = service.submit(caller.client_id, order)
-        metrics.add_metric(
-            "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1
-        )
-        status = HTTPStatus.ACCEPTED if submission.created else HTTPStatus.OK
-        return json_response(status, submission.order.resource())
 
-    @router.post("/v1/orders/<orderId>/events", summary="Report what happened to an order")
-    def post_order_event(
-        order_id: Annotated[OrderId, Path(alias="orderId")],
-        event: Annotated[OrderEvent, Body()],
-        caller: CallerOf,
-        service: Events,
-    ) -> Response[str]:
-        recorded = service.record(caller.client_id, order_id, event)
-        metrics.add_metric(
-            "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
-            MetricUnit.Count,
-            1,
-        )
-        _count_over_limit(recorded)
-        return json_response(HTTPStatus.OK, recorded.order)
+@router.post(
+    "/v1/orders/<orderId>/events",
+    summary="Report what happened to an order",
+    responses=answers(
+        {HTTPStatus.OK: (OrderResource, "The order after the event, or as it stands")}
+    ),
+)
+def post_order_event(
+    order_id: OrderPath, event: Annotated[OrderEvent, Body()], caller: CallerOf, service: Events
+) -> Response[OrderResource]:
+    recorded = service.record(caller.client_id, order_id, event)
+    metrics.add_metric(
+        "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
+        MetricUnit.Count,
+        1,
+    )
+    _count_over_limit(recorded)
+    return answer(HTTPStatus.OK, OrderResource.of(recorded.order))
 
-    @router.get("/v1/orders/<orderId>", summary="Read one order")
-    def get_order(
-        order_id: Annotated[OrderId, Path(alias="orderId")],
-        caller: CallerOf,
-        service: Orders,
-        tenant_id: TenantQuery = None,
-    ) -> Response[str]:
-        tenant = _tenant_for_read(caller, tenant_id)
-        return json_response(HTTPStatus.OK, service.get(tenant, order_id).resource())
 
-    @router.get("/v1/orders/<orderId>/history", summary="Read an order's history, oldest first")
-    def get_order_history(
-        *,
-        order_id: Annotated[OrderId, Path(alias="orderId")],
-        caller: CallerOf,
-        history: History,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        cursor: Annotated[str | None, Query(max_length=2048)] = None,
-        tenant_id: TenantQuery = None,
-    ) -> Response[str]:
-        tenant = _tenant_for_read(caller, tenant_id)
-        page = history.page(tenant, order_id, limit, cursor)
-        return json_response(
-            HTTPStatus.OK,
-            {
-                "items": [entry.model_dump(mode="json", by_alias=True) for entry in page.items],
-                "nextCursor": page.next_cursor,
-            },
-        )
+@router.get(
+    "/v1/orders/<orderId>",
+    summary="Read one order",
+    responses=answers({HTTPStatus.OK: (OrderResource, "The order")}),
+)
+def get_order(
+    order_id: OrderPath, caller: CallerOf, service: Orders, tenant_id: TenantQuery = None
+) -> Response[OrderResource]:
+    tenant = _tenant_for_read(caller, tenant_id)
+    return answer(HTTPStatus.OK, OrderResource.of(service.get(tenant, order_id)))
 
-    @router.get("/v1/orders", summary="List orders, newest first")
-    def list_orders(
-        *,
-        caller: CallerOf,
-        service: Orders,
-        status: Annotated[OrderStatus | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        cursor: Annotated[str | None, Query(max_length=2048)] = None,
-        tenant_id: TenantQuery = None,
-    ) -> Response[str]:
-        tenant = _tenant_for_read(caller, tenant_id)
-        page = service.list(tenant, status, limit, cursor)
-        return json_response(
-            HTTPStatus.OK,
-            {"items": [order.resource() for order in page.items], "nextCursor": page.next_cursor},
-        )
 
-    return router
+@router.get(
+    "/v1/orders/<orderId>/history",
+    summary="Read an order's history, oldest first",
+    responses=answers({HTTPStatus.OK: (HistoryPage, "A page of the order's history")}),
+)
+def get_order_history(
+    *,
+    order_id: OrderPath,
+    caller: CallerOf,
+    history: History,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    tenant_id: TenantQuery = None,
+) -> Response[HistoryPage]:
+    page = history.page(_tenant_for_read(caller, tenant_id), order_id, limit, cursor)
+    return answer(HTTPStatus.OK, HistoryPage(items=page.items, next_cursor=page.next_cursor))
+
+
+@router.get(
+    "/v1/orders",
+    summary="List orders, newest first",
+    responses=answers({HTTPStatus.OK: (OrderPage, "A page of the tenant's orders")}),
+)
+def list_orders(
+    *,
+    caller: CallerOf,
+    service: Orders,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    tenant_id: TenantQuery = None,
+) -> Response[OrderPage]:
+    page = service.list(_tenant_for_read(caller, tenant_id), status, limit, cursor)
+    return answer(HTTPStatus.OK, OrderPage.of(page.items, page.next_cursor))

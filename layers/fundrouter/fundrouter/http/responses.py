@@ -1,4 +1,4 @@
-"""JSON responses in the shapes docs/api.md promises."""
+"""JSON responses in the shapes of fundrouter.http.models."""
 
 import json
 from collections.abc import Iterable
@@ -6,28 +6,30 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel
 
 from fundrouter.domain.errors import FieldProblem
+from fundrouter.http.models import Error, ErrorDetail, FieldError
 
 
-def json_response(status: HTTPStatus, body: Any) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-    )
+def dumps(body: Any) -> str:
+    """The resolver's serializer too: compact, and UTF-8 rather than \\u escapes."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def answer[M: BaseModel](status: HTTPStatus, body: M) -> Response[M]:
+    """A route's answer; the resolver serializes the model as its route declares."""
+    return Response(status_code=status, content_type="application/json", body=body)
 
 
 def error_response(
     status: HTTPStatus, code: str, message: str, fields: Iterable[FieldProblem] = ()
 ) -> Response[str]:
-    return json_response(
-        status,
-        {
-            "error": {
-                "code": code,
-                "message": message,
-                "fields": [{"field": f.field, "reason": f.reason} for f in fields],
-            }
-        },
+    # Error handlers answer after the resolver's serialization: dumped here.
+    error = ErrorDetail(
+        code=code,
+        message=message,
+        fields=[FieldError(field=f.field, reason=f.reason) for f in fields],
     )
+    body = Error(error=error).model_dump(mode="json", by_alias=True)
+    return Response(status_code=status, content_type="application/json", body=dumps(body))

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from fundrouter.domain.errors import DomainError, FieldProblem, OrderNotFound
 from fundrouter.domain.lifecycle import (
@@ -40,7 +40,7 @@ class OrderBusy(DomainError):
 
 @dataclass(frozen=True)
 class Recorded:
-    order: dict[str, Any]
+    order: Order
     replayed: bool
 
 
@@ -65,12 +65,12 @@ class OrderEventService:
             if stored is not None:
                 if stored.content_hash != event.content_hash():
                     raise EventConflict(event.event_id)
-                return Recorded(order.resource(), replayed=True)
+                return Recorded(order, replayed=True)
             now = self._clock()
             transition = apply_event(order, event, now, self._late_grace)
             outcome, after = self._commit(order, transition, event, now)
             if outcome is Commit.COMMITTED:
-                return Recorded(after.resource(), replayed=False)
+                return Recorded(after, replayed=False)
             # EVENT_EXISTS: read back what the concurrent delivery recorded.
             # ORDER_MOVED: decide again on the order as it is now.
         raise OrderBusy(order_id)

@@ -42,40 +42,6 @@ class LineView:
     day: str
     used_today: int
 
-    def resource(self) -> dict[str, Any]:
-        line = self.record.line
-        held = line.counters.reserved + line.counters.drawn
-        warnings = []
-        if held > line.config.limit:
-            warnings.append(
-                {
-                    "code": "limit_below_held",
-                    "message": f"limit {line.config.limit} is below reserved + drawn {held}:"
-                    " new claims stop until enough is released or repaid",
-                }
-            )
-        daily_limit = line.config.daily_limit
-        return (
-            {"lineId": line.line_id}
-            | line.config.model_dump(mode="json", by_alias=True)
-            | {
-                "reserved": line.counters.reserved,
-                "drawn": line.counters.drawn,
-                "available": line.available,
-                "usedToday": self.used_today,
-                "availableToday": None
-                if daily_limit is None
-                else max(0, min(line.available, daily_limit - self.used_today)),
-                "day": self.day,
-                # Orders holding capacity on the line now, by status.
-                "orders": dict(self.record.orders),
-                "warnings": warnings,
-                "configVersion": self.record.config_version,
-                "createdAt": self.record.created_at,
-                "updatedAt": self.record.updated_at,
-            }
-        )
-
 
 class LineService:
     def __init__(self, repository: LineRepository, clock: Callable[[], datetime]) -> None:
