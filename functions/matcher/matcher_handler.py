@@ -1,7 +1,7 @@
 """MatcherFunction: for each order the Orders stream shows waiting for a match (new,
 or re-queued after a decline), claim a line's capacity atomically or mark it
 UNMATCHED. Records fail independently (partial batch failures); a repeat delivery
-finds the order moved on and changes nothing (fundrouter.triggers.matching)."""
+finds the order moved on and changes nothing (fundrouter.triggers.streams)."""
 
 from typing import Any
 
@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE, bootstrap
 from fundrouter.service.matching import MatchService
-from fundrouter.triggers.matching import match_batch
+from fundrouter.triggers.streams import match_batch
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...

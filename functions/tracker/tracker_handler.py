@@ -1,6 +1,6 @@
 """TrackerFunction: every change on the Orders stream that moves an order's status
 publishes an OrderStatusChanged event to the orders event bus and counts in the
-metrics (fundrouter.triggers.tracking). Other records (per-order items such as
+metrics (fundrouter.triggers.streams). Other records (per-order items such as
 ``EVENT#...``, removals, writes that kept the status) are skipped, never failed.
 What cannot be published is dead-lettered on the unpublished-events queue, from
 which ``POST /v1/admin/status-events/republish`` publishes the order's status again.
@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE, bootstrap
 from fundrouter.service.ports import DeadLetterSink, StatusEventPublisher
-from fundrouter.triggers.tracking import track_batch
+from fundrouter.triggers.streams import track_batch
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...

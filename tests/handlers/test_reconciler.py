@@ -11,7 +11,7 @@ from fundrouter.domain.lifecycle import expire
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.orders import DUE_SHARDS, REDRIVE_AFTER, order_pk
-from fundrouter.service.auditing import AuditReport
+from fundrouter.service.auditing import AuditService
 from fundrouter.service.ports import Commit
 
 from tests.conftest import FakeLambdaContext, load_event
@@ -276,7 +276,7 @@ def test_drift_is_found_on_a_line_that_is_written_while_it_is_audited(world: Wor
 
 
 def audit_report(world: World, event: str) -> tuple[int, Any]:
-    service = AuditReport(
+    service = AuditService(
         lambda: [r.line.line_id for r in world.lines.list_lines()],
         DynamoAudit(world.client, world.orders_table, LINES_TABLE),
     )

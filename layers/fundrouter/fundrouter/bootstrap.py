@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
     from fundrouter.persistence.lines import DynamoLineRepository
-    from fundrouter.service.auditing import AuditReport
+    from fundrouter.service.auditing import AuditService
     from fundrouter.service.lifecycle import OrderEventService
     from fundrouter.service.lines import LineService
     from fundrouter.service.matching import MatchService
@@ -118,13 +118,13 @@ def republisher() -> StatusEventRepublisher:
 
 
 @cache
-def audit_report() -> AuditReport:
+def audit_report() -> AuditService:
     from fundrouter.persistence.audit import DynamoAudit
-    from fundrouter.service.auditing import AuditReport
+    from fundrouter.service.auditing import AuditService
 
     settings = tables()
     audit = DynamoAudit(client("dynamodb"), settings.orders_table_name, settings.lines_table_name)
-    return AuditReport(lambda: [r.line.line_id for r in line_repository().list_lines()], audit)
+    return AuditService(lambda: [r.line.line_id for r in line_repository().list_lines()], audit)
 
 
 @cache

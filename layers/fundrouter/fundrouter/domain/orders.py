@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     StrictInt,
     StringConstraints,
     WithJsonSchema,
@@ -151,42 +152,50 @@ class Decision(CamelModel):
     reason: Literal["NO_LINES", "NO_LINE_IN_POLICY"] | None = None
 
 
-class Order(CamelModel):
-    """An order as stored (fundrouter.http.models.OrderResource serves it)."""
+class OrderFields(CamelModel):
+    """What an order shows: its request, where it stands, and its recent history
+    (fundrouter.http.models.OrderResource serves exactly these)."""
 
     order_id: OrderId
     tenant_id: str
     amount: Amount
     currency: Currency
-    term_months: int
+    term_months: Annotated[int, Field(ge=1, le=MAX_TERM_MONTHS)]
     product: str
     customer: Customer
     metadata: dict[str, str]
     status: OrderStatus
     line_id: str | None = None
     funder_id: str | None = None
-    reserved: int = 0
-    outstanding: int = 0
+    reserved: NonNegativeInt = 0
+    outstanding: NonNegativeInt = 0
     hold_expires_at: Timestamp | None = None
     decision: Decision | None = None
-    # The line's local day the reservation counts against, to give it back there.
-    claim_day: str | None = None
     # Lines that declined this order: never offered it again.
     declined_line_ids: list[str] = Field(default_factory=list)
     # Disbursed late (after its hold was given back) onto a line with no room left:
     # the line holds more than its limit because of this order.
     over_limit: bool = False
-    # The newest entries (RECENT_HISTORY at most); `history_total` counts every entry
-    # the order ever had, so entry i here is number history_total - len(history) + i.
-    history: list[HistoryEntry]
-    history_total: int
-    # The status before the current one, which the bounded history may no longer show
-    # (a loan's many partial repayments): the `from` of a re-published status event.
-    previous_status: OrderStatus | None = None
-    content_hash: str
+    # Entry i here is number history_total - len(history) + i.
+    history: list[HistoryEntry] = Field(description="The newest entries, oldest first.")
+    history_total: Annotated[int, Field(ge=1)] = Field(
+        description="Every entry the order ever had."
+    )
     created_at: Timestamp
     updated_at: Timestamp
-    version: int
+    version: Annotated[int, Field(ge=1)]
+
+
+class Order(OrderFields):
+    """An order as stored: what it shows and the bookkeeping that moves it."""
+
+    # The line's local day the reservation counts against, to give it back there.
+    claim_day: str | None = None
+    # The status before the current one, which the bounded history (RECENT_HISTORY
+    # entries) may no longer show (a loan's many partial repayments): the `from` of a
+    # re-published status event.
+    previous_status: OrderStatus | None = None
+    content_hash: str
 
     @classmethod
     def received(cls, tenant_id: str, request: OrderRequest, now: Timestamp) -> Self:

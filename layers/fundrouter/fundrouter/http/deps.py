@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from fundrouter import bootstrap
 from fundrouter.http.auth import Caller
-from fundrouter.service.auditing import AuditReport as _AuditReport
+from fundrouter.service.auditing import AuditService
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderHistoryService, OrderService
@@ -28,4 +28,4 @@ History = Annotated[OrderHistoryService, Depends(bootstrap.history_service)]
 Events = Annotated[OrderEventService, Depends(bootstrap.event_service)]
 Lines = Annotated[LineService, Depends(bootstrap.line_service)]
 Republisher = Annotated[StatusEventRepublisher, Depends(bootstrap.republisher)]
-Audit = Annotated[_AuditReport, Depends(bootstrap.audit_report)]
+Audit = Annotated[AuditService, Depends(bootstrap.audit_report)]

@@ -24,18 +24,12 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from fundrouter.domain.clock import Timestamp
 from fundrouter.domain.lines import LineConfig, LineId
 from fundrouter.domain.orders import (
-    MAX_TERM_MONTHS,
-    Amount,
     CamelModel,
-    Currency,
-    Customer,
-    Decision,
     HistoryEntry,
     Order,
-    OrderId,
+    OrderFields,
     OrderStatus,
 )
 from fundrouter.domain.routing import RoutingPolicy
@@ -127,31 +121,10 @@ def _json(model: Any) -> dict[str, OpenAPIResponseContentSchema | OpenAPIRespons
 # ---------------------------------------------------------------- orders
 
 
-class OrderResource(ResponseModel):
+class OrderResource(OrderFields):
     """An order as the API serves it: the stored order less its bookkeeping."""
 
-    order_id: OrderId
-    tenant_id: str
-    amount: Amount
-    currency: Currency
-    term_months: Annotated[int, Field(ge=1, le=MAX_TERM_MONTHS)]
-    product: str
-    customer: Customer
-    metadata: dict[str, str]
-    status: OrderStatus
-    line_id: str | None = None
-    funder_id: str | None = None
-    reserved: NonNegativeInt = 0
-    outstanding: NonNegativeInt = 0
-    hold_expires_at: Timestamp | None = None
-    decision: Decision | None = None
-    declined_line_ids: list[str] = Field(default_factory=list)
-    over_limit: bool = False
-    history: list[HistoryEntry] = Field(description="The newest entries, oldest first.")
-    history_total: Version = Field(description="Every entry the order ever had.")
-    created_at: Timestamp
-    updated_at: Timestamp
-    version: Version
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     @classmethod
     def of(cls, order: Order) -> Self:
@@ -310,7 +283,7 @@ class RepublishReport(ResponseModel):
     more: bool = Field(description="The limit was reached: call again.")
 
     @classmethod
-    def of(cls, report: tracking.RepublishReport, limit: int) -> Self:
+    def of(cls, report: tracking.RepublishOutcome, limit: int) -> Self:
         return cls(
             republished=[
                 RepublishedOrder(
@@ -332,7 +305,7 @@ class RepublishReport(ResponseModel):
         )
 
 
-class Drift(ResponseModel):
+class LineDrift(ResponseModel):
     reserved: NonNegativeInt
     expected_reserved: NonNegativeInt
     drawn: NonNegativeInt
@@ -358,8 +331,8 @@ class LineAudit(ResponseModel):
     line_id: str
     last_full_pass_at: str | None = Field(description="null: no pass has completed yet.")
     orders: NonNegativeInt
-    drift: Drift | None
-    unconfirmed: Drift | None = Field(
+    drift: LineDrift | None
+    unconfirmed: LineDrift | None = Field(
         description="A pass over several runs found this; drift once the next pass finds it too."
     )
     pass_under_way: PassUnderWay | None
@@ -373,8 +346,8 @@ class LineAudit(ResponseModel):
             line_id=state.line_id,
             last_full_pass_at=state.last_full_pass_at,
             orders=state.last_pass_orders,
-            drift=Drift.of(state.drift),
-            unconfirmed=Drift.of(state.unconfirmed),
+            drift=LineDrift.of(state.drift),
+            unconfirmed=LineDrift.of(state.unconfirmed),
             pass_under_way=under_way,
         )
 

@@ -96,11 +96,7 @@ class DynamoOrderEvents:
         return order, stored
 
     def commit(
-        self,
-        before: Order,
-        transition: Transition,
-        event: OrderEvent | None,
-        now: datetime,
+        self, before: Order, transition: Transition, event: OrderEvent | None, now: datetime
     ) -> Commit:
         """Without an event (the reconciler's expiry) no event record is written. A
         late disbursement the line has no room for writes nothing: LINE_FULL."""

@@ -119,11 +119,7 @@ class DynamoLineRepository:
     # ------------------------------------------------------------ configuration
 
     def put_config(
-        self,
-        line_id: str,
-        config: LineConfig,
-        now: datetime,
-        expected_version: int | None = None,
+        self, line_id: str, config: LineConfig, now: datetime, expected_version: int | None = None
     ) -> LineRecord:
         """Create or replace the configuration; the counters are never written here.
         With ``expected_version`` (PATCH), only if nobody changed it since."""

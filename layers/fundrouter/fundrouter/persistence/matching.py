@@ -11,7 +11,6 @@ delivers again.
 """
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_put
 from fundrouter.persistence.retries import CONDITION_FAILED, DEFAULT_BACKOFF, Backoff, transact
-from fundrouter.service.ports import ClaimAttempt, ClaimResult
+from fundrouter.service.ports import ClaimAttempt, ClaimResult, Grouped
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,19 +36,14 @@ class DynamoMatchStore:
     backoff: Backoff = DEFAULT_BACKOFF
 
     def claim(
-        self,
-        order: Order,
-        record: LineRecord,
-        now: datetime,
-        hold_expires_at: datetime,
-        decision: Decision,
+        self, order: Order, record: LineRecord, now: datetime, expires: datetime, decision: Decision
     ) -> ClaimAttempt:
         try:
             items = self.lines.claim_items(record, order.amount, now)
         except LineRefusal as too_big:
             # An amount no usage could make fit (above the daily cap itself).
             return ClaimAttempt(ClaimResult.LINE_REFUSED, too_big)
-        after = _claimed(order, record, now, hold_expires_at, decision)
+        after = _claimed(order, record, now, expires, decision)
         items = self.lines.with_counts(items, holding_moves(order, after))
         items += [order_put(self.orders, order, after), *spill_items(self.orders, order, after)]
         reasons = transact(self.client, items, self.backoff)
@@ -61,11 +55,7 @@ class DynamoMatchStore:
         return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
 
     def claim_together(
-        self,
-        group: Sequence[tuple[Order, Decision]],
-        record: LineRecord,
-        now: datetime,
-        hold_expires_at: datetime,
+        self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
     ) -> set[int] | None:
         """Several orders' claims on one line in one transaction: the line and its day
         move by their sum, on the conditions one claim of that sum has, and each order
@@ -79,7 +69,7 @@ class DynamoMatchStore:
             items = self.lines.claim_items(record, total, now)
         except LineRefusal:
             return None
-        moved_to = [_claimed(o, record, now, hold_expires_at, d) for o, d in group]
+        moved_to = [_claimed(o, record, now, expires, d) for o, d in group]
         counts: Counter[OrderStatus] = Counter()
         for (order, _), after in zip(group, moved_to, strict=True):
             for moves in holding_moves(order, after).values():

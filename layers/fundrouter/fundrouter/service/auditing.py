@@ -225,7 +225,7 @@ def _same(found: Drift, before: Drift | None) -> bool:
     ) == (before.reserved - before.expected_reserved, before.drawn - before.expected_drawn)
 
 
-class AuditReport:
+class AuditService:
     """GET /v1/audit: each line's audit as the reconciler left it."""
 
     def __init__(self, line_ids: Callable[[], list[str]], store: AuditStore) -> None:

@@ -50,11 +50,7 @@ class OrderHistory(Protocol):
 
 class LineRepository(Protocol):
     def put_config(
-        self,
-        line_id: str,
-        config: LineConfig,
-        now: datetime,
-        expected_version: int | None = None,
+        self, line_id: str, config: LineConfig, now: datetime, expected_version: int | None = None
     ) -> LineRecord: ...
 
     def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None: ...
@@ -102,22 +98,17 @@ class CatalogMarker:
     recent: dict[str, int] = field(default_factory=dict)
 
 
+# Orders claimed together on one line, each with its decision.
+type Grouped = Sequence[tuple[Order, Decision]]
+
+
 class MatchStore(Protocol):
     def claim(
-        self,
-        order: Order,
-        record: LineRecord,
-        now: datetime,
-        hold_expires_at: datetime,
-        decision: Decision,
+        self, order: Order, record: LineRecord, now: datetime, expires: datetime, decision: Decision
     ) -> ClaimAttempt: ...
 
     def claim_together(
-        self,
-        group: Sequence[tuple[Order, Decision]],
-        record: LineRecord,
-        now: datetime,
-        hold_expires_at: datetime,
+        self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
     ) -> set[int] | None: ...
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool: ...
@@ -146,11 +137,7 @@ class OrderEventStore(Protocol):
     ) -> tuple[Order | None, StoredEvent | None]: ...
 
     def commit(
-        self,
-        before: Order,
-        transition: Transition,
-        event: OrderEvent | None,
-        now: datetime,
+        self, before: Order, transition: Transition, event: OrderEvent | None, now: datetime
     ) -> Commit: ...
 
 

@@ -113,20 +113,18 @@ def current_status_event(order: Order) -> OrderStatusChanged:
     return _event(order, order.previous_status)
 
 
+# What a status event carries of its order as it is, under the same names.
+_SHOWN: Final[set[str]] = set(
+    "tenant_id order_id line_id funder_id amount currency reserved outstanding version".split()
+)
+
+
 def _event(order: Order, from_status: OrderStatus | None) -> OrderStatusChanged:
     return OrderStatusChanged(
-        tenant_id=order.tenant_id,
-        order_id=order.order_id,
+        **order.model_dump(include=_SHOWN),
         from_status=from_status,
         to_status=order.status,
-        line_id=order.line_id,
-        funder_id=order.funder_id,
-        amount=order.amount,
-        currency=order.currency,
-        reserved=order.reserved,
-        outstanding=order.outstanding,
         at=order.updated_at,
-        version=order.version,
     )
 
 
@@ -172,7 +170,7 @@ def figures(changes: Sequence[OrderStatusChanged]) -> TrackingFigures:
 
 
 @dataclass
-class RepublishReport:
+class RepublishOutcome:
     """What one republish run did with the letters it read: ``failed`` letters stay
     on the queue and come back; ``missing`` names orders the table does not hold."""
 
@@ -193,8 +191,8 @@ class StatusEventRepublisher:
         self._publisher = publisher
         self._letters = letters
 
-    def republish(self, limit: int) -> RepublishReport:
-        report = RepublishReport()
+    def republish(self, limit: int) -> RepublishOutcome:
+        report = RepublishOutcome()
         while report.letters < limit:
             received = self._letters.receive(min(10, limit - report.letters))
             if not received:
@@ -203,7 +201,7 @@ class StatusEventRepublisher:
             self._republish(received, report)
         return report
 
-    def _republish(self, received: list[tuple[str, Unpublished]], report: RepublishReport) -> None:
+    def _republish(self, received: list[tuple[str, Unpublished]], report: RepublishOutcome) -> None:
         # Several letters for one order publish its status once.
         handles: dict[tuple[str, str], list[str]] = {}
         letters: dict[tuple[str, str], Unpublished] = {}
