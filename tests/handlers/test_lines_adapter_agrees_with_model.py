@@ -27,7 +27,7 @@ from fundrouter.domain.lifecycle import (
 from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineStatus
 from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository, LineRecord
-from fundrouter.service.ports import ClaimResult
+from fundrouter.service.ports import ClaimResult, Room
 
 from tests.support.moto_speed import speed_up_moto
 from tests.support.orders import Paths, counts_of
@@ -62,6 +62,10 @@ def random_config(rng: random.Random) -> LineConfig:
             "activeUntil": rng.choice([None, "2026-11-25T00:00:00Z"]),
         }
     )
+
+
+# The refusals a group's claim answers with the room the line had.
+ROOM_REFUSALS = {"InsufficientCapacity", "DailyLimitReached"}
 
 
 def outcome(action: Callable[..., Any], *args: Any) -> Any:
@@ -181,20 +185,24 @@ class Sequence:
 
     def claim_together(self, label: str) -> None:
         """Two to four orders in one transaction (the matcher's group commit): all of
-        them when the model takes each in turn, else none and nothing written."""
+        them when the model takes each in turn; else nothing written, and the room the
+        line had (how many the model took before refusing one for room), or None
+        when it refused for another reason (paused, outside its window)."""
         amounts = [self.rng.choice([1, 500, 1_000, 3_000]) for _ in range(self.rng.randint(2, 4))]
         record = self.lines.get(self.line_id, sorted(self.days))
         assert record is not None
-        model: Line | None = self.model
+        model, taken, refusal = self.model, 0, None
         for amount in amounts:
             expected = outcome(model.claim, amount, self.config.currency, self.now)
-            model = expected[1] if expected[0] == "ok" else None
-            if model is None:
+            if expected[0] != "ok":
+                refusal = expected[1]
                 break
+            model, taken = expected[1], taken + 1
         moved, orders = self.paths.claim_together(record, amounts, self.now)
-        label += f" together {amounts}: {'all' if model else 'none'}"
-        if model is None:
-            assert moved is None, label
+        label += f" together {amounts}: {taken} taken, then {refusal}"
+        if refusal is not None:
+            room = Room(taken) if refusal in ROOM_REFUSALS else None
+            assert moved == room, label
             assert {o.status for o in orders} == {OrderStatus.RECEIVED}, label
             return
         assert moved == set(), label

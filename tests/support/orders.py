@@ -12,7 +12,7 @@ from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
-from fundrouter.service.ports import ClaimAttempt, ClaimResult, Commit
+from fundrouter.service.ports import ClaimAttempt, ClaimResult, Commit, Room
 
 TENANT = "demotenantclient0000000001"
 DECISION = Decision(strategy="PRIORITY", candidates=[])
@@ -60,7 +60,7 @@ class Paths:
 
     def claim_together(
         self, record: LineRecord, amounts: list[int], now: datetime
-    ) -> tuple[set[int] | None, list[Order]]:
+    ) -> tuple[set[int] | Room | None, list[Order]]:
         """New orders claimed in one transaction, as the matcher's group commit does;
         the orders as stored afterwards."""
         orders = [self.add(record, amount, now) for amount in amounts]

@@ -6,7 +6,7 @@ line as it was. The DynamoDB adapter enforces the same rules with condition expr
 keeping them here first lets the rules be tested in microseconds.
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -336,6 +336,18 @@ class Line:
         if room is not None and amount > room:
             return DailyLimitReached(self.line_id, day, room, amount)
         return None
+
+    def takes(self, amounts: Sequence[int], currency: str, now: datetime) -> int | None:
+        """How many of `amounts`, claimed one after another, the line takes before the
+        first it refuses for room; None when it takes no claim in `currency` now."""
+        if self.admission_refusal(currency, now) is not None:
+            return None
+        total = 0
+        for taken, amount in enumerate(amounts):
+            if self.capacity_refusal(total + amount, now) is not None:
+                return taken
+            total += amount
+        return len(amounts)
 
     def claim(self, amount: int, currency: str, now: datetime) -> Self:
         """Reserve `amount` for an order matched at `now`; it counts against the local

@@ -40,7 +40,6 @@ from fundrouter.domain.lines import (
     LineCurrencyLocked,
     LineNotFound,
     LineRecord,
-    LineRefusal,
     StaleLineConfig,
 )
 from fundrouter.domain.orders import HOLDING_STATUSES, OrderStatus
@@ -483,8 +482,19 @@ class DynamoLineRepository:
     ) -> DomainError:
         """Which rule refused the claim, by running the pure model on the items as
         DynamoDB returned them with the cancellation."""
+        line = self.refused_line(record, now, reasons)
+        if isinstance(line, DomainError):
+            return line
+        refusal = line.admission_refusal(currency, now) or line.capacity_refusal(amount, now)
+        return refusal or StaleLineConfig(record.line.line_id)
+
+    def refused_line(
+        self, record: LineRecord, now: datetime, reasons: list[dict[str, Any]]
+    ) -> Line | DomainError:
+        """The line as a cancelled claim found it (its counters and today's usage, from
+        the items DynamoDB returned), or why there is none to judge: its configuration
+        changed since `record` was read, or it is gone."""
         line_item = reasons[0].get("Item")
-        day = record.line.day_of(now)
         current = record
         if line_item:
             current = line_from_item(line_item)
@@ -494,15 +504,9 @@ class DynamoLineRepository:
             return LineNotFound(record.line.line_id)
         used = from_item(reasons[1].get("Item", {})).get("used", 0) if len(reasons) > 1 else 0
         line = current.line
-        line = Line(
-            line.line_id,
-            line.config,
-            LineCounters(line.counters.reserved, line.counters.drawn, {day: int(used)}),
-        )
-        refusal: LineRefusal | None = line.admission_refusal(
-            currency, now
-        ) or line.capacity_refusal(amount, now)
-        return refusal or StaleLineConfig(record.line.line_id)
+        today = {line.day_of(now): int(used)}
+        counters = LineCounters(line.counters.reserved, line.counters.drawn, today)
+        return Line(line.line_id, line.config, counters)
 
     # ------------------------------------------------------------ routing policies
 

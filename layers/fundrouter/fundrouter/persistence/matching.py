@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lifecycle import matched, unmatched
 from fundrouter.domain.lines import LineRecord, LineRefusal, holding_moves
 from fundrouter.domain.orders import Decision, Order, OrderStatus
@@ -22,7 +23,7 @@ from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_put
 from fundrouter.persistence.retries import CONDITION_FAILED, DEFAULT_BACKOFF, Backoff, transact
-from fundrouter.service.ports import ClaimAttempt, ClaimResult, Grouped
+from fundrouter.service.ports import ClaimAttempt, ClaimResult, Grouped, Room
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -56,19 +57,22 @@ class DynamoMatchStore:
 
     def claim_together(
         self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
-    ) -> set[int] | None:
+    ) -> set[int] | Room | None:
         """Several orders' claims on one line in one transaction: the line and its day
         move by their sum, on the conditions one claim of that sum has, and each order
-        moves out of RECEIVED from the version read. Returns the positions of orders
-        that had moved (nothing written: the caller sends the others again), an empty
-        set when every order was claimed, None when the line refused the sum (nothing
-        written: the caller claims them one by one)."""
+        moves out of RECEIVED from the version read. Nothing is written unless every
+        order is claimed (an empty set). Otherwise: the positions of orders that had
+        moved (the caller sends the others again); the Room the line had for the
+        group, judged on the line as the refusal found it (the caller claims that
+        many first); None when the refusal was not for room (a changed configuration,
+        a paused line: the caller claims them one by one)."""
         line = record.line
-        total = sum(order.amount for order, _ in group)
+        amounts = [order.amount for order, _ in group]
+        currency = group[0][0].currency
         try:
-            items = self.lines.claim_items(record, total, now)
-        except LineRefusal:
-            return None
+            items = self.lines.claim_items(record, sum(amounts), now)
+        except LineRefusal:  # the sum is above the daily cap itself: judged as read
+            return _room(line.takes(amounts, currency, now))
         moved_to = [_claimed(o, record, now, expires, d) for o, d in group]
         counts: Counter[OrderStatus] = Counter()
         for (order, _), after in zip(group, moved_to, strict=True):
@@ -85,13 +89,24 @@ class DynamoMatchStore:
             return set()
         orders = reasons[first : first + len(group)]
         moved = {i for i, reason in enumerate(orders) if reason.get("Code") == CONDITION_FAILED}
-        return moved or None
+        if moved:
+            return moved
+        refused = self.lines.refused_line(record, now, reasons)
+        return (
+            None
+            if isinstance(refused, DomainError)
+            else _room(refused.takes(amounts, currency, now))
+        )
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         """False when the order had already moved on (another delivery decided)."""
         after = unmatched(order, now, decision)
         items = [order_put(self.orders, order, after), *spill_items(self.orders, order, after)]
         return not transact(self.client, items, self.backoff)
+
+
+def _room(takes: int | None) -> Room | None:
+    return None if takes is None else Room(takes)
 
 
 def _claimed(

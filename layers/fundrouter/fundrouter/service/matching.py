@@ -35,6 +35,7 @@ from fundrouter.service.ports import (
     ClaimResult,
     LineSource,
     MatchStore,
+    Room,
 )
 
 # Lines refused on counters alone are still tried when the counters came from the
@@ -227,23 +228,32 @@ class MatchService:
         return _Choice(order, record, decision, now)
 
     def _together(self, run: list["_Choice"]) -> list[MatchReport | Exception]:
+        """The run claimed in one transaction; if the line has room for only its first
+        orders, those together; what is left, one at a time after them, in order."""
         record, now = run[0].record, run[0].now
         hold = now + timedelta(seconds=record.line.config.hold_seconds)
         done: dict[int, MatchReport | Exception] = {}
         pending = list(range(len(run)))
-        while pending:
+        while len(pending) > 1:
             try:
                 group = [(run[i].order, run[i].decision) for i in pending]
                 moved = self._store.claim_together(group, record, now, hold)
             except Exception:  # each order's own match says what is wrong with it
                 moved = None
             if moved is None:
-                done |= {i: self._alone(run[i].order) for i in pending}
                 break
+            if isinstance(moved, Room):
+                if not 1 < moved.orders < len(pending):
+                    break
+                pending = pending[: moved.orders]
+                continue
             done |= {pending[m]: MatchReport(MatchOutcome.ALREADY_HANDLED) for m in moved}
             if not moved:
                 done |= {i: run[i].claimed() for i in pending}
             pending = [i for i in pending if i not in done]
+        for i in range(len(run)):
+            if i not in done:
+                done[i] = self._alone(run[i].order)
         return [done[i] for i in range(len(run))]
 
     def _alone(self, order: Order) -> MatchReport | Exception:

@@ -102,6 +102,14 @@ class CatalogMarker:
 type Grouped = Sequence[tuple[Order, Decision]]
 
 
+@dataclass(frozen=True)
+class Room:
+    """A group's claim refused for room: the line takes only the first `orders` of
+    the group (claimed one after another, each would fit; the next would not)."""
+
+    orders: int
+
+
 class MatchStore(Protocol):
     def claim(
         self, order: Order, record: LineRecord, now: datetime, expires: datetime, decision: Decision
@@ -109,7 +117,7 @@ class MatchStore(Protocol):
 
     def claim_together(
         self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
-    ) -> set[int] | None: ...
+    ) -> set[int] | Room | None: ...
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool: ...
 
