@@ -115,6 +115,34 @@ def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
     world.assert_invariant()
 
 
+def test_a_line_with_room_for_the_first_orders_of_a_run_claims_those_together(
+    orders_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed_up_moto(monkeypatch)
+    world = World(orders_table)
+    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 6, seed=7)]
+    orders = [order for order in read if order is not None]
+    first = world.lines.get("bank-a-consumer")
+    assert first is not None
+    # Room for the first three and not the fourth (nor any later, each >= 100,000).
+    room = sum(order.amount for order in orders[:3]) + 99_999
+    world.lines.put_config(
+        "bank-a-consumer", first.line.config.model_copy(update={"limit": room}), world.clock()
+    )
+    service, sent = matcher(world), world.transactions()
+
+    with service.batch():
+        reports = service.match_all(orders)
+
+    assert [r.line_id for r in reports if not isinstance(r, Exception)] == (
+        ["bank-a-consumer"] * 3 + ["trust-b"] * 3
+    )
+    # The run of six refused for room, its first three claimed together, then each of
+    # the others alone: refused by the first line and claimed on the second.
+    assert [len(items) for items in sent] == [8, 5, 3, 3, 3, 3, 3, 3]
+    world.assert_invariant()
+
+
 def test_an_order_delivered_twice_in_a_batch_is_claimed_once(
     orders_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
