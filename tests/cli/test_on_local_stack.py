@@ -11,7 +11,7 @@ from fundrouter_cli.errors import EXIT_AUTH
 from fundrouter_cli.main import app
 from typer.testing import CliRunner, Result
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

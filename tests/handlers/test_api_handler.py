@@ -16,7 +16,8 @@ from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.orders import OrderService
 from fundrouter.settings import MissingSetting
 
-from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import event_names, load_event
 from tests.support.handlers import handler_module
 
 api = handler_module("api", "api_handler")

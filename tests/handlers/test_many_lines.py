@@ -12,7 +12,7 @@ from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import LINE_SK, line_pk
 from fundrouter.persistence.orders import ORDER_SK, order_pk
 
-from tests.conftest import load_event
+from tests.support.events import load_event
 from tests.support.moto_speed import speed_up_moto
 from tests.support.world import LINES_TABLE, TENANT, World
 

@@ -18,7 +18,8 @@ from fundrouter.persistence.orders import DynamoOrderRepository, order_from_item
 from fundrouter.persistence.retries import Backoff
 from fundrouter.service.matching import LineCatalog, MatchService
 
-from tests.conftest import FakeLambdaContext, load_event, scan_all
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.orders import Paths, counts_of
 from tests.support.requests import Requests

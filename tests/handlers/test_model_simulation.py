@@ -104,8 +104,9 @@ from fundrouter.service.reconciling import Reconciler
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
-from tests.conftest import FakeLambdaContext, load_event
 from tests.faults import ArmedPlan, FaultInjector
+from tests.support.aws import FakeLambdaContext
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.moto_speed import speed_up_moto
 from tests.support.template import create_table_kwargs, resources

@@ -17,7 +17,7 @@ from fundrouter.persistence.orders import (
     order_pk,
 )
 
-from tests.conftest import scan_all
+from tests.support.aws import scan_all
 from tests.support.faults import Injected, always, error
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import LocalStack
 from tests.integration.test_matching_concurrency import line_body
 from tests.integration.test_matching_over_http import order, wait_for_decision
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

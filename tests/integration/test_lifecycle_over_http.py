@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

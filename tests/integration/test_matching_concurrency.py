@@ -20,7 +20,7 @@ from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.matching import LineCatalog, MatchService
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import HttpResult, LocalStack
+from tests.support.stack import HttpResult, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

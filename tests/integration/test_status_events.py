@@ -13,7 +13,7 @@ import boto3
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

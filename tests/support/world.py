@@ -20,7 +20,8 @@ from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
-from tests.conftest import FakeLambdaContext, load_event, scan_all
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs
