@@ -10,7 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import pytest
@@ -20,6 +20,7 @@ from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.matching import LineCatalog, MatchService
 
+from tests.support.factories import line_body
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -38,20 +39,14 @@ def client(stack: LocalStack) -> Any:
     )
 
 
-def line_body(product: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "funderId": "bank-a",
-        "name": "concurrency line",
-        "currency": "CNY",
-        "limit": 1_000_000,
-        "minAmount": 1,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1000,
-        "priority": 10,
-        "weight": 50,
-        "holdSeconds": 3600,
-    } | changes
+# A line of 1,000,000 that takes any order up to all of it, held an hour.
+CONCURRENCY_LINE: Final = {
+    "name": "concurrency line",
+    "limit": 1_000_000,
+    "maxAmount": 1_000_000,
+    "aprBps": 1000,
+    "holdSeconds": 3600,
+}
 
 
 def new_orders(tenant: str, product: str, count: int, seed: int) -> list[Order]:
@@ -140,7 +135,12 @@ def admin(local_stack: LocalStack) -> str:
 def test_sixteen_threads_never_over_allocate_one_line(local_stack: LocalStack, admin: str) -> None:
     product = f"p{uuid.uuid4().hex[:10]}"
     line_id = f"one-{product}"
-    assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line_body(product)).status == 201
+    assert (
+        local_stack.call(
+            "PUT", f"/v1/lines/{line_id}", admin, line_body(CONCURRENCY_LINE, products=[product])
+        ).status
+        == 201
+    )
     orders = new_orders(f"tenant-{product}", product, 48, seed=1)  # ~3.2M asked of 1M
 
     race(local_stack, orders)
@@ -162,7 +162,8 @@ def test_four_lines_under_each_strategy_never_over_allocate(
     line_ids = [f"{strategy.lower()}-{n}-{product}" for n in range(4)]
     for n, line_id in enumerate(line_ids):
         body = line_body(
-            product,
+            CONCURRENCY_LINE,
+            products=[product],
             limit=[300_000, 500_000, 700_000, 900_000][n],
             priority=n,
             aprBps=2000 - 100 * n,

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from fundrouter.service.matching import LineCatalog
 
+from tests.support.factories import line_body
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -67,19 +68,15 @@ def test_a_matched_order_reaches_the_subscriber_as_received_then_matched(
     tenant = local_stack.token("TENANT", "fundrouter/orders.write fundrouter/orders.read")
     product = f"p{uuid.uuid4().hex[:10]}"
     line_id = f"events-{product}"
-    line = {
-        "funderId": "bank-e",
-        "name": "status events",
-        "currency": "CNY",
-        "limit": 10_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1290,
-        "priority": 1,
-        "weight": 50,
-        "holdSeconds": 900,
-    }
+    line = line_body(
+        funderId="bank-e",
+        name="status events",
+        limit=10_000_000,
+        minAmount=10_000,
+        maxAmount=1_000_000,
+        products=[product],
+        priority=1,
+    )
     assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line).status == 201
     time.sleep(CATALOG_TTL + 0.5)
     queue_url = stack_output(local_stack, "StatusChangesQueueUrl")

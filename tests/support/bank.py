@@ -23,13 +23,12 @@ from fundrouter_cli.errors import ApiError, Unreachable
 from fundrouter_cli.workload import parallel
 
 from tests.faults import LOG_KEY
+from tests.support.factories import API_EXAMPLE, line_body
 from tests.support.stack import LocalStack
-from tests.support.template import ROOT
 
 CLIENTS: Final = 8
 HOLDING: Final = {"MATCHED", "APPROVED"}
 SAMPLES: Final = 5
-LINE_BODY: Final = json.loads(json.loads((ROOT / "events/api/put_line.json").read_text())["body"])
 # Lifecycles and their weights: what each order's business system does once matched.
 SCRIPTS: Final = {
     "disburse": 3,  # APPROVED, DISBURSED (maybe in part), maybe REPAID (in part or in full)
@@ -124,13 +123,14 @@ class Bank:
         lines = (("a", 0.15, 10, 900), ("b", 0.15, 20, 60), ("c", 0.2, 30, 900))
         for name, share, priority, hold in lines:
             line_id = f"{self.run}-{name}"
-            body = LINE_BODY | {
-                "funderId": f"funder-{name}",
-                "limit": int(demand * share),
-                "dailyLimit": None,
-                "priority": priority,
-                "holdSeconds": hold,
-            }
+            body = line_body(
+                API_EXAMPLE,
+                funderId=f"funder-{name}",
+                limit=int(demand * share),
+                dailyLimit=None,
+                priority=priority,
+                holdSeconds=hold,
+            )
             again(self.tally, lambda b=body, i=line_id: self.client.put_line(i, b))
             self.lines[line_id] = body
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.lifecycle import OrderEvent, Transition
-from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineRecord
+from fundrouter.domain.lines import Line, LineCounters, LineRecord
 from fundrouter.domain.orders import (
     Customer,
     HistoryEntry,
@@ -25,6 +25,8 @@ from fundrouter.service.auditing import AuditState, Cut
 from fundrouter.service.matching import MatchReport
 from fundrouter.service.ports import Commit
 from fundrouter.service.reconciling import Reconciler
+
+from tests.support.factories import line_config
 
 
 class InMemoryOrderRepository:
@@ -230,19 +232,8 @@ def book_with(loans: int, holds: int = 0) -> InMemoryBook:
     """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
     holds expired a minute ago."""
     book = InMemoryBook()
-    config = LineConfig.model_validate(
-        {
-            "funderId": "bank",
-            "name": "line",
-            "currency": "CNY",
-            "limit": 10**15,
-            "minAmount": 1,
-            "maxAmount": 10**9,
-            "aprBps": 1000,
-            "priority": 1,
-            "weight": 50,
-            "holdSeconds": 900,
-        }
+    config = line_config(
+        funderId="bank", name="line", limit=10**15, maxAmount=10**9, aprBps=1000, priority=1
     )
     for index in range(LINES):
         line = Line(f"line-{index}", config, LineCounters())

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from fundrouter.domain.lines import LineConfig
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -22,6 +21,7 @@ from fundrouter.service.reconciling import Reconciler
 
 from tests.support.aws import FakeLambdaContext, scan_all
 from tests.support.events import load_event
+from tests.support.factories import line_config
 from tests.support.handlers import handler_module
 from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs
@@ -81,19 +81,12 @@ class World:
             workers=1,  # moto is not safe under concurrent writes
         )
         for line_id, priority in (("bank-a-consumer", 1), ("trust-b", 2)):
-            config = LineConfig.model_validate(
-                {
-                    "funderId": line_id.split("-")[0],
-                    "name": line_id,
-                    "currency": "CNY",
-                    "limit": 10_000_000,
-                    "minAmount": 1,
-                    "maxAmount": 5_000_000,
-                    "aprBps": 1000,
-                    "priority": priority,
-                    "weight": 50,
-                    "holdSeconds": 900,
-                }
+            config = line_config(
+                funderId=line_id.split("-")[0],
+                name=line_id,
+                limit=10_000_000,
+                aprBps=1000,
+                priority=priority,
             )
             self.lines.put_config(line_id, config, clock())
 

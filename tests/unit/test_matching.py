@@ -47,6 +47,8 @@ from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import factories
+
 # 16:00 in Shanghai, where the lines count their days: 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TODAY = "2026-11-24"
@@ -300,21 +302,8 @@ class FakeLineSource:
 # ------------------------------------------------------------------- factories
 
 
-def line_config(**overrides: Any) -> LineConfig:
-    """A line that takes any CNY order from 10,000 to 5,000,000, unless told otherwise."""
-    values: dict[str, Any] = {
-        "funder_id": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 100_000_000,
-        "min_amount": 10_000,
-        "max_amount": 5_000_000,
-        "apr_bps": 1290,
-        "priority": 10,
-        "weight": 50,
-        "hold_seconds": 900,
-    }
-    return LineConfig.model_validate(values | overrides)
+# A line that takes any CNY order from 10,000 to 5,000,000, unless told otherwise.
+line_config = partial(factories.line_config, minAmount=10_000)
 
 
 def received_order(

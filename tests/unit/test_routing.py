@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from fundrouter.domain.lines import (
     Line,
-    LineConfig,
     LineCounters,
     LineRefusal,
 )
@@ -26,6 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.support.factories import line_config
+
 # 16:00 in Shanghai: the lines' day is 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TODAY = "2026-11-24"
@@ -40,19 +41,7 @@ def make_line(
     **overrides: Any,
 ) -> Line:
     """A line that takes any CNY order up to 5,000,000, unless told otherwise."""
-    values: dict[str, Any] = {
-        "funder_id": "bank-a",
-        "name": line_id,
-        "currency": "CNY",
-        "limit": 100_000_000,
-        "min_amount": 1,
-        "max_amount": 5_000_000,
-        "apr_bps": 1290,
-        "priority": 10,
-        "weight": 50,
-        "hold_seconds": 900,
-    }
-    config = LineConfig.model_validate(values | overrides)
+    config = line_config(name=line_id, **overrides)
     return Line(line_id, config, LineCounters(reserved, drawn, daily_used or {}))
 
 
