@@ -2,7 +2,7 @@
 one pair of tables built from template.yaml, with a clock the test moves."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -20,6 +20,7 @@ from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
 from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.factories import line_config
 from tests.support.handlers import handler_module
@@ -34,20 +35,6 @@ ORDER_ID = "shop-20261124-0001"
 NO_WAIT = Backoff(sleep=lambda _: None)
 
 
-class Clock:
-    """A second later at each reading; `advance` jumps ahead."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 class World:
     """The API and the matcher over one pair of moto tables."""
 
@@ -55,7 +42,7 @@ class World:
         self.client = boto3.client("dynamodb")
         self.client.create_table(**create_table_kwargs("LinesTable", LINES_TABLE))
         self.orders_table = orders_table
-        self.clock = clock = Clock()
+        self.clock = clock = Clock(tick=timedelta(seconds=1))  # a second a reading
         self.lines = DynamoLineRepository(self.client, LINES_TABLE, NO_WAIT)
         self.orders = DynamoOrderRepository(self.client, orders_table)
         self.services = (
