@@ -6,7 +6,7 @@ zones) and three tenants with random routing policies. Then it takes random step
 
 - orders submitted through the API handler, again with the same content (a retried
   intake) and again with different content (409);
-- the Orders stream, read from moto's own stream shard and filtered as the template's
+- the Orders stream, read with the DynamoDB Streams API and filtered as the template's
   MatcherFunction filter says, delivered to the matcher handler in small batches,
   sometimes with a duplicate, sometimes lost (the reconciler must then re-drive the
   order), and old images redelivered after the order moved on;
@@ -54,9 +54,14 @@ replays that sequence alone. FUNDROUTER_SIM_STEPS sets the total number of steps
 FUNDROUTER_SIM_FIRST_SEED where the seeds start, to explore new ones.
 
 The service code runs as it is. moto is made cheaper in three places (see
-speed_up_moto), and a test below runs one sequence with and without that and
-finds the same steps and the same stored items. The bug it found (a daily cap
-lowered under a warm matcher) has its own regression test at the end of the module.
+speed_up_moto), and tests/handlers/test_model_simulation.py runs one sequence with
+and without that and finds the same steps and the same stored items. The bug it
+found (a daily cap lowered under a warm matcher) has its own regression test there.
+
+The modules: model (what the design allows), inputs (random lines, orders and the API
+events that carry them), driver (the tables, the stream and the handlers, called as
+Lambda calls them), steps, follow (the model following the stream) and checks (the
+stored items against the model after every step).
 """
 
 from tests.support.simulation.checks import StoredState

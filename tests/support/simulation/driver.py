@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import boto3
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.orders import Order
@@ -51,6 +52,7 @@ REPLAY: Final = (
 
 
 API_ATTEMPTS: Final = 4
+PAGE: Final = 1000  # GetRecords' most records a call
 FAULT_RATE: Final = 0.15
 # tests/faults: one write is followed by a fault the caller sees. After its commit,
 # the answer is lost (a 500 InternalServerError, which DynamoDB documents as "may have
@@ -74,16 +76,39 @@ def moto_table(client: Any, name: str) -> Any:
     return dynamodb_backends[DEFAULT_ACCOUNT_ID][client.meta.region_name].get_table(name)
 
 
-def drain_stream(client: Any, table: str) -> list[dict[str, Any]]:
-    """Take the records written since the last call off the table's stream shard, in
-    commit order. Read in-process (GetRecords would serialize every image), and taken
-    off because moto keeps the shard forever and copies it with the table on every
-    transaction."""
-    shard = moto_table(client, table).stream_shard
-    records = [record.to_json() for record in shard.items]
-    shard.starting_sequence_number += len(shard.items)
-    shard.items = []
-    return records
+class Stream:
+    """A table's stream, read through the DynamoDB Streams API as Lambda's event
+    source mapping reads it."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._streams = boto3.client(
+            "dynamodbstreams", region_name=client.meta.region_name, config=client.meta.config
+        )
+        self._arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
+        self._shard = shards[0]["ShardId"]
+        self._last: str | None = None
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """The records written since the last call, in commit order. A new iterator
+        each time: moto undoes a cancelled transaction by putting back a copy of the
+        table, and of its shard, which an older iterator would not see."""
+        position: dict[str, str] = {"ShardIteratorType": "TRIM_HORIZON"}
+        if self._last is not None:
+            position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self._last}
+        iterator = self._streams.get_shard_iterator(
+            StreamArn=self._arn, ShardId=self._shard, **position
+        )["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        while True:
+            page = self._streams.get_records(ShardIterator=iterator, Limit=PAGE)
+            records += page["Records"]
+            if len(page["Records"]) < PAGE:
+                break
+            iterator = page["NextShardIterator"]
+        if records:
+            self._last = records[-1]["dynamodb"]["SequenceNumber"]
+        return records
 
 
 def stored_items(client: Any, table: str) -> Iterator[Any]:
@@ -220,6 +245,7 @@ class Driver:
         self.lines_table = f"sim-lines-{seed}"
         client.create_table(**create_table_kwargs("OrdersTable", self.orders_table))
         client.create_table(**create_table_kwargs("LinesTable", self.lines_table))
+        self.stream = Stream(client, self.orders_table)
         start = START + timedelta(minutes=self.rng.randrange(24 * 60))
         self.clock = Clock(start, tick=timedelta(seconds=1))  # a second a reading
         self.fresh: dict[tuple[str, str, int], bool] = {}

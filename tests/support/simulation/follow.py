@@ -10,7 +10,7 @@ from fundrouter.persistence.codec import from_item
 from fundrouter.persistence.history import HIST_PREFIX
 from fundrouter.persistence.orders import order_from_item, order_ids
 
-from tests.support.simulation.driver import drain_stream, lambda_record, matches_filter
+from tests.support.simulation.driver import lambda_record, matches_filter
 from tests.support.simulation.model import (
     ALLOWED_FROM,
     ARROWS,
@@ -67,7 +67,7 @@ class Follower:
         refusing any the design does not allow or this step could not cause; queue the
         records the matcher's filter lets through."""
         changes = Changes()
-        for record in drain_stream(self.raw, self.orders_table):
+        for record in self.stream.new_records():
             if record["eventName"] == "REMOVE":
                 raise SimulationFailure(f"an item was deleted: {record['dynamodb']['Keys']}")
             sort_key = record["dynamodb"]["Keys"]["sk"]["S"]
