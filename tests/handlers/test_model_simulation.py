@@ -15,13 +15,13 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from fundrouter.domain import orders as domain_orders
 from fundrouter.domain.lines import LineConfig
-from fundrouter.domain.orders import Order, OrderRequest
+from fundrouter.domain.orders import Order
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 
-from tests.support.factories import line_body
+from tests.support.factories import line_body, order_request
 from tests.support.moto_speed import speed_up_moto
 from tests.support.simulation import Simulation
 from tests.support.simulation.driver import matcher_handler, reconciler_handler
@@ -136,15 +136,8 @@ def test_a_daily_cap_lowered_under_a_warm_matcher_refuses_the_line(
     capped = LineConfig.model_validate(config | {"dailyLimit": 10_000})
     lines.put_config("capped", capped, now)  # the operator sets a daily cap of 10,000
     orders = DynamoOrderRepository(dynamodb, orders_table)
-    request = {
-        "orderId": "o-1",
-        "amount": 20_000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": "installment",
-        "customer": {"id": "c-1"},
-    }
-    order = Order.received("tenant-a", OrderRequest.model_validate(request), now)
+    request = order_request(orderId="o-1", amount=20_000, customer={"id": "c-1"}, metadata={})
+    order = Order.received("tenant-a", request, now)
     assert orders.add(order) is None
     store = DynamoMatchStore(dynamodb, orders_table, lines, NO_WAIT)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.support.factories import line_body
+from tests.support.factories import line_body, order_body
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -40,14 +40,13 @@ class Tour:
 
     def order(self, amount: int) -> str:
         order_id = f"life-{uuid.uuid4().hex[:10]}"
-        body = {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": self.product,
-            "customer": {"id": "c-1"},
-        }
+        body = order_body(
+            orderId=order_id,
+            amount=amount,
+            product=self.product,
+            customer={"id": "c-1"},
+            metadata={},
+        )
         assert self.stack.call("POST", "/v1/orders", self.tenant, body).status == 202
         self.wait(order_id, "MATCHED")
         return order_id

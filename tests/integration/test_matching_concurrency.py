@@ -14,13 +14,13 @@ from typing import Any, Final
 
 import boto3
 import pytest
-from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.matching import LineCatalog, MatchService
 
-from tests.support.factories import line_body
+from tests.support.factories import line_body, order_request
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -55,15 +55,12 @@ def new_orders(tenant: str, product: str, count: int, seed: int) -> list[Order]:
     return [
         Order.received(
             tenant,
-            OrderRequest.model_validate(
-                {
-                    "orderId": f"conc-{n:03d}",
-                    "amount": rng.choice([30_000, 50_000, 70_000, 110_000]),
-                    "currency": "CNY",
-                    "termMonths": 12,
-                    "product": product,
-                    "customer": {"id": f"c-{n}"},
-                }
+            order_request(
+                orderId=f"conc-{n:03d}",
+                amount=rng.choice([30_000, 50_000, 70_000, 110_000]),
+                product=product,
+                customer={"id": f"c-{n}"},
+                metadata={},
             ),
             now,
         )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.support.factories import line_body
+from tests.support.factories import line_body, order_body
 from tests.support.stack import HttpResult, LocalStack
 
 pytestmark = pytest.mark.integration
@@ -29,14 +29,13 @@ def wait_for_decision(stack: LocalStack, token: str, order_id: str) -> tuple[Htt
 
 
 def order(product: str, amount: int) -> dict[str, Any]:
-    return {
-        "orderId": f"http-{uuid.uuid4().hex[:10]}",
-        "amount": amount,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": product,
-        "customer": {"id": "c-1", "region": "GD", "creditGrade": "B"},
-    }
+    return order_body(
+        orderId=f"http-{uuid.uuid4().hex[:10]}",
+        amount=amount,
+        product=product,
+        customer={"id": "c-1", "region": "GD", "creditGrade": "B"},
+        metadata={},
+    )
 
 
 def test_orders_are_matched_or_unmatched_with_reasons_within_seconds(

@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.factories import order_body
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -15,15 +16,7 @@ WRITE_READ = "fundrouter/orders.write fundrouter/orders.read"
 
 
 def new_order(**changes: Any) -> dict[str, Any]:
-    return {
-        "orderId": f"shop-{uuid.uuid4().hex[:12]}",
-        "amount": 1250000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": "installment",
-        "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        "metadata": {"channel": "app"},
-    } | changes
+    return order_body(orderId=f"shop-{uuid.uuid4().hex[:12]}") | changes
 
 
 @pytest.fixture(scope="module")

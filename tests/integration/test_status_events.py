@@ -13,7 +13,7 @@ import boto3
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.support.factories import line_body
+from tests.support.factories import line_body, order_body
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -81,14 +81,13 @@ def test_a_matched_order_reaches_the_subscriber_as_received_then_matched(
     time.sleep(CATALOG_TTL + 0.5)
     queue_url = stack_output(local_stack, "StatusChangesQueueUrl")
     order_id = f"events-{uuid.uuid4().hex[:10]}"
-    body = {
-        "orderId": order_id,
-        "amount": 250_000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": product,
-        "customer": {"id": "c-1", "region": "GD", "creditGrade": "B"},
-    }
+    body = order_body(
+        orderId=order_id,
+        amount=250_000,
+        product=product,
+        customer={"id": "c-1", "region": "GD", "creditGrade": "B"},
+        metadata={},
+    )
 
     assert local_stack.call("POST", "/v1/orders", tenant, body).status == 202
     received = events_for(local_stack, queue_url, order_id, wanted=2)

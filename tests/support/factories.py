@@ -1,5 +1,6 @@
-"""The one builder of a lending line's configuration for every test: the body of
-PUT /v1/lines/{lineId} (camelCase, as the API takes it) and the LineConfig it makes."""
+"""The one builder of each request body for every test: a lending line's configuration
+(the body of PUT /v1/lines/{lineId}) and an order (the body of POST /v1/orders), as
+the API takes them (camelCase), and the domain models they make."""
 
 import copy
 import json
@@ -7,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from fundrouter.domain.lines import LineConfig
+from fundrouter.domain.orders import OrderRequest
+from pydantic import BaseModel
 
 from tests.support.events import load_event
 
@@ -30,16 +33,30 @@ API_EXAMPLE: Final[dict[str, Any]] = json.loads(load_event("api/put_line.json")[
 def line_body(*presets: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     """ANY_ORDER, then each preset (API_EXAMPLE, say), then `changes`; fields are
     named in camelCase or in snake_case."""
-    body = dict(ANY_ORDER)
-    for fields in (*presets, changes):
-        body |= {_camel(name): value for name, value in fields.items()}
-    return copy.deepcopy(body)  # a test may change the lists of the one it is given
+    return _body(LineConfig, ANY_ORDER, *presets, changes)
 
 
 def line_config(*presets: Mapping[str, Any], **changes: Any) -> LineConfig:
     return LineConfig.model_validate(line_body(*presets, **changes))
 
 
-def _camel(name: str) -> str:
-    field = LineConfig.model_fields.get(name)
-    return field.alias if field is not None and field.alias is not None else name
+# The example order of docs/api.md: the body `sam local invoke` sends.
+ORDER_EXAMPLE: Final[dict[str, Any]] = json.loads(load_event("api/submit_order.json")["body"])
+
+
+def order_body(*presets: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """ORDER_EXAMPLE, then each preset, then `changes`, named as line_body's are."""
+    return _body(OrderRequest, ORDER_EXAMPLE, *presets, changes)
+
+
+def order_request(*presets: Mapping[str, Any], **changes: Any) -> OrderRequest:
+    return OrderRequest.model_validate(order_body(*presets, **changes))
+
+
+def _body(model: type[BaseModel], *layers: Mapping[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for fields in layers:
+        for name, value in fields.items():
+            field = model.model_fields.get(name)
+            body[field.alias if field is not None and field.alias else name] = value
+    return copy.deepcopy(body)  # a test may change the lists of the one it is given

@@ -21,7 +21,6 @@ from fundrouter.domain.orders import (
     Candidate,
     Decision,
     Order,
-    OrderRequest,
     OrderStatus,
 )
 from fundrouter.domain.routing import (
@@ -43,6 +42,7 @@ from hypothesis import strategies as st
 
 from tests.support import factories
 from tests.support.clock import Timer
+from tests.support.factories import order_request
 from tests.support.fakes import FakeLineSource, FakeMatchStore
 
 # 16:00 in Shanghai, where the lines count their days: 2026-11-24.
@@ -66,16 +66,7 @@ def received_order(
     tenant_id: str = TENANT,
     declined: list[str] | None = None,
 ) -> Order:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(orderId=order_id, amount=amount, metadata={})
     order = Order.received(tenant_id, request, NOW)
     if declined:
         # Re-queued after a decline: back in RECEIVED at a later version.

@@ -11,7 +11,7 @@ from fundrouter.domain.lines import (
     LineCounters,
     LineRefusal,
 )
-from fundrouter.domain.orders import Candidate, OrderRequest
+from fundrouter.domain.orders import Candidate
 from fundrouter.domain.routing import (
     Evaluation,
     OrderFacts,
@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.support.factories import line_config
+from tests.support.factories import line_config, order_request
 
 # 16:00 in Shanghai: the lines' day is 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -352,16 +352,7 @@ def test_routing_finds_a_line_eligible_exactly_when_its_claim_would_succeed(
 
 
 def test_order_facts_come_from_the_order_and_its_customer() -> None:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": "shop-20261124-0001",
-            "amount": 1_250_000,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(metadata={})
 
     assert OrderFacts.of(request) == OrderFacts(1_250_000, "CNY", 12, "installment", "GD", "B")
 
