@@ -10,9 +10,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-import boto3
 import pytest
 from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -26,17 +25,6 @@ from tests.support.stack import LocalStack
 pytestmark = pytest.mark.integration
 
 THREADS = 16
-
-
-def client(stack: LocalStack) -> Any:
-    # A session per thread: boto3 sessions are not thread-safe.
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
 
 
 # A line of 1,000,000 that takes any order up to all of it, held an hour.
@@ -77,7 +65,7 @@ def race(stack: LocalStack, orders: list[Order]) -> None:
     start = threading.Barrier(THREADS)
 
     def worker(index: int) -> None:
-        dynamodb = client(stack)
+        dynamodb = stack.client("dynamodb")
         repository = DynamoOrderRepository(dynamodb, orders_table)
         lines = DynamoLineRepository(dynamodb, lines_table)
         service = MatchService(
@@ -99,7 +87,9 @@ def race(stack: LocalStack, orders: list[Order]) -> None:
 
 
 def settled(stack: LocalStack, orders: list[Order]) -> list[Order]:
-    repository = DynamoOrderRepository(client(stack), stack.settings["FUNDROUTER_ORDERS_TABLE"])
+    repository = DynamoOrderRepository(
+        stack.client("dynamodb"), stack.settings["FUNDROUTER_ORDERS_TABLE"]
+    )
     deadline = time.monotonic() + 30
     while True:
         stored = [repository.get(o.tenant_id, o.order_id) for o in orders]
@@ -113,7 +103,7 @@ def assert_invariant(stack: LocalStack, orders: list[Order], line_ids: list[str]
     final = settled(stack, orders)
     assert len(final) == len(orders), "orders left RECEIVED"
     assert {o.status for o in final} <= {OrderStatus.MATCHED, OrderStatus.UNMATCHED}
-    lines = DynamoLineRepository(client(stack), stack.settings["FUNDROUTER_LINES_TABLE"])
+    lines = DynamoLineRepository(stack.client("dynamodb"), stack.settings["FUNDROUTER_LINES_TABLE"])
     for line_id in line_ids:
         record = lines.get(line_id)
         assert record is not None

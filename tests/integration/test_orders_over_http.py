@@ -4,7 +4,6 @@ deployed from template.yaml, with tokens from the Cognito token endpoint."""
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.support.factories import order_body
@@ -26,13 +25,7 @@ def token(local_stack: LocalStack) -> str:
 
 def stored_order_ids(stack: LocalStack) -> set[str]:
     """Straight from the table, not through the API under test."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
+    client = stack.client("dynamodb")
     pages = client.get_paginator("scan").paginate(
         TableName=stack.settings["FUNDROUTER_ORDERS_TABLE"],
         FilterExpression="sk = :order",

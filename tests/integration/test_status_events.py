@@ -9,7 +9,6 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from fundrouter.service.matching import LineCatalog
 
@@ -23,18 +22,8 @@ STACK_NAME = "fundrouter-local"
 CATALOG_TTL = LineCatalog.__init__.__defaults__[0]  # type: ignore[index]
 
 
-def aws_client(stack: LocalStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
-
-
 def stack_output(stack: LocalStack, key: str) -> str:
-    described = aws_client(stack, "cloudformation").describe_stacks(StackName=STACK_NAME)
+    described = stack.client("cloudformation").describe_stacks(StackName=STACK_NAME)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0]["Outputs"]}
     return outputs[key]
 
@@ -46,7 +35,7 @@ def events_for(
     queue. Other orders' events (earlier tests leave hundreds) are hidden for a minute
     as they are read, so the search moves through the queue instead of re-reading its
     head; they reappear afterwards for whoever reads them."""
-    sqs = aws_client(stack, "sqs")
+    sqs = stack.client("sqs")
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
     while len(found) < wanted and time.monotonic() < deadline:

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import boto3
 from fundrouter_cli.client import ApiClient, Reply, urllib_transport
 from fundrouter_cli.config import Settings
 from fundrouter_cli.errors import ApiError, Unreachable
@@ -326,13 +325,7 @@ class Bank:
 def injected_faults(stack: LocalStack) -> Counter[str]:
     """The faults the stack's functions injected, by kind, from their logs (one
     structured line each, tests/faults)."""
-    logs = boto3.client(
-        "logs",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
+    logs = stack.client("logs")
     counts: Counter[str] = Counter()
     groups = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
     for group in groups:
