@@ -15,8 +15,8 @@ from fundrouter.service.orders import OrderService
 from fundrouter.settings import MissingSetting
 
 from tests.support.aws import FakeLambdaContext, scan_all
-from tests.support.clock import ticking
 from tests.support.events import event_names, load_event
+from tests.support.fakes import ticking
 from tests.support.handlers import handler_module
 
 api = handler_module("api", "api_handler")

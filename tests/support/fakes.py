@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the repository ports, for unit tests of the services."""
+"""In-memory stand-ins for the ports, and the one fake clock, for unit tests of the
+services. Imports nothing from tests/: bench/reconciler_scale.py loads it by path."""
 
 import base64
 import bisect
@@ -7,8 +8,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.lifecycle import OrderEvent, Transition
@@ -37,9 +38,6 @@ from fundrouter.service.auditing import AuditState, Cut
 from fundrouter.service.matching import MatchReport
 from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult, Commit
 from fundrouter.service.reconciling import Reconciler
-
-from tests.support.clock import START, Clock
-from tests.support.factories import line_config
 
 
 class InMemoryOrderRepository:
@@ -246,11 +244,11 @@ class FakeMatchStore:
     the line still exists at the configuration version ranked (else a refusal), and
     the pure Line.claim accepts the amount on the line's *current* counters."""
 
-    def __init__(self, now: datetime, today: str, **line_defaults: Any) -> None:
-        """`now` and `today` are when other writers' moves happen; every line put
-        is configured as `line_defaults` say unless told otherwise."""
+    def __init__(self, now: datetime, today: str, configure: Callable[..., LineConfig]) -> None:
+        """`now` and `today` are when other writers' moves happen; `configure` makes
+        the configuration of each line put (tests/support/factories.line_config)."""
         self.now, self.today = now, today
-        self._line_defaults = line_defaults
+        self._configure = configure
         self.records: dict[str, LineRecord] = {}
         self.orders: dict[tuple[str, str], Order] = {}
         self.claims: list[ClaimCall] = []
@@ -274,7 +272,7 @@ class FakeMatchStore:
     ) -> LineRecord:
         counters = LineCounters(reserved, drawn, daily_used or {})
         record = LineRecord(
-            Line(line_id, line_config(self._line_defaults, **config), counters),
+            Line(line_id, self._configure(**config), counters),
             config_version=1,
             created_at="2026-11-01T00:00:00.000Z",
             updated_at="2026-11-01T00:00:00.000Z",
@@ -459,6 +457,45 @@ class FakeLineSource:
         return sum(1 for call in self.calls if call[0] == name)
 
 
+# ------------------------------------------------------------ the clock
+
+START: Final = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+class Clock:
+    """Each reading `tick` later than the last (the first `tick` after `now`); with
+    no tick every reading is `now`. `advance` jumps ahead."""
+
+    def __init__(self, now: datetime = START, tick: timedelta = timedelta(0)) -> None:
+        self.now = now
+        self.tick = tick
+
+    def __call__(self) -> datetime:
+        self.now += self.tick
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def ticking(tick: timedelta = timedelta(milliseconds=1)) -> Clock:
+    """The first reading at START, each next one `tick` later: listings in a fixed order."""
+    return Clock(START - tick, tick)
+
+
+class Timer:
+    """A monotonic timer (seconds, as time.monotonic) the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 # ------------------------------------------------------------ open loans at scale
 
 LINES = 4
@@ -469,8 +506,18 @@ def book_with(loans: int, holds: int = 0) -> InMemoryBook:
     """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
     holds expired a minute ago."""
     book = InMemoryBook()
-    config = line_config(
-        funderId="bank", name="line", limit=10**15, maxAmount=10**9, aprBps=1000, priority=1
+    # Spelled out, not factories.line_config: this module imports nothing from tests/.
+    config = LineConfig(
+        funder_id="bank",
+        name="line",
+        currency="CNY",
+        limit=10**15,
+        min_amount=1,
+        max_amount=10**9,
+        apr_bps=1000,
+        priority=1,
+        weight=50,
+        hold_seconds=900,
     )
     for index in range(LINES):
         line = Line(f"line-{index}", config, LineCounters())

@@ -20,9 +20,9 @@ from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
 from tests.support.aws import FakeLambdaContext, scan_all
-from tests.support.clock import Clock
 from tests.support.events import load_event
 from tests.support.factories import line_config
+from tests.support.fakes import Clock
 from tests.support.handlers import handler_module
 from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs

@@ -41,9 +41,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import factories
-from tests.support.clock import Timer
 from tests.support.factories import order_request
-from tests.support.fakes import FakeLineSource, FakeMatchStore
+from tests.support.fakes import FakeLineSource, FakeMatchStore, Timer
 
 # 16:00 in Shanghai, where the lines count their days: 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -76,7 +75,7 @@ def received_order(
 
 @pytest.fixture
 def store() -> FakeMatchStore:
-    return FakeMatchStore(NOW, TODAY, minAmount=10_000)
+    return FakeMatchStore(NOW, TODAY, line_config)
 
 
 @pytest.fixture
@@ -1070,7 +1069,7 @@ def _assert_counters_match_orders(store: FakeMatchStore) -> None:
 def test_matching_orders_one_after_another_never_over_allocates_and_decides_every_order(
     lines: list[dict[str, Any]], orders: list[dict[str, Any]], strategy: Strategy
 ) -> None:
-    store = FakeMatchStore(NOW, TODAY, minAmount=10_000)
+    store = FakeMatchStore(NOW, TODAY, line_config)
     source = FakeLineSource(store)
     source.policies[TENANT] = RoutingPolicy(strategy=strategy)
     monotonic = Timer()

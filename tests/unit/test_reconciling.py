@@ -9,8 +9,7 @@ import pytest
 from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
 from fundrouter.service.reconciling import BATCH, Reconciler
 
-from tests.support.clock import Clock
-from tests.support.fakes import LINES, InMemoryBook, NoMatcher, book_with, reconciler
+from tests.support.fakes import LINES, Clock, InMemoryBook, NoMatcher, book_with, reconciler
 
 
 def run_reads(book: InMemoryBook, subject: Reconciler, clock: Clock) -> tuple[int, list[str]]:

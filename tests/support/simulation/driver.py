@@ -28,7 +28,7 @@ from moto.dynamodb.models import dynamodb_backends
 
 from tests.faults import ArmedPlan, FaultInjector
 from tests.support.aws import FakeLambdaContext
-from tests.support.clock import Clock
+from tests.support.fakes import Clock
 from tests.support.handlers import handler_module
 from tests.support.simulation.inputs import random_line
 from tests.support.simulation.model import (
