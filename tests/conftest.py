@@ -1,20 +1,16 @@
 """Shared fixtures. Nothing here reaches a network: AWS is moto in-process, and the
-integration tests start their own local stack (tests/integration/conftest.py)."""
+integration tests start their own local stack (tests/support/stack.py)."""
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support.aws import FakeLambdaContext
 from tests.support.stack import PORT, STATE_DIR, LocalStack, running_stack
-from tests.support.template import ROOT, create_table_kwargs
-
-EVENTS = ROOT / "events"
+from tests.support.template import create_table_kwargs
 
 
 @pytest.fixture(autouse=True)
@@ -30,29 +26,6 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "fundrouter")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "fundrouter")
-
-
-def load_event(relative: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((EVENTS / relative).read_text())
-    return loaded
-
-
-def event_names(folder: str) -> list[str]:
-    return sorted(path.stem for path in (EVENTS / folder).glob("*.json"))
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "fundrouter-ApiFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-ApiFunction"
-    )
-    aws_request_id: str = "5b2f6f9a-1c1e-4b8a-9d0e-2f5f1a3b4c5d"
-    remaining_millis: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,17 +63,3 @@ def orders_table(aws: None) -> str:
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
     return boto3.client("dynamodb")
-
-
-def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-__all__ = ["EVENTS", "FakeLambdaContext", "Path", "event_names", "load_event", "scan_all"]

@@ -12,30 +12,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.factories import API_EXAMPLE, line_body
+
 TENANT = ("tenant-id", "tenant-secret")
 ADMIN = ("admin-id", "admin-secret")
 
 
 def line(line_id: str, **changes: Any) -> dict[str, Any]:
+    """The resource GET /v1/lines/{lineId} answers for docs/api.md's example line."""
     return {
         "lineId": line_id,
-        "funderId": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 500_000_000,
-        "dailyLimit": 50_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 5_000_000,
-        "terms": [3, 6, 12],
-        "products": ["installment"],
-        "regions": [],
-        "creditGrades": ["A", "B"],
-        "aprBps": 1290,
-        "priority": 10,
-        "weight": 60,
-        "holdSeconds": 900,
-        "status": "ACTIVE",
-        "timezone": "Asia/Shanghai",
+        **line_body(API_EXAMPLE, terms=[3, 6, 12], timezone="Asia/Shanghai"),
         "reserved": 125_000_000,
         "drawn": 100_000_000,
         "available": 275_000_000,

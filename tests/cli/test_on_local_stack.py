@@ -11,7 +11,8 @@ from fundrouter_cli.errors import EXIT_AUTH
 from fundrouter_cli.main import app
 from typer.testing import CliRunner, Result
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import line_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -37,20 +38,19 @@ def test_a_line_and_an_order_through_their_lifecycle(cli_stack: LocalStack, tmp_
     line_id = f"cli-line-{product}"
     (tmp_path / "line.json").write_text(
         json.dumps(
-            {
-                "lineId": line_id,
-                "funderId": "bank-cli",
-                "name": "CLI test line",
-                "currency": "CNY",
-                "limit": 10_000_000,
-                "minAmount": 10_000,
-                "maxAmount": 2_000_000,
-                "products": [product],
-                "aprBps": 999,
-                "priority": 1,
-                "weight": 10,
-                "holdSeconds": 3600,
-            }
+            {"lineId": line_id}
+            | line_body(
+                funderId="bank-cli",
+                name="CLI test line",
+                limit=10_000_000,
+                minAmount=10_000,
+                maxAmount=2_000_000,
+                products=[product],
+                aprBps=999,
+                priority=1,
+                weight=10,
+                holdSeconds=3600,
+            )
         )
     )
 

@@ -14,8 +14,9 @@ from fundrouter.http.auth import ROUTE_SCOPES, Scope
 from fundrouter.persistence.orders import order_pk
 from fundrouter.service.orders import OrderService
 
-from tests.conftest import FakeLambdaContext, load_event
 from tests.support.api import serve
+from tests.support.aws import FakeLambdaContext
+from tests.support.events import load_event
 from tests.support.template import ROOT
 from tests.support.world import TENANT, World
 

@@ -4,8 +4,6 @@ scanning the table afterwards."""
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
-from itertools import count
 from typing import Any
 
 import boto3
@@ -17,8 +15,10 @@ from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.orders import OrderService
 from fundrouter.settings import MissingSetting
 
-from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
 from tests.support.api import built_from_environment, serve
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import event_names, load_event
+from tests.support.fakes import ticking
 from tests.support.handlers import handler_module
 
 api = handler_module("api", "api_handler")
@@ -27,20 +27,10 @@ TENANT = load_event("api/submit_order.json")["requestContext"]["authorizer"]["jw
 ]
 
 
-class TickingClock:
-    """Each reading a millisecond later, so listing order is deterministic."""
-
-    def __init__(self) -> None:
-        self._ticks = count()
-
-    def __call__(self) -> datetime:
-        return datetime(2026, 11, 24, 10, 0, tzinfo=UTC) + timedelta(milliseconds=next(self._ticks))
-
-
 @pytest.fixture
 def service(orders_table: str) -> OrderService:
     repository = DynamoOrderRepository(boto3.client("dynamodb"), orders_table)
-    return OrderService(repository, TickingClock())
+    return OrderService(repository, ticking())
 
 
 def call(
@@ -370,7 +360,7 @@ def test_a_bug_is_a_500_that_does_not_leak_its_message(
         def add(self, order: object) -> None:
             raise RuntimeError("secret connection string")
 
-    service = OrderService(ExplodingRepository(), TickingClock())  # type: ignore[arg-type]
+    service = OrderService(ExplodingRepository(), ticking())  # type: ignore[arg-type]
 
     status, body = call("submit_order", service, lambda_context)
 

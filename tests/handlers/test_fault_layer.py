@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
-from tests.conftest import scan_all
 from tests.faults import KINDS, FaultInjector, RandomPlan, install_from_environment, parse
+from tests.support.aws import scan_all
 from tests.support.template import create_table_kwargs
 
 TABLE = "faults-orders"

@@ -12,7 +12,7 @@ from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 
 import tests.support.world as world_module
-from tests.conftest import load_event
+from tests.support.events import load_event
 from tests.support.moto_speed import speed_up_moto
 from tests.support.world import NO_WAIT, TENANT, World
 

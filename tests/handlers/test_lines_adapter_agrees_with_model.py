@@ -29,6 +29,7 @@ from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository, LineRecord
 from fundrouter.service.ports import ClaimResult, Room
 
+from tests.support.factories import line_config
 from tests.support.moto_speed import speed_up_moto
 from tests.support.orders import Paths, counts_of
 from tests.support.template import create_table_kwargs
@@ -45,22 +46,12 @@ def client(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def random_config(rng: random.Random) -> LineConfig:
-    return LineConfig.model_validate(
-        {
-            "funderId": "bank-a",
-            "name": "Bank A consumer",
-            "currency": "CNY",
-            "limit": rng.choice([1_000, 5_000, 20_000]),
-            "dailyLimit": rng.choice([None, 2_000, 8_000]),
-            "minAmount": 1,
-            "maxAmount": 20_000,
-            "aprBps": 1290,
-            "priority": 10,
-            "weight": 50,
-            "holdSeconds": 900,
-            "status": rng.choice(["ACTIVE", "ACTIVE", "ACTIVE", "PAUSED"]),
-            "activeUntil": rng.choice([None, "2026-11-25T00:00:00Z"]),
-        }
+    return line_config(
+        limit=rng.choice([1_000, 5_000, 20_000]),
+        dailyLimit=rng.choice([None, 2_000, 8_000]),
+        maxAmount=20_000,
+        status=rng.choice(["ACTIVE", "ACTIVE", "ACTIVE", "PAUSED"]),
+        activeUntil=rng.choice([None, "2026-11-25T00:00:00Z"]),
     )
 
 

@@ -15,8 +15,9 @@ from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
 from fundrouter.service.ports import ClaimResult
 
-from tests.conftest import FakeLambdaContext, event_names, load_event, scan_all
 from tests.support.api import serve
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import event_names, load_event
 from tests.support.handlers import handler_module
 from tests.support.orders import Paths
 from tests.support.requests import Requests

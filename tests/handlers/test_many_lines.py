@@ -7,12 +7,12 @@ import math
 from typing import Any
 
 import pytest
-from fundrouter.domain.lines import LineConfig
 from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import LINE_SK, line_pk
 from fundrouter.persistence.orders import ORDER_SK, order_pk
 
-from tests.conftest import load_event
+from tests.support.events import load_event
+from tests.support.factories import line_config
 from tests.support.moto_speed import speed_up_moto
 from tests.support.world import LINES_TABLE, TENANT, World
 
@@ -29,10 +29,16 @@ def add_refusing_lines(world: World, first: int, last: int) -> None:
     """Lines ranked before the world's two that cannot take a 12-month order: the
     last written by put_config, the others copies of its item under their own ids
     (put_config on moto takes 40 ms a line; what is measured here is the match)."""
-    config = {"funderId": "f", "name": "refuses", "currency": "CNY", "limit": 10**9}
-    config |= {"minAmount": 1, "maxAmount": 10**8, "terms": [36], "aprBps": 900}
-    config |= {"priority": 0, "weight": 1, "holdSeconds": 900}
-    line = LineConfig.model_validate(config)
+    line = line_config(
+        funderId="f",
+        name="refuses",
+        limit=10**9,
+        maxAmount=10**8,
+        terms=[36],
+        aprBps=900,
+        priority=0,
+        weight=1,
+    )
     world.lines.put_config(f"many-{last - 1:04d}", line, world.clock())
     key = {"pk": {"S": line_pk(f"many-{last - 1:04d}")}, "sk": {"S": LINE_SK}}
     stored = world.client.get_item(TableName=LINES_TABLE, Key=key)["Item"]

@@ -4,13 +4,13 @@ After every scenario the line's counters are compared with the orders they hold.
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
-from fundrouter.domain.lines import LineConfig
 from fundrouter.domain.routing import RoutingPolicy, Strategy
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
@@ -18,7 +18,9 @@ from fundrouter.persistence.orders import DynamoOrderRepository, order_from_item
 from fundrouter.persistence.retries import Backoff
 from fundrouter.service.matching import LineCatalog, MatchService
 
-from tests.conftest import FakeLambdaContext, load_event, scan_all
+from tests.support import factories
+from tests.support.aws import FakeLambdaContext, scan_all
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.orders import Paths, counts_of
 from tests.support.requests import Requests
@@ -29,22 +31,7 @@ NOW = datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
 LINES_TABLE = "fundrouter-test-lines"
 
 
-def line_config(**changes: Any) -> LineConfig:
-    return LineConfig.model_validate(
-        {
-            "funderId": "bank-a",
-            "name": "Bank A consumer",
-            "currency": "CNY",
-            "limit": 5_000_000,
-            "minAmount": 10_000,
-            "maxAmount": 5_000_000,
-            "aprBps": 1290,
-            "priority": 10,
-            "weight": 50,
-            "holdSeconds": 900,
-        }
-        | changes
-    )
+line_config = partial(factories.line_config, limit=5_000_000, minAmount=10_000)
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from fundrouter import bootstrap
 from fundrouter.persistence.orders import order_item
 
-from tests.conftest import FakeLambdaContext, load_event
 from tests.support.api import BUILDERS
+from tests.support.aws import FakeLambdaContext
 from tests.support.bus import Bus
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.world import ORDER_ID, TENANT, World, api
 

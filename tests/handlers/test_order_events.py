@@ -10,7 +10,7 @@ import pytest
 from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.http.orders import metrics
 
-from tests.conftest import event_names, load_event
+from tests.support.events import event_names, load_event
 from tests.support.handlers import handler_module
 from tests.support.metrics import metric_values
 from tests.support.world import World

@@ -12,7 +12,7 @@ from fundrouter.domain.orders import MAX_SPILL, RECENT_HISTORY
 from fundrouter.persistence.codec import item_size, to_item
 from fundrouter.persistence.orders import order_pk
 
-from tests.conftest import event_names, load_event
+from tests.support.events import event_names, load_event
 from tests.support.moto_speed import speed_up_moto
 from tests.support.world import ORDER_ID, TENANT, World
 

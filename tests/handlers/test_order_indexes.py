@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.orders import (
     DUE_SHARDS,
     TENANT_SHARDS,
@@ -17,7 +17,8 @@ from fundrouter.persistence.orders import (
     order_pk,
 )
 
-from tests.conftest import scan_all
+from tests.support.aws import scan_all
+from tests.support.factories import order_request
 from tests.support.faults import Injected, always, error
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -26,16 +27,11 @@ TENANT = "tenant-a"
 
 def order(number: int, tenant: str = TENANT, **changes: Any) -> Order:
     """Three orders per second, so sort keys tie on the time and differ by id."""
-    request = OrderRequest.model_validate(
-        {
-            "orderId": f"o-{number:04d}",
-            "amount": 10_000 + number,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-1", "region": "GD", "creditGrade": "B"},
-            "metadata": {},
-        }
+    request = order_request(
+        orderId=f"o-{number:04d}",
+        amount=10_000 + number,
+        customer={"id": "c-1", "region": "GD", "creditGrade": "B"},
+        metadata={},
     )
     received = Order.received(tenant, request, NOW + timedelta(seconds=number // 3))
     return received.model_copy(update=changes)

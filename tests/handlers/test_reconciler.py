@@ -14,8 +14,9 @@ from fundrouter.persistence.orders import DUE_SHARDS, REDRIVE_AFTER, order_pk
 from fundrouter.service.auditing import AuditService
 from fundrouter.service.ports import Commit
 
-from tests.conftest import FakeLambdaContext, load_event
 from tests.support.api import built_from_environment, serve
+from tests.support.aws import FakeLambdaContext
+from tests.support.events import load_event
 from tests.support.faults import Injected, always, conflict, error
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values

@@ -10,9 +10,10 @@ from fundrouter.persistence.eventbus import SqsDeadLetters
 from fundrouter.persistence.orders import DynamoOrderRepository, order_item
 from fundrouter.service.tracking import StatusEventRepublisher
 
-from tests.conftest import FakeLambdaContext, load_event
 from tests.support.api import built_from_environment, serve
+from tests.support.aws import FakeLambdaContext
 from tests.support.bus import BUS, Bus, details
+from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World, api
 

@@ -19,9 +19,10 @@ from fundrouter.persistence.eventbus import PUBLISH_ATTEMPTS
 from fundrouter.persistence.orders import order_from_item, order_item, order_pk
 from fundrouter.settings import MissingSetting
 
-from tests.conftest import EVENTS, FakeLambdaContext, load_event
 from tests.support.api import built_from_environment
+from tests.support.aws import FakeLambdaContext
 from tests.support.bus import BUS, Bus, details
+from tests.support.events import EVENTS, load_event
 from tests.support.handlers import handler_module
 from tests.support.metrics import emf_blobs, metric_values
 from tests.support.template import resources

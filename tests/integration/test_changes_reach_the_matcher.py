@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import LocalStack
-from tests.integration.test_matching_concurrency import line_body
+from tests.integration.test_matching_concurrency import CONCURRENCY_LINE
 from tests.integration.test_matching_over_http import order, wait_for_decision
+from tests.support.factories import line_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def routing(local_stack: LocalStack, admin: str) -> Iterator[str]:
 def line(product: str, **changes: Any) -> dict[str, Any]:
     """A line that takes only `product`, so no other test's order can reach it."""
     # Ranked last, so other tests' decisions on the shared stack name their own lines.
-    return line_body(product, limit=10_000_000, priority=90) | changes
+    return line_body(CONCURRENCY_LINE, products=[product], limit=10_000_000, priority=90) | changes
 
 
 def warm_up(stack: LocalStack, tenant: str, product: str) -> None:

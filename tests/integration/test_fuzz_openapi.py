@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import LocalStack
+from tests.support.stack import LocalStack
 from tests.support.template import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]

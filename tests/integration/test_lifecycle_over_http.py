@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import line_body, order_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -26,32 +27,26 @@ class Tour:
         self.product = f"p{uuid.uuid4().hex[:10]}"
         self.lines = [f"first-{self.product}", f"second-{self.product}"]
         for priority, line_id in enumerate(self.lines):
-            body = {
-                "funderId": line_id.split("-")[0],
-                "name": line_id,
-                "currency": "CNY",
-                "limit": 10_000_000,
-                "minAmount": 1,
-                "maxAmount": 5_000_000,
-                "products": [self.product],
-                "aprBps": 1000,
-                "priority": priority,
-                "weight": 50,
-                "holdSeconds": 900,
-            }
+            body = line_body(
+                funderId=line_id.split("-")[0],
+                name=line_id,
+                limit=10_000_000,
+                products=[self.product],
+                aprBps=1000,
+                priority=priority,
+            )
             assert stack.call("PUT", f"/v1/lines/{line_id}", self.admin, body).status == 201
         time.sleep(CATALOG_TTL + 0.5)
 
     def order(self, amount: int) -> str:
         order_id = f"life-{uuid.uuid4().hex[:10]}"
-        body = {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": self.product,
-            "customer": {"id": "c-1"},
-        }
+        body = order_body(
+            orderId=order_id,
+            amount=amount,
+            product=self.product,
+            customer={"id": "c-1"},
+            metadata={},
+        )
         assert self.stack.call("POST", "/v1/orders", self.tenant, body).status == 202
         self.wait(order_id, "MATCHED")
         return order_id

@@ -2,35 +2,18 @@
 creates, updates, pauses and reads lines; a tenant token is refused."""
 
 import uuid
-from typing import Any
+from functools import partial
 
 import pytest
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import API_EXAMPLE, line_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 
-def line_config(**changes: Any) -> dict[str, Any]:
-    return {
-        "funderId": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 500000000,
-        "dailyLimit": 50000000,
-        "minAmount": 10000,
-        "maxAmount": 5000000,
-        "terms": [3, 6, 12, 24],
-        # Not "installment": the README tour's line must be the only one for that.
-        "products": ["admin-tests"],
-        "regions": [],
-        "creditGrades": ["A", "B"],
-        "aprBps": 1290,
-        "priority": 10,
-        "weight": 60,
-        "holdSeconds": 900,
-        "status": "ACTIVE",
-    } | changes
+# Not "installment": the README tour's line must be the only one for that.
+line_config = partial(line_body, API_EXAMPLE, products=["admin-tests"])
 
 
 @pytest.fixture(scope="module")

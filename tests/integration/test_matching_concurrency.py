@@ -10,48 +10,31 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Final
 
-import boto3
 import pytest
-from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.matching import LineCatalog, MatchService
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import line_body, order_request
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 THREADS = 16
 
 
-def client(stack: LocalStack) -> Any:
-    # A session per thread: boto3 sessions are not thread-safe.
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
-
-
-def line_body(product: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "funderId": "bank-a",
-        "name": "concurrency line",
-        "currency": "CNY",
-        "limit": 1_000_000,
-        "minAmount": 1,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1000,
-        "priority": 10,
-        "weight": 50,
-        "holdSeconds": 3600,
-    } | changes
+# A line of 1,000,000 that takes any order up to all of it, held an hour.
+CONCURRENCY_LINE: Final = {
+    "name": "concurrency line",
+    "limit": 1_000_000,
+    "maxAmount": 1_000_000,
+    "aprBps": 1000,
+    "holdSeconds": 3600,
+}
 
 
 def new_orders(tenant: str, product: str, count: int, seed: int) -> list[Order]:
@@ -60,15 +43,12 @@ def new_orders(tenant: str, product: str, count: int, seed: int) -> list[Order]:
     return [
         Order.received(
             tenant,
-            OrderRequest.model_validate(
-                {
-                    "orderId": f"conc-{n:03d}",
-                    "amount": rng.choice([30_000, 50_000, 70_000, 110_000]),
-                    "currency": "CNY",
-                    "termMonths": 12,
-                    "product": product,
-                    "customer": {"id": f"c-{n}"},
-                }
+            order_request(
+                orderId=f"conc-{n:03d}",
+                amount=rng.choice([30_000, 50_000, 70_000, 110_000]),
+                product=product,
+                customer={"id": f"c-{n}"},
+                metadata={},
             ),
             now,
         )
@@ -85,7 +65,7 @@ def race(stack: LocalStack, orders: list[Order]) -> None:
     start = threading.Barrier(THREADS)
 
     def worker(index: int) -> None:
-        dynamodb = client(stack)
+        dynamodb = stack.client("dynamodb")
         repository = DynamoOrderRepository(dynamodb, orders_table)
         lines = DynamoLineRepository(dynamodb, lines_table)
         service = MatchService(
@@ -107,7 +87,9 @@ def race(stack: LocalStack, orders: list[Order]) -> None:
 
 
 def settled(stack: LocalStack, orders: list[Order]) -> list[Order]:
-    repository = DynamoOrderRepository(client(stack), stack.settings["FUNDROUTER_ORDERS_TABLE"])
+    repository = DynamoOrderRepository(
+        stack.client("dynamodb"), stack.settings["FUNDROUTER_ORDERS_TABLE"]
+    )
     deadline = time.monotonic() + 30
     while True:
         stored = [repository.get(o.tenant_id, o.order_id) for o in orders]
@@ -121,7 +103,7 @@ def assert_invariant(stack: LocalStack, orders: list[Order], line_ids: list[str]
     final = settled(stack, orders)
     assert len(final) == len(orders), "orders left RECEIVED"
     assert {o.status for o in final} <= {OrderStatus.MATCHED, OrderStatus.UNMATCHED}
-    lines = DynamoLineRepository(client(stack), stack.settings["FUNDROUTER_LINES_TABLE"])
+    lines = DynamoLineRepository(stack.client("dynamodb"), stack.settings["FUNDROUTER_LINES_TABLE"])
     for line_id in line_ids:
         record = lines.get(line_id)
         assert record is not None
@@ -140,7 +122,12 @@ def admin(local_stack: LocalStack) -> str:
 def test_sixteen_threads_never_over_allocate_one_line(local_stack: LocalStack, admin: str) -> None:
     product = f"p{uuid.uuid4().hex[:10]}"
     line_id = f"one-{product}"
-    assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line_body(product)).status == 201
+    assert (
+        local_stack.call(
+            "PUT", f"/v1/lines/{line_id}", admin, line_body(CONCURRENCY_LINE, products=[product])
+        ).status
+        == 201
+    )
     orders = new_orders(f"tenant-{product}", product, 48, seed=1)  # ~3.2M asked of 1M
 
     race(local_stack, orders)
@@ -162,7 +149,8 @@ def test_four_lines_under_each_strategy_never_over_allocate(
     line_ids = [f"{strategy.lower()}-{n}-{product}" for n in range(4)]
     for n, line_id in enumerate(line_ids):
         body = line_body(
-            product,
+            CONCURRENCY_LINE,
+            products=[product],
             limit=[300_000, 500_000, 700_000, 900_000][n],
             priority=n,
             aprBps=2000 - 100 * n,

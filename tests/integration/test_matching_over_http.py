@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import HttpResult, LocalStack
+from tests.support.factories import line_body, order_body
+from tests.support.stack import HttpResult, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +29,13 @@ def wait_for_decision(stack: LocalStack, token: str, order_id: str) -> tuple[Htt
 
 
 def order(product: str, amount: int) -> dict[str, Any]:
-    return {
-        "orderId": f"http-{uuid.uuid4().hex[:10]}",
-        "amount": amount,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": product,
-        "customer": {"id": "c-1", "region": "GD", "creditGrade": "B"},
-    }
+    return order_body(
+        orderId=f"http-{uuid.uuid4().hex[:10]}",
+        amount=amount,
+        product=product,
+        customer={"id": "c-1", "region": "GD", "creditGrade": "B"},
+        metadata={},
+    )
 
 
 def test_orders_are_matched_or_unmatched_with_reasons_within_seconds(
@@ -44,19 +44,14 @@ def test_orders_are_matched_or_unmatched_with_reasons_within_seconds(
     admin = local_stack.token("ADMIN", "fundrouter/lines.admin")
     tenant = local_stack.token("TENANT", "fundrouter/orders.write fundrouter/orders.read")
     product = f"p{uuid.uuid4().hex[:10]}"
-    line = {
-        "funderId": "bank-a",
-        "name": "small loans",
-        "currency": "CNY",
-        "limit": 10_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1290,
-        "priority": 0,  # first of the lines a decision names, however many the stack holds
-        "weight": 50,
-        "holdSeconds": 900,
-    }
+    line = line_body(
+        name="small loans",
+        limit=10_000_000,
+        minAmount=10_000,
+        maxAmount=1_000_000,
+        products=[product],
+        priority=0,  # first of the lines a decision names, however many the stack holds
+    )
     line_id = f"small-{product}"
     assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line).status == 201
     time.sleep(CATALOG_TTL + 0.5)

@@ -4,10 +4,10 @@ deployed from template.yaml, with tokens from the Cognito token endpoint."""
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import order_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -15,15 +15,7 @@ WRITE_READ = "fundrouter/orders.write fundrouter/orders.read"
 
 
 def new_order(**changes: Any) -> dict[str, Any]:
-    return {
-        "orderId": f"shop-{uuid.uuid4().hex[:12]}",
-        "amount": 1250000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": "installment",
-        "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        "metadata": {"channel": "app"},
-    } | changes
+    return order_body(orderId=f"shop-{uuid.uuid4().hex[:12]}") | changes
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +25,7 @@ def token(local_stack: LocalStack) -> str:
 
 def stored_order_ids(stack: LocalStack) -> set[str]:
     """Straight from the table, not through the API under test."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
+    client = stack.client("dynamodb")
     pages = client.get_paginator("scan").paginate(
         TableName=stack.settings["FUNDROUTER_ORDERS_TABLE"],
         FilterExpression="sk = :order",

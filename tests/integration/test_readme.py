@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import STATE_DIR, LocalStack
+from tests.support.stack import STATE_DIR, LocalStack
 from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from fundrouter.service.matching import LineCatalog
 
-from tests.integration.conftest import LocalStack
+from tests.support.factories import line_body, order_body
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -22,18 +22,8 @@ STACK_NAME = "fundrouter-local"
 CATALOG_TTL = LineCatalog.__init__.__defaults__[0]  # type: ignore[index]
 
 
-def aws_client(stack: LocalStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
-
-
 def stack_output(stack: LocalStack, key: str) -> str:
-    described = aws_client(stack, "cloudformation").describe_stacks(StackName=STACK_NAME)
+    described = stack.client("cloudformation").describe_stacks(StackName=STACK_NAME)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0]["Outputs"]}
     return outputs[key]
 
@@ -45,7 +35,7 @@ def events_for(
     queue. Other orders' events (earlier tests leave hundreds) are hidden for a minute
     as they are read, so the search moves through the queue instead of re-reading its
     head; they reappear afterwards for whoever reads them."""
-    sqs = aws_client(stack, "sqs")
+    sqs = stack.client("sqs")
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
     while len(found) < wanted and time.monotonic() < deadline:
@@ -67,31 +57,26 @@ def test_a_matched_order_reaches_the_subscriber_as_received_then_matched(
     tenant = local_stack.token("TENANT", "fundrouter/orders.write fundrouter/orders.read")
     product = f"p{uuid.uuid4().hex[:10]}"
     line_id = f"events-{product}"
-    line = {
-        "funderId": "bank-e",
-        "name": "status events",
-        "currency": "CNY",
-        "limit": 10_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 1_000_000,
-        "products": [product],
-        "aprBps": 1290,
-        "priority": 1,
-        "weight": 50,
-        "holdSeconds": 900,
-    }
+    line = line_body(
+        funderId="bank-e",
+        name="status events",
+        limit=10_000_000,
+        minAmount=10_000,
+        maxAmount=1_000_000,
+        products=[product],
+        priority=1,
+    )
     assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, line).status == 201
     time.sleep(CATALOG_TTL + 0.5)
     queue_url = stack_output(local_stack, "StatusChangesQueueUrl")
     order_id = f"events-{uuid.uuid4().hex[:10]}"
-    body = {
-        "orderId": order_id,
-        "amount": 250_000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": product,
-        "customer": {"id": "c-1", "region": "GD", "creditGrade": "B"},
-    }
+    body = order_body(
+        orderId=order_id,
+        amount=250_000,
+        product=product,
+        customer={"id": "c-1", "region": "GD", "creditGrade": "B"},
+        metadata={},
+    )
 
     assert local_stack.call("POST", "/v1/orders", tenant, body).status == 202
     received = events_for(local_stack, queue_url, order_id, wanted=2)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fundrouter import bootstrap
 
-from tests.conftest import FakeLambdaContext
+from tests.support.aws import FakeLambdaContext
 from tests.support.handlers import handler_module
 
 api = handler_module("api", "api_handler")

@@ -16,20 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import boto3
 from fundrouter_cli.client import ApiClient, Reply, urllib_transport
 from fundrouter_cli.config import Settings
 from fundrouter_cli.errors import ApiError, Unreachable
 from fundrouter_cli.workload import parallel
 
 from tests.faults import LOG_KEY
+from tests.support.factories import API_EXAMPLE, line_body
 from tests.support.stack import LocalStack
-from tests.support.template import ROOT
 
 CLIENTS: Final = 8
 HOLDING: Final = {"MATCHED", "APPROVED"}
 SAMPLES: Final = 5
-LINE_BODY: Final = json.loads(json.loads((ROOT / "events/api/put_line.json").read_text())["body"])
 # Lifecycles and their weights: what each order's business system does once matched.
 SCRIPTS: Final = {
     "disburse": 3,  # APPROVED, DISBURSED (maybe in part), maybe REPAID (in part or in full)
@@ -124,13 +122,14 @@ class Bank:
         lines = (("a", 0.15, 10, 900), ("b", 0.15, 20, 60), ("c", 0.2, 30, 900))
         for name, share, priority, hold in lines:
             line_id = f"{self.run}-{name}"
-            body = LINE_BODY | {
-                "funderId": f"funder-{name}",
-                "limit": int(demand * share),
-                "dailyLimit": None,
-                "priority": priority,
-                "holdSeconds": hold,
-            }
+            body = line_body(
+                API_EXAMPLE,
+                funderId=f"funder-{name}",
+                limit=int(demand * share),
+                dailyLimit=None,
+                priority=priority,
+                holdSeconds=hold,
+            )
             again(self.tally, lambda b=body, i=line_id: self.client.put_line(i, b))
             self.lines[line_id] = body
 
@@ -326,13 +325,7 @@ class Bank:
 def injected_faults(stack: LocalStack) -> Counter[str]:
     """The faults the stack's functions injected, by kind, from their logs (one
     structured line each, tests/faults)."""
-    logs = boto3.client(
-        "logs",
-        endpoint_url=stack.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="000000000000",
-        aws_secret_access_key="local",
-    )
+    logs = stack.client("logs")
     counts: Counter[str] = Counter()
     groups = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
     for group in groups:

@@ -1,18 +1,30 @@
-"""In-memory stand-ins for the repository ports, for unit tests of the services."""
+"""In-memory stand-ins for the ports, and the one fake clock, for unit tests of the
+services. Imports nothing from tests/: bench/reconciler_scale.py loads it by path."""
 
 import base64
 import bisect
 import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.lifecycle import OrderEvent, Transition
-from fundrouter.domain.lines import Line, LineConfig, LineCounters, LineRecord
+from fundrouter.domain.lines import (
+    Line,
+    LineConfig,
+    LineCounters,
+    LineNotFound,
+    LineRecord,
+    LineRefusal,
+    StaleLineConfig,
+)
 from fundrouter.domain.orders import (
     Customer,
+    Decision,
     HistoryEntry,
     Holding,
     Order,
@@ -20,10 +32,11 @@ from fundrouter.domain.orders import (
     UnreadableOrder,
 )
 from fundrouter.domain.paging import Page
+from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.persistence.orders import due_at, order_ids, order_pk
 from fundrouter.service.auditing import AuditState, Cut
 from fundrouter.service.matching import MatchReport
-from fundrouter.service.ports import Commit
+from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult, Commit
 from fundrouter.service.reconciling import Reconciler
 
 
@@ -211,38 +224,300 @@ class NoMatcher:
         raise AssertionError(f"{order.order_id} was not expected to be matched")
 
 
-# ------------------------------------------------------------ open loans at scale
+# ------------------------------------------------------------ the matcher's ports
 
-START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-LINES = 4
-HOLD = 1_000
+type Action = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class ClaimCall:
+    order_id: str
+    line_id: str
+    config_version: int
+    hold_expires_at: datetime
+    decision: Decision
+
+
+class FakeMatchStore:
+    """The MatchStore port in memory. A claim checks, like the transaction's
+    conditions: the order is still RECEIVED at the version read (else ORDER_MOVED),
+    the line still exists at the configuration version ranked (else a refusal), and
+    the pure Line.claim accepts the amount on the line's *current* counters."""
+
+    def __init__(self, now: datetime, today: str, configure: Callable[..., LineConfig]) -> None:
+        """`now` and `today` are when other writers' moves happen; `configure` makes
+        the configuration of each line put (tests/support/factories.line_config)."""
+        self.now, self.today = now, today
+        self._configure = configure
+        self.records: dict[str, LineRecord] = {}
+        self.orders: dict[tuple[str, str], Order] = {}
+        self.claims: list[ClaimCall] = []
+        self.unmatched: list[tuple[str, Decision]] = []
+        # Capacity claimed by orders this store does not hold (other writers).
+        self.taken_elsewhere: Counter[str] = Counter()
+        self._before_claim: defaultdict[str, list[Action]] = defaultdict(list)
+        self._before_unmatched: list[Action] = []
+
+    # ------------------------------------------------------------ set-up
+
+    def put_line(
+        self,
+        line_id: str,
+        *,
+        reserved: int = 0,
+        drawn: int = 0,
+        daily_used: dict[str, int] | None = None,
+        matched_total: int = 0,
+        **config: Any,
+    ) -> LineRecord:
+        counters = LineCounters(reserved, drawn, daily_used or {})
+        record = LineRecord(
+            Line(line_id, self._configure(**config), counters),
+            config_version=1,
+            created_at="2026-11-01T00:00:00.000Z",
+            updated_at="2026-11-01T00:00:00.000Z",
+            matched_total=matched_total,
+        )
+        self.records[line_id] = record
+        return record
+
+    def add_order(self, order: Order) -> Order:
+        self.orders[(order.tenant_id, order.order_id)] = order
+        return order
+
+    def stored(self, order: Order) -> Order:
+        return self.orders[(order.tenant_id, order.order_id)]
+
+    def line(self, line_id: str) -> Line:
+        return self.records[line_id].line
+
+    # ------------------------------------------------- other writers' moves
+
+    def take(self, line_id: str, amount: int) -> bool:
+        """Another order's claim lands on the line; False if the line refused it."""
+        record = self.records[line_id]
+        try:
+            line = record.line.claim(amount, record.line.config.currency, self.now)
+        except LineRefusal:
+            return False
+        self.records[line_id] = replace(
+            record, line=line, matched_total=record.matched_total + amount
+        )
+        self.taken_elsewhere[line_id] += amount
+        return True
+
+    def release(self, line_id: str, amount: int) -> None:
+        """Another order on the line is cancelled: its capacity comes back."""
+        record = self.records[line_id]
+        self.records[line_id] = replace(record, line=record.line.release(amount, self.today))
+
+    def reconfigure(self, line_id: str, **changes: Any) -> None:
+        """An operator puts a new configuration: the version moves on."""
+        record = self.records[line_id]
+        config = LineConfig.model_validate(record.line.config.model_dump() | changes)
+        self.records[line_id] = replace(
+            record,
+            line=replace(record.line, config=config),
+            config_version=record.config_version + 1,
+        )
+
+    def remove(self, line_id: str) -> None:
+        del self.records[line_id]
+
+    def move_order(self, order: Order, status: OrderStatus) -> None:
+        """Another delivery or an event moved the order on."""
+        stored = self.stored(order)
+        self.add_order(_moved(stored, status, {}, None, self.now))
+
+    def before_claim(self, line_id: str, action: Action) -> None:
+        """Run `action` once, just before the next claim on `line_id` is checked."""
+        self._before_claim[line_id].append(action)
+
+    def before_mark_unmatched(self, action: Action) -> None:
+        self._before_unmatched.append(action)
+
+    def forget_interjections(self) -> None:
+        self._before_claim.clear()
+        self._before_unmatched.clear()
+
+    # ------------------------------------------------------- the port
+
+    def claim(
+        self,
+        order: Order,
+        record: LineRecord,
+        now: datetime,
+        hold_expires_at: datetime,
+        decision: Decision,
+    ) -> ClaimAttempt:
+        line_id = record.line.line_id
+        self.claims.append(
+            ClaimCall(order.order_id, line_id, record.config_version, hold_expires_at, decision)
+        )
+        queued = self._before_claim[line_id]
+        if queued:
+            queued.pop(0)()
+        if not self._still_waiting(order):
+            return ClaimAttempt(ClaimResult.ORDER_MOVED)
+        current = self.records.get(line_id)
+        if current is None:
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, LineNotFound(line_id))
+        if current.config_version != record.config_version:
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, StaleLineConfig(line_id))
+        try:
+            line = current.line.claim(order.amount, order.currency, now)
+        except LineRefusal as refusal:
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
+        self.records[line_id] = replace(
+            current, line=line, matched_total=current.matched_total + order.amount
+        )
+        fields = {
+            "line_id": line_id,
+            "funder_id": line.config.funder_id,
+            "reserved": order.amount,
+            "hold_expires_at": hold_expires_at,
+            "claim_day": line.day_of(now),
+            "decision": decision,
+        }
+        self.add_order(_moved(self.stored(order), OrderStatus.MATCHED, fields, line_id, now))
+        return ClaimAttempt(ClaimResult.CLAIMED)
+
+    def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
+        self.unmatched.append((order.order_id, decision))
+        if self._before_unmatched:
+            self._before_unmatched.pop(0)()
+        if not self._still_waiting(order):
+            return False
+        stored = self.stored(order)
+        self.add_order(_moved(stored, OrderStatus.UNMATCHED, {"decision": decision}, None, now))
+        return True
+
+    def _still_waiting(self, order: Order) -> bool:
+        stored = self.orders.get((order.tenant_id, order.order_id))
+        return (
+            stored is not None
+            and stored.status is OrderStatus.RECEIVED
+            and stored.version == order.version
+        )
+
+
+def _moved(
+    order: Order,
+    status: OrderStatus,
+    fields: dict[str, Any],
+    line_id: str | None,
+    now: datetime,
+) -> Order:
+    return order.model_copy(
+        update=fields
+        | {
+            "status": status,
+            "version": order.version + 1,
+            "updated_at": now,
+            "history": [*order.history, HistoryEntry(status=status, at=now, line_id=line_id)],
+        }
+    )
+
+
+class FakeLineSource:
+    """The lines table as LineCatalog reads it, straight from the store's records."""
+
+    def __init__(self, store: FakeMatchStore) -> None:
+        self._store = store
+        self.policies: dict[str, RoutingPolicy] = {}
+        self.calls: list[tuple[str, ...]] = []
+        self.version = 0
+        self.recent: dict[str, int] = {}
+        self.lagging: set[str] = set()
+
+    def list_lines(self) -> list[LineRecord]:
+        """As the lines index shows them: a line in `lagging` has not reached it yet."""
+        self.calls.append(("list_lines",))
+        return [r for r in self._store.records.values() if r.line.line_id not in self.lagging]
+
+    def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
+        self.calls.append(("get_routing", tenant_id))
+        return self.policies.get(tenant_id)
+
+    def get(self, line_id: str, days: list[str]) -> LineRecord | None:
+        self.calls.append(("get", line_id, *days))
+        return self._store.records.get(line_id)
+
+    def catalog_marker(self) -> CatalogMarker:
+        self.calls.append(("catalog_marker",))
+        return CatalogMarker(self.version, dict(self.recent))
+
+    def change(self, record: LineRecord | None = None) -> None:
+        """What every line or policy write does after writing."""
+        self.version += 1
+        if record is not None:
+            self.recent[record.line.line_id] = record.config_version
+
+    def count(self, name: str) -> int:
+        return sum(1 for call in self.calls if call[0] == name)
+
+
+# ------------------------------------------------------------ the clock
+
+START: Final = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = START
+    """Each reading `tick` later than the last (the first `tick` after `now`); with
+    no tick every reading is `now`. `advance` jumps ahead."""
+
+    def __init__(self, now: datetime = START, tick: timedelta = timedelta(0)) -> None:
+        self.now = now
+        self.tick = tick
 
     def __call__(self) -> datetime:
+        self.now += self.tick
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def ticking(tick: timedelta = timedelta(milliseconds=1)) -> Clock:
+    """The first reading at START, each next one `tick` later: listings in a fixed order."""
+    return Clock(START - tick, tick)
+
+
+class Timer:
+    """A monotonic timer (seconds, as time.monotonic) the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# ------------------------------------------------------------ open loans at scale
+
+LINES = 4
+HOLD = 1_000
 
 
 def book_with(loans: int, holds: int = 0) -> InMemoryBook:
     """`loans` DISBURSED and `holds` MATCHED orders spread over LINES lines; the
     holds expired a minute ago."""
     book = InMemoryBook()
-    config = LineConfig.model_validate(
-        {
-            "funderId": "bank",
-            "name": "line",
-            "currency": "CNY",
-            "limit": 10**15,
-            "minAmount": 1,
-            "maxAmount": 10**9,
-            "aprBps": 1000,
-            "priority": 1,
-            "weight": 50,
-            "holdSeconds": 900,
-        }
+    # Spelled out, not factories.line_config: this module imports nothing from tests/.
+    config = LineConfig(
+        funder_id="bank",
+        name="line",
+        currency="CNY",
+        limit=10**15,
+        min_amount=1,
+        max_amount=10**9,
+        apr_bps=1000,
+        priority=1,
+        weight=50,
+        hold_seconds=900,
     )
     for index in range(LINES):
         line = Line(f"line-{index}", config, LineCounters())

@@ -7,28 +7,21 @@ from typing import Any
 
 from fundrouter.domain.lifecycle import EventType, OrderEvent, Transition, apply_event, over_limit
 from fundrouter.domain.lines import LineRecord
-from fundrouter.domain.orders import HOLDING_STATUSES, Decision, Order, OrderRequest
+from fundrouter.domain.orders import HOLDING_STATUSES, Decision, Order
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.ports import ClaimAttempt, ClaimResult, Commit, Room
 
+from tests.support.factories import order_request
+
 TENANT = "demotenantclient0000000001"
 DECISION = Decision(strategy="PRIORITY", candidates=[])
 
 
 def received(order_id: str, amount: int, now: datetime, currency: str = "CNY") -> Order:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": currency,
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(orderId=order_id, amount=amount, currency=currency, metadata={})
     return Order.received(TENANT, request, now)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.support.template import ROOT
@@ -68,6 +69,17 @@ class LocalStack:
     @property
     def client_id(self) -> str:
         return self.settings["FUNDROUTER_TENANT_CLIENT_ID"]
+
+    def client(self, service: str) -> Any:
+        """An SDK client of the stack's AWS endpoint, in a session of its own: threads
+        may each take one (boto3's sessions are not thread-safe)."""
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.settings["FUNDROUTER_AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="000000000000",
+            aws_secret_access_key="local",
+        )
 
 
 def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> HttpResult:

@@ -2,11 +2,10 @@
 one pair of tables built from template.yaml, with a clock the test moves."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
-from fundrouter.domain.lines import LineConfig
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -20,8 +19,11 @@ from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
-from tests.conftest import load_event, scan_all
 from tests.support.api import serve
+from tests.support.aws import scan_all
+from tests.support.events import load_event
+from tests.support.factories import line_config
+from tests.support.fakes import Clock
 from tests.support.handlers import handler_module
 from tests.support.orders import counts_of
 from tests.support.template import create_table_kwargs
@@ -34,20 +36,6 @@ ORDER_ID = "shop-20261124-0001"
 NO_WAIT = Backoff(sleep=lambda _: None)
 
 
-class Clock:
-    """A second later at each reading; `advance` jumps ahead."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 class World:
     """The API and the matcher over one pair of moto tables."""
 
@@ -55,7 +43,7 @@ class World:
         self.client = boto3.client("dynamodb")
         self.client.create_table(**create_table_kwargs("LinesTable", LINES_TABLE))
         self.orders_table = orders_table
-        self.clock = clock = Clock()
+        self.clock = clock = Clock(tick=timedelta(seconds=1))  # a second a reading
         self.lines = DynamoLineRepository(self.client, LINES_TABLE, NO_WAIT)
         self.orders = DynamoOrderRepository(self.client, orders_table)
         self.services = (
@@ -84,19 +72,12 @@ class World:
             workers=1,  # moto is not safe under concurrent writes
         )
         for line_id, priority in (("bank-a-consumer", 1), ("trust-b", 2)):
-            config = LineConfig.model_validate(
-                {
-                    "funderId": line_id.split("-")[0],
-                    "name": line_id,
-                    "currency": "CNY",
-                    "limit": 10_000_000,
-                    "minAmount": 1,
-                    "maxAmount": 5_000_000,
-                    "aprBps": 1000,
-                    "priority": priority,
-                    "weight": 50,
-                    "holdSeconds": 900,
-                }
+            config = line_config(
+                funderId=line_id.split("-")[0],
+                name=line_id,
+                limit=10_000_000,
+                aprBps=1000,
+                priority=priority,
             )
             self.lines.put_config(line_id, config, clock())
 

@@ -9,20 +9,18 @@ from fundrouter.domain.orders import (
     RECENT_HISTORY,
     Decision,
     Order,
-    OrderRequest,
     OrderStatus,
     spilled_history,
 )
 from fundrouter.service.tracking import current_status_event
 
+from tests.support.factories import order_request
+
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 def disbursed() -> Order:
-    request = OrderRequest.model_validate(
-        {"orderId": "loan-1", "amount": 1_000, "currency": "CNY", "termMonths": 12}
-        | {"product": "installment", "customer": {"id": "c-1"}}
-    )
+    request = order_request(orderId="loan-1", amount=1_000, customer={"id": "c-1"}, metadata={})
     order = matched(
         Order.received("tenant-a", request, NOW),
         line_id="line-a",

@@ -3,6 +3,7 @@
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,25 +28,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tests.support.factories import line_config
+
 # 16:00 in Shanghai, still 2026-11-24 there and in UTC.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TODAY = "2026-11-24"
 
 
-def make_config(**overrides: Any) -> LineConfig:
-    values: dict[str, Any] = {
-        "funder_id": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 100_000,
-        "min_amount": 1,
-        "max_amount": 100_000,
-        "apr_bps": 1290,
-        "priority": 10,
-        "weight": 60,
-        "hold_seconds": 900,
-    }
-    return LineConfig.model_validate(values | overrides)
+make_config = partial(line_config, limit=100_000, maxAmount=100_000, weight=60)
 
 
 def make_line(

@@ -16,30 +16,7 @@ from fundrouter.domain.lines import (
 from fundrouter.domain.orders import MAX_AMOUNT
 from pydantic import ValidationError
 
-
-def line_body(**overrides: Any) -> dict[str, Any]:
-    """The example body of docs/api.md, with some fields replaced."""
-    body: dict[str, Any] = {
-        "funderId": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 500_000_000,
-        "dailyLimit": 50_000_000,
-        "minAmount": 10_000,
-        "maxAmount": 5_000_000,
-        "terms": [3, 6, 12, 24],
-        "products": ["installment"],
-        "regions": [],
-        "creditGrades": ["A", "B"],
-        "aprBps": 1290,
-        "priority": 10,
-        "weight": 60,
-        "holdSeconds": 900,
-        "activeFrom": None,
-        "activeUntil": None,
-        "status": "ACTIVE",
-    }
-    return body | overrides
+from tests.support.factories import API_EXAMPLE, line_body
 
 
 def refused_fields(body: dict[str, Any]) -> list[tuple[str | int, ...]]:
@@ -49,7 +26,7 @@ def refused_fields(body: dict[str, Any]) -> list[tuple[str | int, ...]]:
 
 
 def test_the_api_example_is_a_valid_line() -> None:
-    config = LineConfig.model_validate(line_body())
+    config = LineConfig.model_validate(line_body(API_EXAMPLE))
 
     assert config.funder_id == "bank-a"
     assert config.limit == 500_000_000
@@ -61,7 +38,7 @@ def test_the_api_example_is_a_valid_line() -> None:
 
 
 def test_optional_fields_default_to_no_cap_any_value_and_always_active() -> None:
-    body = line_body()
+    body = line_body(API_EXAMPLE)
     for optional in ("dailyLimit", "terms", "products", "regions", "creditGrades"):
         del body[optional]
     for optional in ("activeFrom", "activeUntil", "status"):
@@ -79,6 +56,7 @@ def test_optional_fields_default_to_no_cap_any_value_and_always_active() -> None
 def test_a_line_survives_a_json_round_trip_with_camel_case_names() -> None:
     config = LineConfig.model_validate(
         line_body(
+            API_EXAMPLE,
             activeFrom="2026-12-01T00:00:00+08:00",
             activeUntil="2027-01-01T00:00:00Z",
             timezone="UTC",
@@ -94,7 +72,9 @@ def test_a_line_survives_a_json_round_trip_with_camel_case_names() -> None:
 
 def test_the_largest_limit_and_order_sizes_are_accepted() -> None:
     config = LineConfig.model_validate(
-        line_body(limit=MAX_LIMIT, dailyLimit=MAX_LIMIT, minAmount=1, maxAmount=MAX_AMOUNT)
+        line_body(
+            API_EXAMPLE, limit=MAX_LIMIT, dailyLimit=MAX_LIMIT, minAmount=1, maxAmount=MAX_AMOUNT
+        )
     )
 
     assert (config.limit, config.max_amount) == (MAX_LIMIT, MAX_AMOUNT)
@@ -165,29 +145,33 @@ def test_the_largest_limit_and_order_sizes_are_accepted() -> None:
     ],
 )
 def test_each_field_rule_names_the_field_it_refuses(field: str, value: Any) -> None:
-    locs = refused_fields(line_body(**{field: value}))
+    locs = refused_fields(line_body(API_EXAMPLE, **{field: value}))
 
     assert locs
     assert {loc[0] for loc in locs} == {field}
 
 
 def test_max_amount_may_equal_min_amount() -> None:
-    config = LineConfig.model_validate(line_body(minAmount=5_000_000, maxAmount=5_000_000))
+    config = LineConfig.model_validate(
+        line_body(API_EXAMPLE, minAmount=5_000_000, maxAmount=5_000_000)
+    )
 
     assert config.min_amount == config.max_amount == 5_000_000
 
 
 def test_max_amount_below_min_amount_is_refused_on_max_amount() -> None:
-    assert refused_fields(line_body(minAmount=5_000_000, maxAmount=4_999_999)) == [("maxAmount",)]
+    assert refused_fields(line_body(API_EXAMPLE, minAmount=5_000_000, maxAmount=4_999_999)) == [
+        ("maxAmount",)
+    ]
 
 
 def test_max_amount_below_min_amount_says_which_minimum() -> None:
     with pytest.raises(ValidationError, match="must not be below minAmount 10000"):
-        LineConfig.model_validate(line_body(minAmount=10_000, maxAmount=9_999))
+        LineConfig.model_validate(line_body(API_EXAMPLE, minAmount=10_000, maxAmount=9_999))
 
 
 def test_an_invalid_min_amount_is_reported_alone_not_as_a_range_error_too() -> None:
-    assert refused_fields(line_body(minAmount=0, maxAmount=5)) == [("minAmount",)]
+    assert refused_fields(line_body(API_EXAMPLE, minAmount=0, maxAmount=5)) == [("minAmount",)]
 
 
 @pytest.mark.parametrize(
@@ -199,21 +183,21 @@ def test_an_invalid_min_amount_is_reported_alone_not_as_a_range_error_too() -> N
     ],
 )
 def test_active_until_must_come_after_active_from(active_from: str, active_until: str) -> None:
-    body = line_body(activeFrom=active_from, activeUntil=active_until)
+    body = line_body(API_EXAMPLE, activeFrom=active_from, activeUntil=active_until)
 
     assert refused_fields(body) == [("activeUntil",)]
 
 
 def test_an_open_ended_validity_window_is_allowed_on_either_side() -> None:
-    opens = LineConfig.model_validate(line_body(activeFrom="2026-12-01T00:00:00Z"))
-    closes = LineConfig.model_validate(line_body(activeUntil="2026-12-01T00:00:00Z"))
+    opens = LineConfig.model_validate(line_body(API_EXAMPLE, activeFrom="2026-12-01T00:00:00Z"))
+    closes = LineConfig.model_validate(line_body(API_EXAMPLE, activeUntil="2026-12-01T00:00:00Z"))
 
     assert opens.active_from == datetime(2026, 12, 1, tzinfo=UTC)
     assert closes.active_until == datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def test_unknown_fields_are_refused_by_name() -> None:
-    assert refused_fields(line_body(overdraft=True)) == [("overdraft",)]
+    assert refused_fields(line_body(API_EXAMPLE, overdraft=True)) == [("overdraft",)]
 
 
 @pytest.mark.parametrize(
@@ -232,7 +216,7 @@ def test_unknown_fields_are_refused_by_name() -> None:
     ],
 )
 def test_required_fields_are_named_when_missing(required: str) -> None:
-    body = line_body()
+    body = line_body(API_EXAMPLE)
     del body[required]
 
     assert refused_fields(body) == [(required,)]
@@ -240,11 +224,11 @@ def test_required_fields_are_named_when_missing(required: str) -> None:
 
 @pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC", "America/New_York", "Etc/GMT-8"])
 def test_any_iana_time_zone_is_accepted(zone: str) -> None:
-    assert LineConfig.model_validate(line_body(timezone=zone)).timezone == zone
+    assert LineConfig.model_validate(line_body(API_EXAMPLE, timezone=zone)).timezone == zone
 
 
 def test_a_line_configuration_cannot_be_changed_in_place() -> None:
-    config = LineConfig.model_validate(line_body())
+    config = LineConfig.model_validate(line_body(API_EXAMPLE))
 
     with pytest.raises(ValidationError):
         config.limit = 1  # type: ignore[misc]

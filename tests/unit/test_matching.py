@@ -1,12 +1,12 @@
-"""The matcher's ranking-and-claim loop (MatchService, LineCatalog) with fakes: an
-in-memory line source and a match store built on the pure Line model, whose claim
-re-checks what the DynamoDB transaction's conditions check. Tests script what other
-writers do between the catalog's read and the claim (another claim landing, an operator
-changing a line, another delivery moving the order)."""
+"""The matcher's ranking-and-claim loop (MatchService, LineCatalog) with the fakes of
+tests/support/fakes.py: an in-memory line source and a match store built on the pure
+Line model, whose claim re-checks what the DynamoDB transaction's conditions check.
+Tests script what other writers do between the catalog's read and the claim (another
+claim landing, an operator changing a line, another delivery moving the order)."""
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -14,20 +14,13 @@ from typing import Any
 import pytest
 from fundrouter.domain.errors import DomainError
 from fundrouter.domain.lines import (
-    Line,
-    LineConfig,
     LineCounters,
-    LineNotFound,
-    LineRecord,
-    LineRefusal,
     StaleLineConfig,
 )
 from fundrouter.domain.orders import (
     Candidate,
     Decision,
-    HistoryEntry,
     Order,
-    OrderRequest,
     OrderStatus,
 )
 from fundrouter.domain.routing import (
@@ -43,9 +36,13 @@ from fundrouter.service.matching import (
     MatchReport,
     MatchService,
 )
-from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult
+from fundrouter.service.ports import ClaimAttempt, ClaimResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support import factories
+from tests.support.factories import order_request
+from tests.support.fakes import FakeLineSource, FakeMatchStore, Timer
 
 # 16:00 in Shanghai, where the lines count their days: 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -54,267 +51,11 @@ TENANT = "tenant-a"
 AMOUNT = 1_250_000
 TTL = 5.0
 
-type Action = Callable[[], object]
-
-
-# ------------------------------------------------------------------------ fakes
-
-
-class FakeMonotonic:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass(frozen=True)
-class ClaimCall:
-    order_id: str
-    line_id: str
-    config_version: int
-    hold_expires_at: datetime
-    decision: Decision
-
-
-class FakeMatchStore:
-    """The MatchStore port in memory. A claim checks, like the transaction's
-    conditions: the order is still RECEIVED at the version read (else ORDER_MOVED),
-    the line still exists at the configuration version ranked (else a refusal), and
-    the pure Line.claim accepts the amount on the line's *current* counters."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, LineRecord] = {}
-        self.orders: dict[tuple[str, str], Order] = {}
-        self.claims: list[ClaimCall] = []
-        self.unmatched: list[tuple[str, Decision]] = []
-        # Capacity claimed by orders this store does not hold (other writers).
-        self.taken_elsewhere: Counter[str] = Counter()
-        self._before_claim: defaultdict[str, list[Action]] = defaultdict(list)
-        self._before_unmatched: list[Action] = []
-
-    # ------------------------------------------------------------ set-up
-
-    def put_line(
-        self,
-        line_id: str,
-        *,
-        reserved: int = 0,
-        drawn: int = 0,
-        daily_used: dict[str, int] | None = None,
-        matched_total: int = 0,
-        **config: Any,
-    ) -> LineRecord:
-        counters = LineCounters(reserved, drawn, daily_used or {})
-        record = LineRecord(
-            Line(line_id, line_config(**config), counters),
-            config_version=1,
-            created_at="2026-11-01T00:00:00.000Z",
-            updated_at="2026-11-01T00:00:00.000Z",
-            matched_total=matched_total,
-        )
-        self.records[line_id] = record
-        return record
-
-    def add_order(self, order: Order) -> Order:
-        self.orders[(order.tenant_id, order.order_id)] = order
-        return order
-
-    def stored(self, order: Order) -> Order:
-        return self.orders[(order.tenant_id, order.order_id)]
-
-    def line(self, line_id: str) -> Line:
-        return self.records[line_id].line
-
-    # ------------------------------------------------- other writers' moves
-
-    def take(self, line_id: str, amount: int) -> bool:
-        """Another order's claim lands on the line; False if the line refused it."""
-        record = self.records[line_id]
-        try:
-            line = record.line.claim(amount, record.line.config.currency, NOW)
-        except LineRefusal:
-            return False
-        self.records[line_id] = replace(
-            record, line=line, matched_total=record.matched_total + amount
-        )
-        self.taken_elsewhere[line_id] += amount
-        return True
-
-    def release(self, line_id: str, amount: int) -> None:
-        """Another order on the line is cancelled: its capacity comes back."""
-        record = self.records[line_id]
-        self.records[line_id] = replace(record, line=record.line.release(amount, TODAY))
-
-    def reconfigure(self, line_id: str, **changes: Any) -> None:
-        """An operator puts a new configuration: the version moves on."""
-        record = self.records[line_id]
-        config = LineConfig.model_validate(record.line.config.model_dump() | changes)
-        self.records[line_id] = replace(
-            record,
-            line=replace(record.line, config=config),
-            config_version=record.config_version + 1,
-        )
-
-    def remove(self, line_id: str) -> None:
-        del self.records[line_id]
-
-    def move_order(self, order: Order, status: OrderStatus) -> None:
-        """Another delivery or an event moved the order on."""
-        stored = self.stored(order)
-        self.add_order(_moved(stored, status, {}, None))
-
-    def before_claim(self, line_id: str, action: Action) -> None:
-        """Run `action` once, just before the next claim on `line_id` is checked."""
-        self._before_claim[line_id].append(action)
-
-    def before_mark_unmatched(self, action: Action) -> None:
-        self._before_unmatched.append(action)
-
-    def forget_interjections(self) -> None:
-        self._before_claim.clear()
-        self._before_unmatched.clear()
-
-    # ------------------------------------------------------- the port
-
-    def claim(
-        self,
-        order: Order,
-        record: LineRecord,
-        now: datetime,
-        hold_expires_at: datetime,
-        decision: Decision,
-    ) -> ClaimAttempt:
-        line_id = record.line.line_id
-        self.claims.append(
-            ClaimCall(order.order_id, line_id, record.config_version, hold_expires_at, decision)
-        )
-        queued = self._before_claim[line_id]
-        if queued:
-            queued.pop(0)()
-        if not self._still_waiting(order):
-            return ClaimAttempt(ClaimResult.ORDER_MOVED)
-        current = self.records.get(line_id)
-        if current is None:
-            return ClaimAttempt(ClaimResult.LINE_REFUSED, LineNotFound(line_id))
-        if current.config_version != record.config_version:
-            return ClaimAttempt(ClaimResult.LINE_REFUSED, StaleLineConfig(line_id))
-        try:
-            line = current.line.claim(order.amount, order.currency, now)
-        except LineRefusal as refusal:
-            return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal)
-        self.records[line_id] = replace(
-            current, line=line, matched_total=current.matched_total + order.amount
-        )
-        fields = {
-            "line_id": line_id,
-            "funder_id": line.config.funder_id,
-            "reserved": order.amount,
-            "hold_expires_at": hold_expires_at,
-            "claim_day": line.day_of(now),
-            "decision": decision,
-        }
-        self.add_order(_moved(self.stored(order), OrderStatus.MATCHED, fields, line_id, now))
-        return ClaimAttempt(ClaimResult.CLAIMED)
-
-    def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
-        self.unmatched.append((order.order_id, decision))
-        if self._before_unmatched:
-            self._before_unmatched.pop(0)()
-        if not self._still_waiting(order):
-            return False
-        stored = self.stored(order)
-        self.add_order(_moved(stored, OrderStatus.UNMATCHED, {"decision": decision}, None, now))
-        return True
-
-    def _still_waiting(self, order: Order) -> bool:
-        stored = self.orders.get((order.tenant_id, order.order_id))
-        return (
-            stored is not None
-            and stored.status is OrderStatus.RECEIVED
-            and stored.version == order.version
-        )
-
-
-def _moved(
-    order: Order,
-    status: OrderStatus,
-    fields: dict[str, Any],
-    line_id: str | None,
-    now: datetime = NOW,
-) -> Order:
-    return order.model_copy(
-        update=fields
-        | {
-            "status": status,
-            "version": order.version + 1,
-            "updated_at": now,
-            "history": [*order.history, HistoryEntry(status=status, at=now, line_id=line_id)],
-        }
-    )
-
-
-class FakeLineSource:
-    """The lines table as LineCatalog reads it, straight from the store's records."""
-
-    def __init__(self, store: FakeMatchStore) -> None:
-        self._store = store
-        self.policies: dict[str, RoutingPolicy] = {}
-        self.calls: list[tuple[str, ...]] = []
-        self.version = 0
-        self.recent: dict[str, int] = {}
-        self.lagging: set[str] = set()
-
-    def list_lines(self) -> list[LineRecord]:
-        """As the lines index shows them: a line in `lagging` has not reached it yet."""
-        self.calls.append(("list_lines",))
-        return [r for r in self._store.records.values() if r.line.line_id not in self.lagging]
-
-    def get_routing(self, tenant_id: str) -> RoutingPolicy | None:
-        self.calls.append(("get_routing", tenant_id))
-        return self.policies.get(tenant_id)
-
-    def get(self, line_id: str, days: list[str]) -> LineRecord | None:
-        self.calls.append(("get", line_id, *days))
-        return self._store.records.get(line_id)
-
-    def catalog_marker(self) -> CatalogMarker:
-        self.calls.append(("catalog_marker",))
-        return CatalogMarker(self.version, dict(self.recent))
-
-    def change(self, record: LineRecord | None = None) -> None:
-        """What every line or policy write does after writing."""
-        self.version += 1
-        if record is not None:
-            self.recent[record.line.line_id] = record.config_version
-
-    def count(self, name: str) -> int:
-        return sum(1 for call in self.calls if call[0] == name)
-
-
 # ------------------------------------------------------------------- factories
 
 
-def line_config(**overrides: Any) -> LineConfig:
-    """A line that takes any CNY order from 10,000 to 5,000,000, unless told otherwise."""
-    values: dict[str, Any] = {
-        "funder_id": "bank-a",
-        "name": "Bank A consumer",
-        "currency": "CNY",
-        "limit": 100_000_000,
-        "min_amount": 10_000,
-        "max_amount": 5_000_000,
-        "apr_bps": 1290,
-        "priority": 10,
-        "weight": 50,
-        "hold_seconds": 900,
-    }
-    return LineConfig.model_validate(values | overrides)
+# A line that takes any CNY order from 10,000 to 5,000,000, unless told otherwise.
+line_config = partial(factories.line_config, minAmount=10_000)
 
 
 def received_order(
@@ -324,16 +65,7 @@ def received_order(
     tenant_id: str = TENANT,
     declined: list[str] | None = None,
 ) -> Order:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(orderId=order_id, amount=amount, metadata={})
     order = Order.received(tenant_id, request, NOW)
     if declined:
         # Re-queued after a decline: back in RECEIVED at a later version.
@@ -343,7 +75,7 @@ def received_order(
 
 @pytest.fixture
 def store() -> FakeMatchStore:
-    return FakeMatchStore()
+    return FakeMatchStore(NOW, TODAY, line_config)
 
 
 @pytest.fixture
@@ -352,12 +84,12 @@ def source(store: FakeMatchStore) -> FakeLineSource:
 
 
 @pytest.fixture
-def monotonic() -> FakeMonotonic:
-    return FakeMonotonic()
+def monotonic() -> Timer:
+    return Timer()
 
 
 @pytest.fixture
-def catalog(source: FakeLineSource, monotonic: FakeMonotonic) -> LineCatalog:
+def catalog(source: FakeLineSource, monotonic: Timer) -> LineCatalog:
     return LineCatalog(source, ttl_seconds=TTL, monotonic=monotonic)
 
 
@@ -771,7 +503,7 @@ def test_a_line_removed_under_the_claim_is_refused_and_the_next_is_claimed(
 def test_within_the_ttl_lines_and_routing_are_read_once(
     store: FakeMatchStore,
     source: FakeLineSource,
-    monotonic: FakeMonotonic,
+    monotonic: Timer,
     service: MatchService,
     receive: Callable[..., Order],
 ) -> None:
@@ -789,7 +521,7 @@ def test_within_the_ttl_lines_and_routing_are_read_once(
 def test_once_the_ttl_has_passed_lines_and_routing_are_read_again(
     store: FakeMatchStore,
     source: FakeLineSource,
-    monotonic: FakeMonotonic,
+    monotonic: Timer,
     service: MatchService,
     receive: Callable[..., Order],
 ) -> None:
@@ -803,7 +535,7 @@ def test_once_the_ttl_has_passed_lines_and_routing_are_read_again(
 
 
 def test_the_catalog_says_whether_its_lines_were_read_just_now(
-    store: FakeMatchStore, monotonic: FakeMonotonic, catalog: LineCatalog
+    store: FakeMatchStore, monotonic: Timer, catalog: LineCatalog
 ) -> None:
     store.put_line("a")
 
@@ -821,7 +553,7 @@ def test_the_catalog_says_whether_its_lines_were_read_just_now(
 
 
 def test_routing_policies_are_cached_per_tenant(
-    source: FakeLineSource, monotonic: FakeMonotonic, catalog: LineCatalog
+    source: FakeLineSource, monotonic: Timer, catalog: LineCatalog
 ) -> None:
     source.policies["tenant-b"] = RoutingPolicy(strategy=Strategy.LOWEST_COST)
 
@@ -1337,10 +1069,10 @@ def _assert_counters_match_orders(store: FakeMatchStore) -> None:
 def test_matching_orders_one_after_another_never_over_allocates_and_decides_every_order(
     lines: list[dict[str, Any]], orders: list[dict[str, Any]], strategy: Strategy
 ) -> None:
-    store = FakeMatchStore()
+    store = FakeMatchStore(NOW, TODAY, line_config)
     source = FakeLineSource(store)
     source.policies[TENANT] = RoutingPolicy(strategy=strategy)
-    monotonic = FakeMonotonic()
+    monotonic = Timer()
     service = MatchService(LineCatalog(source, TTL, monotonic), store, lambda: NOW)
     line_ids = _lines_from(store, lines)
 

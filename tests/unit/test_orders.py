@@ -1,6 +1,7 @@
 """The order domain and the intake service, with an in-memory repository."""
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from fundrouter.domain.clock import format_timestamp, utc_now
@@ -10,22 +11,13 @@ from fundrouter.http.models import OrderResource
 from fundrouter.service.orders import OrderService
 from pydantic import ValidationError
 
+from tests.support.factories import order_request
 from tests.support.fakes import InMemoryOrderRepository
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
-def request(**changes: object) -> OrderRequest:
-    body: dict[str, object] = {
-        "orderId": "shop-1",
-        "amount": 1250000,
-        "currency": "CNY",
-        "termMonths": 12,
-        "product": "installment",
-        "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        "metadata": {"channel": "app"},
-    }
-    return OrderRequest.model_validate(body | changes)
+request = partial(order_request, orderId="shop-1")
 
 
 @pytest.fixture

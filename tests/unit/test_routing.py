@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from fundrouter.domain.lines import (
     Line,
-    LineConfig,
     LineCounters,
     LineRefusal,
 )
-from fundrouter.domain.orders import Candidate, OrderRequest
+from fundrouter.domain.orders import Candidate
 from fundrouter.domain.routing import (
     Evaluation,
     OrderFacts,
@@ -25,6 +24,8 @@ from fundrouter.domain.routing import (
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
+from tests.support.factories import line_config, order_request
 
 # 16:00 in Shanghai: the lines' day is 2026-11-24.
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -40,19 +41,7 @@ def make_line(
     **overrides: Any,
 ) -> Line:
     """A line that takes any CNY order up to 5,000,000, unless told otherwise."""
-    values: dict[str, Any] = {
-        "funder_id": "bank-a",
-        "name": line_id,
-        "currency": "CNY",
-        "limit": 100_000_000,
-        "min_amount": 1,
-        "max_amount": 5_000_000,
-        "apr_bps": 1290,
-        "priority": 10,
-        "weight": 50,
-        "hold_seconds": 900,
-    }
-    config = LineConfig.model_validate(values | overrides)
+    config = line_config(name=line_id, **overrides)
     return Line(line_id, config, LineCounters(reserved, drawn, daily_used or {}))
 
 
@@ -363,16 +352,7 @@ def test_routing_finds_a_line_eligible_exactly_when_its_claim_would_succeed(
 
 
 def test_order_facts_come_from_the_order_and_its_customer() -> None:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": "shop-20261124-0001",
-            "amount": 1_250_000,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(metadata={})
 
     assert OrderFacts.of(request) == OrderFacts(1_250_000, "CNY", 12, "installment", "GD", "B")
 

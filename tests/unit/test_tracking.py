@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fundrouter.domain.orders import Order, OrderRequest, OrderStatus
+from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.orders import ORDER_SK
 from fundrouter.service.tracking import (
     ORDER_ITEM_SORT_KEY,
@@ -19,20 +19,13 @@ from fundrouter.service.tracking import (
     status_change,
 )
 
+from tests.support.factories import order_request
+
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 def new_order(order_id: str = "shop-1", amount: int = 1_250_000) -> Order:
-    request = OrderRequest.model_validate(
-        {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
+    request = order_request(orderId=order_id, amount=amount, metadata={})
     return Order.received("tenant-a", request, NOW)
 
 
