@@ -243,9 +243,16 @@ def run_demo(rt: Runtime, count: int, concurrency: int, seed: int | None, timeou
     seed_lines(rt)
     submitted, accepted, decided = _submit(rt, demo_orders(run, count, rng), concurrency, timeout)
     since = workload.earliest_created(accepted.values())
-    declined = _lifecycle(
-        rt, decided=decided, rng=rng, concurrency=concurrency, since=since, timeout=timeout
+    done = workload.run_lifecycle(
+        rt.client,
+        rt.console,
+        _plan(rt, decided, rng),
+        concurrency=concurrency,
+        since=since,
+        timeout=timeout,
+        label="order events",
     )
+    declined = _rerouted(rt, done, timeout)
     return _finish(rt, set(accepted), since, declined, submitted.failed)
 
 
@@ -299,17 +306,11 @@ def _submit(
     return submitted, accepted, decided
 
 
-def _lifecycle(
-    rt: Runtime,
-    *,
-    decided: Mapping[str, Mapping[str, Any]],
-    rng: random.Random,
-    concurrency: int,
-    since: str | None,
-    timeout: float,
-) -> set[str]:
-    """Funders approve, disburse, get repaid, cancel or decline; declined orders are
-    routed again. Returns the ids of the declined orders."""
+def _plan(
+    rt: Runtime, decided: Mapping[str, Mapping[str, Any]], rng: random.Random
+) -> dict[str, list[workload.Step]]:
+    """What the funders do with each matched order: approve, disburse, get repaid,
+    cancel or decline."""
     out = rt.console
     out.rule("3/4 Funders act on matched orders")
     plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
@@ -319,23 +320,20 @@ def _lifecycle(
         f"{len(plans)} of {matched} matched orders move on: "
         + ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(steps.items()))
     )
-    if not workload.events_route_available(rt.client):
-        out.print(workload.NO_EVENTS_ROUTE)
+    return plans
+
+
+def _rerouted(rt: Runtime, done: workload.Lifecycle | None, timeout: float) -> set[str]:
+    """The ids of the declined orders, after saying where they were routed again."""
+    if done is None or not done.declined:
         return set()
-    with progress(out) as bar:
-        task = bar.add_task("order events", total=len(plans))
-        events = workload.drive(rt.client, plans, concurrency, lambda n: bar.advance(task, n))
-    if events.failed:
-        out.print(f"[yellow]{events.failed} events refused[/]: {dict(events.reasons)}")
-    declined = {i for i, plan in plans.items() if any(s.type == "DECLINED" for s in plan)}
-    if declined:
-        rerouted = _await(rt, declined, since, timeout, "re-routing declined")
-        moved = _counts(rerouted.values())
-        out.print(
-            f"{len(declined)} declined orders routed again, excluding the line that declined: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(moved.items()))
-        )
-    return declined
+    _warn_waiting(rt, done.declined, done.rerouted, timeout)
+    moved = _counts(done.rerouted.values())
+    rt.console.print(
+        f"{len(done.declined)} declined orders routed again, excluding the line that declined: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(moved.items()))
+    )
+    return done.declined
 
 
 def _finish(rt: Runtime, ids: set[str], since: str | None, declined: set[str], refused: int) -> int:
@@ -370,13 +368,19 @@ def _await(
         found = workload.await_decisions(
             rt.client, ids, since, timeout, lambda done: bar.update(task, completed=done)
         )
+    _warn_waiting(rt, ids, found, timeout)
+    return found
+
+
+def _warn_waiting(
+    rt: Runtime, ids: set[str], found: Mapping[str, Mapping[str, Any]], timeout: float
+) -> None:
     waiting = [i for i in ids if found.get(i, {}).get("status", "RECEIVED") == "RECEIVED"]
     if waiting:
         rt.console.print(
             f"[yellow]{len(waiting)} orders still RECEIVED after {timeout:g} s[/]"
             " (is the matcher running? `make logs` shows the stack's log)"
         )
-    return found
 
 
 def _counts(orders: Any) -> dict[str, int]:
