@@ -83,10 +83,18 @@ def _line_violations(
     holders: int,
     over_limit: int = 0,
 ) -> tuple[list[Violation], list[str]]:
-    line_id = str(line.get("lineId"))
-    name = f"line {line_id}"
+    name = f"line {line.get('lineId')}"
+    found = _counter_violations(line, name, expected_reserved, expected_drawn, holders)
+    over, notes = _above_limit(line, name, over_limit)
+    return found + over, notes
+
+
+def _counter_violations(
+    line: Mapping[str, Any], name: str, expected_reserved: int, expected_drawn: int, holders: int
+) -> list[Violation]:
+    """The line's counters against what its orders hold, and against each other."""
     limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
-    found, notes = [], []
+    found = []
     if reserved != expected_reserved:
         found.append(
             Violation(
@@ -114,27 +122,28 @@ def _line_violations(
                 f"available {available}, limit {limit} - reserved {reserved} - drawn {drawn}",
             )
         )
-    if reserved + drawn > limit:
-        lowered = _int(line, "configVersion") > 1
-        if over_limit:
-            notes.append(
-                f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; {over_limit}"
-                " of its orders were disbursed late beyond it (overLimit)"
-            )
-        elif lowered:
-            notes.append(
-                f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; its"
-                " configuration was changed since creation (an operator lowered the limit)"
-            )
-        else:
-            found.append(
-                Violation(
-                    "over-allocated",
-                    name,
-                    f"reserved {reserved} + drawn {drawn} = {reserved + drawn} > limit {limit}",
-                )
-            )
-    return found, notes
+    return found
+
+
+def _above_limit(
+    line: Mapping[str, Any], name: str, over_limit: int
+) -> tuple[list[Violation], list[str]]:
+    """Reserved + drawn above the limit: a note where late disbursements (overLimit) or
+    a lowered limit explain it, else over-allocation."""
+    limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
+    if reserved + drawn <= limit:
+        return [], []
+    above = f"{name}: reserved + drawn {reserved + drawn} above limit {limit}"
+    if over_limit:
+        return [], [
+            f"{above}; {over_limit} of its orders were disbursed late beyond it (overLimit)"
+        ]
+    if _int(line, "configVersion") > 1:
+        return [], [
+            f"{above}; its configuration was changed since creation (an operator lowered the limit)"
+        ]
+    detail = f"reserved {reserved} + drawn {drawn} = {reserved + drawn} > limit {limit}"
+    return [Violation("over-allocated", name, detail)], []
 
 
 @dataclass
