@@ -76,16 +76,21 @@ def _order_violations(order: Mapping[str, Any]) -> list[Violation]:
     return found
 
 
-def _line_violations(
-    line: Mapping[str, Any],
-    expected_reserved: int,
-    expected_drawn: int,
-    holders: int,
-    over_limit: int = 0,
-) -> tuple[list[Violation], list[str]]:
-    name = f"line {line.get('lineId')}"
-    found = _counter_violations(line, name, expected_reserved, expected_drawn, holders)
-    over, notes = _above_limit(line, name, over_limit)
+@dataclass
+class _Holdings:
+    reserved: Counter[str] = field(default_factory=Counter)
+    drawn: Counter[str] = field(default_factory=Counter)
+    holders: Counter[str] = field(default_factory=Counter)
+    over_limit: Counter[str] = field(default_factory=Counter)
+
+
+def _line_violations(line: Mapping[str, Any], held: _Holdings) -> tuple[list[Violation], list[str]]:
+    line_id = str(line.get("lineId"))
+    name = f"line {line_id}"
+    found = _counter_violations(
+        line, name, held.reserved[line_id], held.drawn[line_id], held.holders[line_id]
+    )
+    over, notes = _above_limit(line, name, held.over_limit[line_id])
     return found + over, notes
 
 
@@ -146,14 +151,6 @@ def _above_limit(
     return [Violation("over-allocated", name, detail)], []
 
 
-@dataclass
-class _Holdings:
-    reserved: Counter[str] = field(default_factory=Counter)
-    drawn: Counter[str] = field(default_factory=Counter)
-    holders: Counter[str] = field(default_factory=Counter)
-    over_limit: Counter[str] = field(default_factory=Counter)
-
-
 def _holdings(orders: Sequence[Mapping[str, Any]]) -> _Holdings:
     """What the orders say each line holds."""
     held = _Holdings()
@@ -188,14 +185,7 @@ def audit(lines: Sequence[Mapping[str, Any]], orders: Sequence[Mapping[str, Any]
         violations.extend(_order_violations(order))
     held = _holdings(orders)
     for line in lines:
-        line_id = str(line.get("lineId"))
-        found, line_notes = _line_violations(
-            line,
-            held.reserved[line_id],
-            held.drawn[line_id],
-            held.holders[line_id],
-            held.over_limit[line_id],
-        )
+        found, line_notes = _line_violations(line, held)
         violations.extend(found)
         notes.extend(line_notes)
     audited = {str(line.get("lineId")) for line in lines}
