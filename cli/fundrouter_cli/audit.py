@@ -76,17 +76,30 @@ def _order_violations(order: Mapping[str, Any]) -> list[Violation]:
     return found
 
 
-def _line_violations(
-    line: Mapping[str, Any],
-    expected_reserved: int,
-    expected_drawn: int,
-    holders: int,
-    over_limit: int = 0,
-) -> tuple[list[Violation], list[str]]:
+@dataclass
+class _Holdings:
+    reserved: Counter[str] = field(default_factory=Counter)
+    drawn: Counter[str] = field(default_factory=Counter)
+    holders: Counter[str] = field(default_factory=Counter)
+    over_limit: Counter[str] = field(default_factory=Counter)
+
+
+def _line_violations(line: Mapping[str, Any], held: _Holdings) -> tuple[list[Violation], list[str]]:
     line_id = str(line.get("lineId"))
     name = f"line {line_id}"
+    found = _counter_violations(
+        line, name, held.reserved[line_id], held.drawn[line_id], held.holders[line_id]
+    )
+    over, notes = _above_limit(line, name, held.over_limit[line_id])
+    return found + over, notes
+
+
+def _counter_violations(
+    line: Mapping[str, Any], name: str, expected_reserved: int, expected_drawn: int, holders: int
+) -> list[Violation]:
+    """The line's counters against what its orders hold, and against each other."""
     limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
-    found, notes = [], []
+    found = []
     if reserved != expected_reserved:
         found.append(
             Violation(
@@ -114,35 +127,28 @@ def _line_violations(
                 f"available {available}, limit {limit} - reserved {reserved} - drawn {drawn}",
             )
         )
-    if reserved + drawn > limit:
-        lowered = _int(line, "configVersion") > 1
-        if over_limit:
-            notes.append(
-                f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; {over_limit}"
-                " of its orders were disbursed late beyond it (overLimit)"
-            )
-        elif lowered:
-            notes.append(
-                f"{name}: reserved + drawn {reserved + drawn} above limit {limit}; its"
-                " configuration was changed since creation (an operator lowered the limit)"
-            )
-        else:
-            found.append(
-                Violation(
-                    "over-allocated",
-                    name,
-                    f"reserved {reserved} + drawn {drawn} = {reserved + drawn} > limit {limit}",
-                )
-            )
-    return found, notes
+    return found
 
 
-@dataclass
-class _Holdings:
-    reserved: Counter[str] = field(default_factory=Counter)
-    drawn: Counter[str] = field(default_factory=Counter)
-    holders: Counter[str] = field(default_factory=Counter)
-    over_limit: Counter[str] = field(default_factory=Counter)
+def _above_limit(
+    line: Mapping[str, Any], name: str, over_limit: int
+) -> tuple[list[Violation], list[str]]:
+    """Reserved + drawn above the limit: a note where late disbursements (overLimit) or
+    a lowered limit explain it, else over-allocation."""
+    limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
+    if reserved + drawn <= limit:
+        return [], []
+    above = f"{name}: reserved + drawn {reserved + drawn} above limit {limit}"
+    if over_limit:
+        return [], [
+            f"{above}; {over_limit} of its orders were disbursed late beyond it (overLimit)"
+        ]
+    if _int(line, "configVersion") > 1:
+        return [], [
+            f"{above}; its configuration was changed since creation (an operator lowered the limit)"
+        ]
+    detail = f"reserved {reserved} + drawn {drawn} = {reserved + drawn} > limit {limit}"
+    return [Violation("over-allocated", name, detail)], []
 
 
 def _holdings(orders: Sequence[Mapping[str, Any]]) -> _Holdings:
@@ -179,14 +185,7 @@ def audit(lines: Sequence[Mapping[str, Any]], orders: Sequence[Mapping[str, Any]
         violations.extend(_order_violations(order))
     held = _holdings(orders)
     for line in lines:
-        line_id = str(line.get("lineId"))
-        found, line_notes = _line_violations(
-            line,
-            held.reserved[line_id],
-            held.drawn[line_id],
-            held.holders[line_id],
-            held.over_limit[line_id],
-        )
+        found, line_notes = _line_violations(line, held)
         violations.extend(found)
         notes.extend(line_notes)
     audited = {str(line.get("lineId")) for line in lines}

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final
 
 from fundrouter_cli import __version__
@@ -126,36 +126,28 @@ class _Token:
     expires_at: float
 
 
+@dataclass(eq=False, repr=False)  # repr=False: the settings hold the client secrets
 class ApiClient:
     """Thread-safe: load and demo share one client across worker threads."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        timeout: float = 30.0,
-        transport: Transport = urllib_transport,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        self.settings = settings
-        self._timeout = timeout
-        self._transport = transport
-        self._sleep = sleep
-        self._clock = clock
-        self._retries = retries
-        self._tokens: dict[Role, _Token] = {}
-        self._token_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
-        self.stats: Counter[str] = Counter()
-        self._jitter = random.Random()  # noqa: S311 - backoff jitter, not security
+    settings: Settings
+    _: KW_ONLY
+    timeout: float = 30.0
+    transport: Transport = urllib_transport
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    retries: int = DEFAULT_RETRIES
+    stats: Counter[str] = field(default_factory=Counter, init=False)
+    _tokens: dict[Role, _Token] = field(default_factory=dict, init=False)
+    _token_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _jitter: random.Random = field(default_factory=random.Random, init=False)  # backoff only
 
     # ------------------------------------------------------------------ tokens
     def token(self, role: Role) -> str:
         with self._token_lock:
             cached = self._tokens.get(role)
-            if cached is not None and cached.expires_at > self._clock():
+            if cached is not None and cached.expires_at > self.clock():
                 return cached.value
             fresh = self._fetch_token(role)
             self._tokens[role] = fresh
@@ -182,7 +174,7 @@ class ApiClient:
         body = _json_or_none(reply.body)
         if reply.status == 200 and isinstance(body, dict) and body.get("access_token"):
             lifetime = float(body.get("expires_in") or 3600)
-            expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
+            expires = self.clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
             return _Token(str(body["access_token"]), expires)
         raise self._token_failure(role, reply, body)
 
@@ -250,7 +242,7 @@ class ApiClient:
                 self._forget_token(role, token)
                 refreshed = True
                 continue
-            if attempt < self._retries and _retryable(reply.status, parsed):
+            if attempt < self.retries and _retryable(reply.status, parsed):
                 self._count("retries")
                 self._backoff(attempt, _seconds(reply.retry_after))
                 attempt += 1
@@ -270,12 +262,12 @@ class ApiClient:
     def _send(
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str], *, what: str
     ) -> Reply:
-        for attempt in range(self._retries + 1):
+        for attempt in range(self.retries + 1):
             try:
                 self._count("requests")
-                return self._transport(method, url, data, headers, self._timeout)
+                return self.transport(method, url, data, headers, self.timeout)
             except TransportError as error:
-                if error.retryable and attempt < self._retries:
+                if error.retryable and attempt < self.retries:
                     self._count("retries")
                     self._backoff(attempt)
                     continue
@@ -329,9 +321,9 @@ class ApiClient:
     def _backoff(self, attempt: int, asked: float | None = None) -> None:
         # The server's Retry-After, when it gives one (bounded), else jittered doubling.
         if asked is not None:
-            self._sleep(min(asked, MAX_RETRY_AFTER_SECONDS))
+            self.sleep(min(asked, MAX_RETRY_AFTER_SECONDS))
             return
-        self._sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + self._jitter.random()))
+        self.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + self._jitter.random()))
 
     def _count(self, what: str) -> None:
         with self._stats_lock:

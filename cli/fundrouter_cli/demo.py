@@ -10,6 +10,7 @@ order is routed again). The run ends with every line's utilization and the outco
 
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,151 +23,77 @@ from fundrouter_cli.ui import Runtime, progress
 
 YUAN: Final = 100  # fen per yuan: amounts below are in yuan, sent in fen
 
-# (lineId, configuration); amounts in yuan, converted by line_configs().
-LINES: Final[tuple[tuple[str, Mapping[str, Any]], ...]] = (
-    (
-        "icbc-consumer",
-        {
-            "funderId": "icbc",
-            "name": "ICBC consumer instalments",
-            "limit": 8_000_000,
-            "dailyLimit": 3_000_000,
-            "minAmount": 1_000,
-            "maxAmount": 200_000,
-            "terms": [3, 6, 12, 24],
-            "products": ["installment", "consumer-cash"],
-            "creditGrades": ["A", "B"],
-            "aprBps": 980,
-            "priority": 10,
-            "weight": 35,
-            "holdSeconds": 3600,
-        },
-    ),
-    (
-        "nbcb-regional",
-        {
-            "funderId": "bank-of-ningbo",
-            "name": "Bank of Ningbo Yangtze delta retail",
-            "limit": 1_500_000,
-            "minAmount": 5_000,
-            "maxAmount": 300_000,
-            "terms": [6, 12, 24, 36],
-            "products": ["installment", "auto-loan"],
-            "regions": ["ZJ", "JS", "SH"],
-            "creditGrades": ["A", "B", "C"],
-            "aprBps": 1080,
-            "priority": 15,
-            "weight": 10,
-            "holdSeconds": 3600,
-        },
-    ),
-    (
-        "cmb-auto",
-        {
-            "funderId": "cmb",
-            "name": "CMB auto finance",
-            "limit": 6_000_000,
-            "dailyLimit": 2_000_000,
-            "minAmount": 30_000,
-            "maxAmount": 500_000,
-            "terms": [12, 24, 36, 60],
-            "products": ["auto-loan"],
-            "creditGrades": ["A", "B", "C"],
-            "aprBps": 1150,
-            "priority": 20,
-            "weight": 20,
-            "holdSeconds": 3600,
-        },
-    ),
-    (
-        "huaxia-trust-auto",
-        {
-            "funderId": "huaxia-trust",
-            "name": "Huaxia Trust auto (paused for review)",
-            "limit": 3_000_000,
-            "minAmount": 20_000,
-            "maxAmount": 400_000,
-            "terms": [12, 24, 36],
-            "products": ["auto-loan"],
-            "aprBps": 1650,
-            "priority": 25,
-            "weight": 5,
-            "holdSeconds": 3600,
-            "status": "PAUSED",
-        },
-    ),
-    (
-        "cmb-sme",
-        {
-            "funderId": "cmb",
-            "name": "CMB SME working capital",
-            "limit": 10_000_000,
-            "minAmount": 50_000,
-            "maxAmount": 1_500_000,
-            "terms": [6, 12, 24],
-            "products": ["sme-working-capital"],
-            "regions": ["GD", "ZJ", "JS", "SH", "BJ"],
-            "creditGrades": ["A", "B"],
-            "aprBps": 1380,
-            "priority": 30,
-            "weight": 15,
-            "holdSeconds": 7200,
-        },
-    ),
-    (
-        "pingan-trust-sme",
-        {
-            "funderId": "pingan-trust",
-            "name": "Ping An Trust SME",
-            "limit": 6_000_000,
-            "minAmount": 100_000,
-            "maxAmount": 2_000_000,
-            "terms": [12, 24, 36],
-            "products": ["sme-working-capital"],
-            "creditGrades": ["A", "B", "C"],
-            "aprBps": 1590,
-            "priority": 35,
-            "weight": 10,
-            "holdSeconds": 7200,
-        },
-    ),
-    (
-        "citic-trust-retail",
-        {
-            "funderId": "citic-trust",
-            "name": "CITIC Trust retail instalments",
-            "limit": 4_000_000,
-            "dailyLimit": 800_000,
-            "minAmount": 500,
-            "maxAmount": 80_000,
-            "terms": [3, 6, 12],
-            "products": ["installment", "consumer-cash"],
-            "creditGrades": ["A", "B", "C", "D"],
-            "aprBps": 1790,
-            "priority": 40,
-            "weight": 5,
-            "holdSeconds": 3600,
-        },
-    ),
-    (
-        "mashang-cash",
-        {
-            "funderId": "mashang-cf",
-            "name": "Mashang Consumer Finance cash loans",
-            "limit": 2_500_000,
-            "dailyLimit": 600_000,
-            "minAmount": 500,
-            "maxAmount": 50_000,
-            "terms": [3, 6, 9, 12],
-            "products": ["consumer-cash", "installment"],
-            "creditGrades": ["B", "C", "D"],
-            "aprBps": 2350,
-            "priority": 50,
-            "weight": 5,
-            "holdSeconds": 1800,
-        },
-    ),
+# The demo's lines, one row a line, in three tables (one would be too wide) whose
+# columns are the fields of PUT /v1/lines/{lineId}: amounts in yuan (line_configs()
+# sends fen), lists comma-separated, "-" where a line sets no such rule.
+_WHO: Final = """
+lineId              funderId        name                                   status  holdSeconds
+icbc-consumer       icbc            ICBC consumer instalments              -       3600
+nbcb-regional       bank-of-ningbo  Bank of Ningbo Yangtze delta retail    -       3600
+cmb-auto            cmb             CMB auto finance                       -       3600
+huaxia-trust-auto   huaxia-trust    Huaxia Trust auto (paused for review)  PAUSED  3600
+cmb-sme             cmb             CMB SME working capital                -       7200
+pingan-trust-sme    pingan-trust    Ping An Trust SME                      -       7200
+citic-trust-retail  citic-trust     CITIC Trust retail instalments         -       3600
+mashang-cash        mashang-cf      Mashang Consumer Finance cash loans    -       1800
+"""
+_MONEY: Final = """
+lineId              limit     dailyLimit  minAmount  maxAmount  aprBps  priority  weight
+icbc-consumer       8000000   3000000     1000       200000     980     10        35
+nbcb-regional       1500000   -           5000       300000     1080    15        10
+cmb-auto            6000000   2000000     30000      500000     1150    20        20
+huaxia-trust-auto   3000000   -           20000      400000     1650    25        5
+cmb-sme             10000000  -           50000      1500000    1380    30        15
+pingan-trust-sme    6000000   -           100000     2000000    1590    35        10
+citic-trust-retail  4000000   800000      500        80000      1790    40        5
+mashang-cash        2500000   600000      500        50000      2350    50        5
+"""
+_RULES: Final = """
+lineId              terms        products                   regions         creditGrades
+icbc-consumer       3,6,12,24    installment,consumer-cash  -               A,B
+nbcb-regional       6,12,24,36   installment,auto-loan      ZJ,JS,SH        A,B,C
+cmb-auto            12,24,36,60  auto-loan                  -               A,B,C
+huaxia-trust-auto   12,24,36     auto-loan                  -               -
+cmb-sme             6,12,24      sme-working-capital        GD,ZJ,JS,SH,BJ  A,B
+pingan-trust-sme    12,24,36     sme-working-capital        -               A,B,C
+citic-trust-retail  3,6,12       installment,consumer-cash  -               A,B,C,D
+mashang-cash        3,6,9,12     consumer-cash,installment  -               B,C,D
+"""
+_NUMBERS: Final = frozenset(
+    {"limit", "dailyLimit", "minAmount", "maxAmount", "aprBps", "priority", "weight", "holdSeconds"}
 )
+_LISTS: Final = frozenset({"terms", "products", "regions", "creditGrades"})
+
+
+def _table(text: str) -> dict[str, dict[str, Any]]:
+    """Each row's fields by its lineId (cells are split at two or more spaces)."""
+    header, *rows = (re.split(r"\s{2,}", row.strip()) for row in text.strip().splitlines())
+    return {
+        cells[0]: {
+            name: _value(name, cell)
+            for name, cell in zip(header[1:], cells[1:], strict=True)
+            if cell != "-"
+        }
+        for cells in rows
+    }
+
+
+def _value(name: str, cell: str) -> Any:
+    if name in _LISTS:
+        items = cell.split(",")
+        return [int(item) for item in items] if name == "terms" else items
+    return int(cell) if name in _NUMBERS else cell
+
+
+def _demo_lines() -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    who, money, rules = _table(_WHO), _table(_MONEY), _table(_RULES)
+    if not list(who) == list(money) == list(rules):
+        raise ValueError("the demo's line tables list different lines")
+    return tuple((line_id, who[line_id] | money[line_id] | rules[line_id]) for line_id in who)
+
+
+# (lineId, configuration); amounts in yuan, converted by line_configs().
+LINES: Final = _demo_lines()
 _MONEY_FIELDS: Final = ("limit", "dailyLimit", "minAmount", "maxAmount")
 
 
@@ -243,9 +170,16 @@ def run_demo(rt: Runtime, count: int, concurrency: int, seed: int | None, timeou
     seed_lines(rt)
     submitted, accepted, decided = _submit(rt, demo_orders(run, count, rng), concurrency, timeout)
     since = workload.earliest_created(accepted.values())
-    declined = _lifecycle(
-        rt, decided=decided, rng=rng, concurrency=concurrency, since=since, timeout=timeout
+    done = workload.run_lifecycle(
+        rt.client,
+        rt.console,
+        _plan(rt, decided, rng),
+        concurrency=concurrency,
+        since=since,
+        timeout=timeout,
+        label="order events",
     )
+    declined = _rerouted(rt, done, timeout)
     return _finish(rt, set(accepted), since, declined, submitted.failed)
 
 
@@ -299,17 +233,11 @@ def _submit(
     return submitted, accepted, decided
 
 
-def _lifecycle(
-    rt: Runtime,
-    *,
-    decided: Mapping[str, Mapping[str, Any]],
-    rng: random.Random,
-    concurrency: int,
-    since: str | None,
-    timeout: float,
-) -> set[str]:
-    """Funders approve, disburse, get repaid, cancel or decline; declined orders are
-    routed again. Returns the ids of the declined orders."""
+def _plan(
+    rt: Runtime, decided: Mapping[str, Mapping[str, Any]], rng: random.Random
+) -> dict[str, list[workload.Step]]:
+    """What the funders do with each matched order: approve, disburse, get repaid,
+    cancel or decline."""
     out = rt.console
     out.rule("3/4 Funders act on matched orders")
     plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
@@ -319,23 +247,20 @@ def _lifecycle(
         f"{len(plans)} of {matched} matched orders move on: "
         + ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(steps.items()))
     )
-    if not workload.events_route_available(rt.client):
-        out.print(workload.NO_EVENTS_ROUTE)
+    return plans
+
+
+def _rerouted(rt: Runtime, done: workload.Lifecycle | None, timeout: float) -> set[str]:
+    """The ids of the declined orders, after saying where they were routed again."""
+    if done is None or not done.declined:
         return set()
-    with progress(out) as bar:
-        task = bar.add_task("order events", total=len(plans))
-        events = workload.drive(rt.client, plans, concurrency, lambda n: bar.advance(task, n))
-    if events.failed:
-        out.print(f"[yellow]{events.failed} events refused[/]: {dict(events.reasons)}")
-    declined = {i for i, plan in plans.items() if any(s.type == "DECLINED" for s in plan)}
-    if declined:
-        rerouted = _await(rt, declined, since, timeout, "re-routing declined")
-        moved = _counts(rerouted.values())
-        out.print(
-            f"{len(declined)} declined orders routed again, excluding the line that declined: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(moved.items()))
-        )
-    return declined
+    _warn_waiting(rt, done.declined, done.rerouted, timeout)
+    moved = _counts(done.rerouted.values())
+    rt.console.print(
+        f"{len(done.declined)} declined orders routed again, excluding the line that declined: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(moved.items()))
+    )
+    return done.declined
 
 
 def _finish(rt: Runtime, ids: set[str], since: str | None, declined: set[str], refused: int) -> int:
@@ -370,13 +295,19 @@ def _await(
         found = workload.await_decisions(
             rt.client, ids, since, timeout, lambda done: bar.update(task, completed=done)
         )
+    _warn_waiting(rt, ids, found, timeout)
+    return found
+
+
+def _warn_waiting(
+    rt: Runtime, ids: set[str], found: Mapping[str, Mapping[str, Any]], timeout: float
+) -> None:
     waiting = [i for i in ids if found.get(i, {}).get("status", "RECEIVED") == "RECEIVED"]
     if waiting:
         rt.console.print(
             f"[yellow]{len(waiting)} orders still RECEIVED after {timeout:g} s[/]"
             " (is the matcher running? `make logs` shows the stack's log)"
         )
-    return found
 
 
 def _counts(orders: Any) -> dict[str, int]:

@@ -168,42 +168,18 @@ def run_load(
     submitted, accepted, submit_seconds = _submit(rt, load_orders(run, count, rng), concurrency)
     ids = set(accepted)
     since = workload.earliest_created(accepted.values())
-    with progress(rt.console) as bar:
-        task = bar.add_task("decisions", total=len(ids))
-        decided = workload.await_decisions(
-            rt.client, ids, since, timeout, lambda done: bar.update(task, completed=done)
-        )
-    decided_orders = [o for o in decided.values() if workload.first_decision(o)]
-    latencies = [ms for o in decided_orders if (ms := workload.decision_latency_ms(o)) is not None]
-    phases = [
-        Phase("intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms),
-        Phase(
-            "match   intake → decision",
-            len(decided_orders),
-            decision_span_seconds(decided_orders),
-            latencies,
-        ),
-    ]
-    if events:
-        phase = _events(
-            rt, decided=decided, rng=rng, concurrency=concurrency, since=since, timeout=timeout
-        )
-        if phase is not None:
-            phases.append(phase)
-    final = workload.collect(rt.client, ids, since)
-    _report(rt, phases, latencies, final)
-    served = {line["lineId"]: line for line in rt.client.list_lines()}
-    run_lines = [served[i] for i in line_ids if i in served]
-    rt.console.print(render.lines_table(run_lines, title=f"Lines of run {run}"))
-    report = audit(run_lines, list(final.values()))
-    extra = _run_checks(ids, final, line_ids, served, submitted.failed)
-    report = AuditReport(
-        report.lines_checked, report.orders_checked, report.violations + extra, report.notes
+    decided = _await_decisions(rt, ids, since, timeout)
+    intake = Phase(
+        "intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms
     )
-    audit_lines(report, rt.console)
-    http = ", ".join(f"{k} {v}" for k, v in sorted(rt.client.stats.items()))
-    rt.console.print(f"[grey50]HTTP: {http}[/]")
-    return 0 if report.ok else 1
+    match = _match_phase(decided)
+    phases = [intake, match]
+    if events:
+        plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
+        phases += _events_phase(rt, plans, concurrency, since, timeout)
+    final = workload.collect(rt.client, ids, since)
+    _report(rt, phases, match.latencies_ms, final)
+    return _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
 
 
 def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
@@ -235,37 +211,47 @@ def _submit(
     return submitted, accepted, seconds
 
 
-def _events(
+def _await_decisions(
+    rt: Runtime, ids: set[str], since: str | None, timeout: float
+) -> dict[str, dict[str, Any]]:
+    with progress(rt.console) as bar:
+        task = bar.add_task("decisions", total=len(ids))
+        return workload.await_decisions(
+            rt.client, ids, since, timeout, lambda done: bar.update(task, completed=done)
+        )
+
+
+def _match_phase(decided: Mapping[str, Mapping[str, Any]]) -> Phase:
+    """Intake to first decision, per order and over the run, by the server's clocks."""
+    orders = [o for o in decided.values() if workload.first_decision(o)]
+    latencies = [ms for o in orders if (ms := workload.decision_latency_ms(o)) is not None]
+    return Phase("match   intake → decision", len(orders), decision_span_seconds(orders), latencies)
+
+
+def _events_phase(
     rt: Runtime,
-    *,
-    decided: Mapping[str, Mapping[str, Any]],
-    rng: random.Random,
+    plans: Mapping[str, Sequence[workload.Step]],
     concurrency: int,
     since: str | None,
     timeout: float,
-) -> Phase | None:
+) -> list[Phase]:
     """Approve, disburse, repay, cancel and decline matched orders concurrently, then
-    wait for the declined ones to be routed again."""
-    if not workload.events_route_available(rt.client):
-        rt.console.print(workload.NO_EVENTS_ROUTE)
-        return None
-    plans = workload.plan_lifecycle(decided.values(), rng, workload.LifecycleMix())
-    total = sum(len(steps) for steps in plans.values())
-    with progress(rt.console) as bar:
-        task = bar.add_task(f"events ({total})", total=len(plans))
-        started = time.monotonic()
-        outcome = workload.drive(rt.client, plans, concurrency, lambda n: bar.advance(task, n))
-        seconds = time.monotonic() - started
-    if outcome.failed:
-        rt.console.print(f"[yellow]{outcome.failed} events refused[/]: {dict(outcome.reasons)}")
-    declined = {i for i, p in plans.items() if any(s.type == "DECLINED" for s in p)}
-    if declined:
-        with progress(rt.console) as bar:
-            task = bar.add_task("re-routing declined", total=len(declined))
-            workload.await_decisions(
-                rt.client, declined, since, timeout, lambda d: bar.update(task, completed=d)
-            )
-    return Phase("events  POST …/events", outcome.done, seconds, outcome.latencies_ms)
+    wait for the declined ones to be routed again (none where the stack has no route)."""
+    label = f"events ({workload.count_steps(plans).total()})"
+    done = workload.run_lifecycle(
+        rt.client,
+        rt.console,
+        plans,
+        concurrency=concurrency,
+        since=since,
+        timeout=timeout,
+        label=label,
+    )
+    if done is None:
+        return []
+    return [
+        Phase("events  POST …/events", done.events.done, done.seconds, done.events.latencies_ms)
+    ]
 
 
 def _report(
@@ -281,6 +267,31 @@ def _report(
         out.print(f"intake → decision latency: {stats.percentile_line(summary)}")
         out.print(stats.histogram_table(stats.histogram(latencies), "Intake → decision latency"))
     out.print(render.outcome_table(list(final.values()), title=f"Outcomes of {len(final)} orders"))
+
+
+def _audit_run(
+    rt: Runtime,
+    run: str,
+    line_ids: Sequence[str],
+    ids: set[str],
+    final: Mapping[str, Mapping[str, Any]],
+    *,
+    refused: int,
+) -> int:
+    """Audit the run's lines against its orders, and what the run itself must show;
+    print it all and return the exit code."""
+    served = {line["lineId"]: line for line in rt.client.list_lines()}
+    run_lines = [served[i] for i in line_ids if i in served]
+    rt.console.print(render.lines_table(run_lines, title=f"Lines of run {run}"))
+    report = audit(run_lines, list(final.values()))
+    extra = _run_checks(ids, final, line_ids, served, refused)
+    report = AuditReport(
+        report.lines_checked, report.orders_checked, report.violations + extra, report.notes
+    )
+    audit_lines(report, rt.console)
+    http = ", ".join(f"{k} {v}" for k, v in sorted(rt.client.stats.items()))
+    rt.console.print(f"[grey50]HTTP: {http}[/]")
+    return 0 if report.ok else 1
 
 
 def _run_checks(

@@ -8,9 +8,8 @@ or the file --env-file names.
 import json
 import time
 import uuid
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 import typer
 from rich.table import Table
@@ -28,7 +27,7 @@ from fundrouter_cli.config import (
 from fundrouter_cli.demo import run_demo, seed_lines
 from fundrouter_cli.errors import BadInput, CliError
 from fundrouter_cli.load import run_load
-from fundrouter_cli.ui import Runtime, handled, runtime
+from fundrouter_cli.ui import Runtime, command, runtime
 
 app = typer.Typer(
     name="fundrouter",
@@ -42,6 +41,18 @@ line_app = typer.Typer(help="Create, replace, pause, resume and show lending lin
 order_app = typer.Typer(help="Submit orders, show them, report what happened to them.")
 app.add_typer(line_app, name="line")
 app.add_typer(order_app, name="order")
+
+# Parameters several commands take, declared once (typer copies them per command).
+AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON")]
+Id = Annotated[str, typer.Argument(metavar="ID")]
+Seed = Annotated[int | None, typer.Option(help="same seed, same orders")]
+DecisionTimeout = Annotated[float, typer.Option(help="seconds to wait for decisions")]
+Yes = Annotated[bool, typer.Option("--yes", help="write to a non-local stack")]
+
+# The event types of POST /v1/orders/{id}/events as the HTTP contract names them: the
+# CLI speaks the contract and does not import the layer's domain.
+EventType = Literal["APPROVED", "DECLINED", "CANCELLED", "DISBURSED", "REPAID"]
+AMOUNT_EVENTS: Final = frozenset({"DISBURSED", "REPAID"})
 
 # Fields GET /v1/lines/{id} serves that are not configuration: dropped from `line put`
 # input, so a line read back can be edited and put again.
@@ -69,36 +80,27 @@ def _print_version(value: bool) -> None:
         raise typer.Exit
 
 
+def _setting(help_text: str) -> Any:
+    """A flag for one setting: none means the environment or the settings file."""
+    return typer.Option(help=help_text, show_default=False)
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     *,
-    api_url: Annotated[
-        str | None, typer.Option(help=f"API base URL (env: {API_URL})", show_default=False)
-    ] = None,
-    token_url: Annotated[
-        str | None, typer.Option(help=f"OAuth2 token URL (env: {TOKEN_URL})", show_default=False)
-    ] = None,
-    tenant_client_id: Annotated[
-        str | None, typer.Option(help=f"(env: {TENANT_CLIENT_ID})", show_default=False)
-    ] = None,
+    api_url: Annotated[str | None, _setting(f"API base URL (env: {API_URL})")] = None,
+    token_url: Annotated[str | None, _setting(f"OAuth2 token URL (env: {TOKEN_URL})")] = None,
+    tenant_client_id: Annotated[str | None, _setting(f"(env: {TENANT_CLIENT_ID})")] = None,
     tenant_client_secret: Annotated[
-        str | None,
-        typer.Option(help=f"better: env {TENANT_CLIENT_SECRET}", show_default=False),
+        str | None, _setting(f"better: env {TENANT_CLIENT_SECRET}")
     ] = None,
-    admin_client_id: Annotated[
-        str | None, typer.Option(help=f"(env: {ADMIN_CLIENT_ID})", show_default=False)
-    ] = None,
+    admin_client_id: Annotated[str | None, _setting(f"(env: {ADMIN_CLIENT_ID})")] = None,
     admin_client_secret: Annotated[
-        str | None,
-        typer.Option(help=f"better: env {ADMIN_CLIENT_SECRET}", show_default=False),
+        str | None, _setting(f"better: env {ADMIN_CLIENT_SECRET}")
     ] = None,
     env_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="settings file (default: .fundrouter/local.env here or above)",
-            show_default=False,
-        ),
+        Path | None, _setting("settings file (default: .fundrouter/local.env here or above)")
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for each HTTP answer")] = 30.0,
     _version: Annotated[
@@ -130,8 +132,7 @@ def _print_json(value: Any) -> None:
 
 
 # ---------------------------------------------------------------------- config
-@app.command()
-@handled
+@command(app)
 def config(
     ctx: typer.Context,
     *,
@@ -157,13 +158,12 @@ def config(
 
 
 # ---------------------------------------------------------------------- lines
-@app.command()
-@handled
+@command(app)
 def lines(
     ctx: typer.Context,
     *,
     exact: Annotated[bool, typer.Option(help="full amounts instead of 12.5K / 3.00M")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Every line: limit, reserved, drawn, available, today's usage, utilization."""
     rt = runtime(ctx)
@@ -173,8 +173,12 @@ def lines(
         return
     rt.console.print(render.lines_table(items, exact=exact))
     for line in items:
-        for warning in line.get("warnings") or []:
-            rt.console.print(f"[yellow]{line.get('lineId')}:[/] {warning.get('message')}")
+        _print_warnings(rt, line, f"{line.get('lineId')}:")
+
+
+def _print_warnings(rt: Runtime, line: dict[str, Any], label: str = "warning:") -> None:
+    for warning in line.get("warnings") or []:
+        rt.console.print(f"[yellow]{label}[/] {warning.get('message')}")
 
 
 def _read_json(path: Path) -> Any:
@@ -216,8 +220,7 @@ def _line_bodies(
     return bodies
 
 
-@line_app.command("put")
-@handled
+@command(line_app, "put")
 def line_put(
     ctx: typer.Context,
     *,
@@ -239,8 +242,7 @@ def line_put(
             raise
         stored.append(line)
         rt.console.print(f"{'created' if created else 'replaced'} line [bold]{chosen}[/]")
-        for warning in line.get("warnings") or []:
-            rt.console.print(f"[yellow]warning:[/] {warning.get('message')}")
+        _print_warnings(rt, line)
     rt.console.print(render.lines_table(stored, title=""))
     rt.console.print(
         "[grey50]the matcher sees new configuration within 5 s (its line catalog cache)[/]"
@@ -254,27 +256,24 @@ def _set_status(ctx: typer.Context, line_id: str, status: str) -> None:
     rt.console.print(render.lines_table([line], title=""))
 
 
-@line_app.command("pause")
-@handled
-def line_pause(ctx: typer.Context, line_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+@command(line_app, "pause")
+def line_pause(ctx: typer.Context, line_id: Id) -> None:
     """Stop new claims on a line (what it holds stays held)."""
     _set_status(ctx, line_id, "PAUSED")
 
 
-@line_app.command("resume")
-@handled
-def line_resume(ctx: typer.Context, line_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+@command(line_app, "resume")
+def line_resume(ctx: typer.Context, line_id: Id) -> None:
     """Let a paused line take claims again."""
     _set_status(ctx, line_id, "ACTIVE")
 
 
-@line_app.command("show")
-@handled
+@command(line_app, "show")
 def line_show(
     ctx: typer.Context,
     *,
-    line_id: Annotated[str, typer.Argument(metavar="ID")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    line_id: Id,
+    as_json: AsJson = False,
 ) -> None:
     """One line's configuration and utilization."""
     rt = runtime(ctx)
@@ -283,18 +282,16 @@ def line_show(
         _print_json(line)
         return
     rt.console.print(render.line_detail(line))
-    for warning in line.get("warnings") or []:
-        rt.console.print(f"[yellow]warning:[/] {warning.get('message')}")
+    _print_warnings(rt, line)
 
 
 # ---------------------------------------------------------------------- status events
-@app.command()
-@handled
+@command(app)
 def republish(
     ctx: typer.Context,
     *,
     limit: Annotated[int, typer.Option(min=1, max=500, help="letters to read per API call")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Publish again the status events the tracker could not publish (admin).
 
@@ -335,14 +332,6 @@ def republish(
 
 
 # ---------------------------------------------------------------------- orders
-class EventType(StrEnum):
-    APPROVED = "APPROVED"
-    DECLINED = "DECLINED"
-    CANCELLED = "CANCELLED"
-    DISBURSED = "DISBURSED"
-    REPAID = "REPAID"
-
-
 def _metadata(pairs: list[str]) -> dict[str, str]:
     metadata = {}
     for pair in pairs:
@@ -382,8 +371,7 @@ def _order_body(
     return body
 
 
-@order_app.command("submit")
-@handled
+@command(order_app, "submit")
 def order_submit(
     ctx: typer.Context,
     *,
@@ -405,7 +393,7 @@ def order_submit(
     meta: Annotated[list[str] | None, typer.Option(help="KEY=VALUE metadata, repeatable")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the matcher's decision")] = True,
     wait_seconds: Annotated[float, typer.Option("--wait-seconds", help="how long")] = 15.0,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Submit an order (POST /v1/orders) and show where it went."""
     rt = runtime(ctx)
@@ -424,12 +412,8 @@ def order_submit(
             f"{'submitted' if created else 'already submitted (same content)'}:"
             f" order [bold]{order.get('orderId')}[/]"
         )
-    if wait and order.get("status") == "RECEIVED":
-        deadline = time.monotonic() + wait_seconds
-        with rt.console.status("waiting for the matcher's decision"):
-            while order.get("status") == "RECEIVED" and time.monotonic() < deadline:
-                time.sleep(0.25)
-                order = rt.client.get_order(str(order["orderId"]))
+    if wait:
+        order = _await_decision(rt, order, wait_seconds)
     if as_json:
         _print_json(order)
         return
@@ -438,16 +422,27 @@ def order_submit(
         rt.console.print(f"[yellow]no decision within {wait_seconds:g} s[/]: is the matcher up?")
 
 
-@order_app.command("show")
-@handled
+def _await_decision(rt: Runtime, order: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The order as read again until the matcher has decided it or `seconds` pass."""
+    if order.get("status") != "RECEIVED":
+        return order
+    deadline = time.monotonic() + seconds
+    with rt.console.status("waiting for the matcher's decision"):
+        while order.get("status") == "RECEIVED" and time.monotonic() < deadline:
+            time.sleep(0.25)
+            order = rt.client.get_order(str(order["orderId"]))
+    return order
+
+
+@command(order_app, "show")
 def order_show(
     ctx: typer.Context,
     *,
-    order_id: Annotated[str, typer.Argument(metavar="ID")],
+    order_id: Id,
     tenant: Annotated[
         str | None, typer.Option(help="another tenant's order (admin client)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Status, line, decision with each candidate's reason, and history."""
     rt = runtime(ctx)
@@ -458,12 +453,11 @@ def order_show(
         rt.console.print(render.order_view(order))
 
 
-@order_app.command("event")
-@handled
+@command(order_app, "event")
 def order_event(
     ctx: typer.Context,
     *,
-    order_id: Annotated[str, typer.Argument(metavar="ID")],
+    order_id: Id,
     event_type: Annotated[
         EventType, typer.Argument(metavar="TYPE", case_sensitive=False, help="what happened")
     ],
@@ -475,18 +469,18 @@ def order_event(
         str | None, typer.Option(help="idempotency key (default: generated)")
     ] = None,
     reason: Annotated[str | None, typer.Option(help="free text, e.g. why declined")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Report APPROVED, DECLINED, CANCELLED, DISBURSED AMOUNT or REPAID AMOUNT."""
     rt = runtime(ctx)
-    needs_amount = event_type in {EventType.DISBURSED, EventType.REPAID}
+    needs_amount = event_type in AMOUNT_EVENTS
     if needs_amount and amount is None:
         raise BadInput(f"{event_type} needs an AMOUNT (minor units)")
     if not needs_amount and amount is not None:
         raise BadInput(f"{event_type} takes no AMOUNT (only DISBURSED and REPAID do)")
     event: dict[str, Any] = {
         "eventId": event_id or f"cli-{uuid.uuid4().hex[:16]}",
-        "type": event_type.value,
+        "type": event_type,
     }
     if amount is not None:
         event["amount"] = amount
@@ -505,13 +499,12 @@ def order_event(
         f"{order_id}: {before.get('status')} → [bold]{order.get('status')}[/]"
         f" (version {order.get('version')}, event {event['eventId']})"
     )
-    if event_type is EventType.DECLINED:
+    if event_type == "DECLINED":
         rt.console.print("[grey50]the matcher routes it again, to any line but this one[/]")
     rt.console.print(render.order_view(order))
 
 
-@order_app.command("list")
-@handled
+@command(order_app, "list")
 def order_list(
     ctx: typer.Context,
     *,
@@ -543,8 +536,7 @@ def order_list(
 
 
 # ---------------------------------------------------------------------- watch
-@app.command()
-@handled
+@command(app)
 def watch(
     ctx: typer.Context,
     *,
@@ -585,16 +577,15 @@ def watch(
 
 
 # ---------------------------------------------------------------------- demo, load
-@app.command()
-@handled
+@command(app)
 def demo(
     ctx: typer.Context,
     *,
     orders: Annotated[int, typer.Option(min=1, max=5000, help="how many orders")] = 300,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="parallel requests")] = 8,
-    seed: Annotated[int | None, typer.Option(help="same seed, same orders")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for decisions")] = 120.0,
-    yes: Annotated[bool, typer.Option("--yes", help="write to a non-local stack")] = False,
+    seed: Seed = None,
+    timeout: DecisionTimeout = 120.0,
+    yes: Yes = False,
     lines_only: Annotated[
         bool, typer.Option("--lines-only", help="seed the funders' lines and stop (make up)")
     ] = False,
@@ -610,8 +601,7 @@ def demo(
         raise typer.Exit(code)
 
 
-@app.command()
-@handled
+@command(app)
 def load(
     ctx: typer.Context,
     *,
@@ -620,9 +610,9 @@ def load(
     events: Annotated[
         bool, typer.Option(help="also approve, disburse, repay, cancel and decline")
     ] = True,
-    seed: Annotated[int | None, typer.Option(help="same seed, same orders")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for decisions")] = 180.0,
-    yes: Annotated[bool, typer.Option("--yes", help="write to a non-local stack")] = False,
+    seed: Seed = None,
+    timeout: DecisionTimeout = 180.0,
+    yes: Yes = False,
 ) -> None:
     """Generate load; report throughput and latency; audit the invariant (exit 1 if broken)."""
     rt = runtime(ctx)

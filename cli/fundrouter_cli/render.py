@@ -123,51 +123,29 @@ def lines_table(
     lines: Sequence[Mapping[str, Any]], *, exact: bool = False, title: str | None = None
 ) -> Table:
     """Every line: limit, reserved, drawn, available, today's usage and a bar
-    (cyan drawn, yellow reserved, grey free)."""
-    table = Table(
-        title=title if title is not None else f"Lending lines ({len(lines)})",
-        caption="bar: █ drawn  ▓ reserved  ░ available" if lines else "no lines yet",
-        header_style="bold",
-        show_edge=False,
-    )
+    (cyan drawn, yellow reserved, grey free), and totals by currency."""
     currencies = sorted({str(line.get("currency", "")) for line in lines})
     several = len(currencies) > 1
-    if not several and currencies:
-        table.caption = f"amounts in {currencies[0]} · " + str(table.caption)
-    table.add_column("Line", no_wrap=True)
-    table.add_column("Funder", no_wrap=True)
-    table.add_column("Status")
-    if several:
-        table.add_column("Cur")
-    for name in ("Limit", "Reserved", "Drawn", "Available", "Today"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("Utilization", no_wrap=True)
+    table = _lines_frame(lines, title, currencies)
     compact = not exact
     totals: dict[str, list[int]] = {}
     for line in lines:
         currency = str(line.get("currency", ""))
-        limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
-        available = line.get("available")
-        available = available if isinstance(available, int) else limit - reserved - drawn
-        used_today = _int(line, "usedToday")
-        daily = line.get("dailyLimit")
-        today = money(used_today, currency, compact=compact)
-        if isinstance(daily, int):
-            today += "/" + money(daily, currency, compact=compact)
+        amounts = _amounts(line)
+        limit, reserved, drawn, available = amounts
+        *held, free = _money_cells(currency, amounts, compact)
         table.add_row(
             str(line.get("lineId", "?")),
             str(line.get("funderId", "")),
             styled_status(str(line.get("status", ""))),
             *([currency] if several else []),
-            money(limit, currency, compact=compact),
-            money(reserved, currency, compact=compact),
-            money(drawn, currency, compact=compact),
-            Text(money(available, currency, compact=compact), style="red" if available < 0 else ""),
-            today,
+            *held,
+            Text(free, style="red" if available < 0 else ""),
+            _today(line, currency, compact),
             utilization_bar(limit, reserved, drawn),
         )
         sums = totals.setdefault(currency, [0, 0, 0, 0])
-        for index, value in enumerate((limit, reserved, drawn, available)):
+        for index, value in enumerate(amounts):
             sums[index] += value
     if len(lines) > 1:
         table.rows[-1].end_section = True
@@ -177,14 +155,56 @@ def lines_table(
                 "",
                 "",
                 *([currency] if several else []),
-                money(limit, currency, compact=compact),
-                money(reserved, currency, compact=compact),
-                money(drawn, currency, compact=compact),
-                money(available, currency, compact=compact),
+                *_money_cells(currency, (limit, reserved, drawn, available), compact),
                 "",
                 utilization_bar(limit, reserved, drawn),
             )
     return table
+
+
+def _lines_frame(
+    lines: Sequence[Mapping[str, Any]], title: str | None, currencies: Sequence[str]
+) -> Table:
+    """The lines table's title, caption and columns (a currency column when the
+    lines are in several)."""
+    table = Table(
+        title=title if title is not None else f"Lending lines ({len(lines)})",
+        caption="bar: █ drawn  ▓ reserved  ░ available" if lines else "no lines yet",
+        header_style="bold",
+        show_edge=False,
+    )
+    if len(currencies) == 1:
+        table.caption = f"amounts in {currencies[0]} · " + str(table.caption)
+    table.add_column("Line", no_wrap=True)
+    table.add_column("Funder", no_wrap=True)
+    table.add_column("Status")
+    if len(currencies) > 1:
+        table.add_column("Cur")
+    for name in ("Limit", "Reserved", "Drawn", "Available", "Today"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("Utilization", no_wrap=True)
+    return table
+
+
+def _amounts(line: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Limit, reserved, drawn and available (as served, else what the others leave)."""
+    limit, reserved, drawn = _int(line, "limit"), _int(line, "reserved"), _int(line, "drawn")
+    available = line.get("available")
+    available = available if isinstance(available, int) else limit - reserved - drawn
+    return limit, reserved, drawn, available
+
+
+def _money_cells(currency: str, amounts: Sequence[int], compact: bool) -> list[str]:
+    return [money(amount, currency, compact=compact) for amount in amounts]
+
+
+def _today(line: Mapping[str, Any], currency: str, compact: bool) -> str:
+    """Used today, and of what daily limit if the line has one."""
+    today = money(_int(line, "usedToday"), currency, compact=compact)
+    daily = line.get("dailyLimit")
+    if isinstance(daily, int):
+        today += "/" + money(daily, currency, compact=compact)
+    return today
 
 
 def line_rules_table(lines: Sequence[Mapping[str, Any]], title: str) -> Table:

@@ -108,6 +108,20 @@ def handled[**P, R](command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def command[**P, R](
+    group: typer.Typer, name: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Register a command of `group` (named after the function unless `name`), its
+    expected failures handled."""
+
+    def register(function: Callable[P, R]) -> Callable[P, R]:
+        wrapped = handled(function)
+        group.command(name)(wrapped)
+        return wrapped
+
+    return register
+
+
 def progress(console: Console) -> Progress:
     return Progress(
         SpinnerColumn(),

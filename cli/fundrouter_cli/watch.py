@@ -63,56 +63,61 @@ def changes(
     state = dict(seen)
     for order in orders:
         order_id = str(order.get("orderId"))
-        history = [entry for entry in order.get("history") or [] if isinstance(entry, dict)]
         version = _int(order.get("version"))
         before = seen.get(order_id)
         if before is not None and before.version == version:
             continue
-        start = before.history_length if before is not None else 0
-        total = _total(order)
-        first = total - len(history)  # the number of history[0]
-        previous = before.status if before is not None else None
-        if first < start <= total:
-            previous = str(history[start - 1 - first].get("status"))
-        fresh = history[max(start - first, 0) :]
-        for index, entry in enumerate(fresh):
-            status = str(entry.get("status"))
-            amount = entry.get("amount")
-            found.append(
-                Change(
-                    order_id,
-                    str(entry.get("at", "")),
-                    previous,
-                    status,
-                    version if index == len(fresh) - 1 else None,
-                    entry.get("lineId"),
-                    entry.get("event"),
-                    amount if isinstance(amount, int) else None,
-                    _int(order.get("amount")),
-                    str(order.get("currency", "")),
-                )
-            )
-            previous = status
-        if total <= start:
-            # A new version without a new status (a decision recorded, a field touched).
-            status = str(order.get("status"))
-            found.append(
-                Change(
-                    order_id,
-                    str(order.get("updatedAt", "")),
-                    before.status if before is not None else None,
-                    status,
-                    version,
-                    order.get("lineId"),
-                    None,
-                    None,
-                    _int(order.get("amount")),
-                    str(order.get("currency", "")),
-                )
-            )
-        state[order_id] = Seen(str(order.get("status")), version, total)
+        found += _order_changes(order, before, version)
+        state[order_id] = Seen(str(order.get("status")), version, _total(order))
     found.sort(key=lambda change: (change.at, change.order_id))
     return found, state
+
+
+def _order_changes(order: Mapping[str, Any], before: Seen | None, version: int) -> list[Change]:
+    """The order's history entries since `before`, each a change from the status before
+    it (the latest carries the version); a new version without a new entry is one
+    change to the order's status as it is (a decision recorded, a field touched)."""
+    history = [entry for entry in order.get("history") or [] if isinstance(entry, dict)]
+    start = before.history_length if before is not None else 0
+    total = _total(order)
+    first = total - len(history)  # the number of history[0]
+    previous = before.status if before is not None else None
+    if first < start <= total:
+        previous = str(history[start - 1 - first].get("status"))
+    fresh = history[max(start - first, 0) :]
+    found = []
+    for index, entry in enumerate(fresh):
+        status = str(entry.get("status"))
+        latest = index == len(fresh) - 1
+        found.append(_change(order, entry, previous, status, version if latest else None))
+        previous = status
+    if total <= start:
+        current = {"at": order.get("updatedAt", ""), "lineId": order.get("lineId")}
+        was = before.status if before is not None else None
+        found.append(_change(order, current, was, str(order.get("status")), version))
+    return found
+
+
+def _change(
+    order: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    before: str | None,
+    after: str,
+    version: int | None,
+) -> Change:
+    amount = entry.get("amount")
+    return Change(
+        str(order.get("orderId")),
+        str(entry.get("at", "")),
+        before,
+        after,
+        version,
+        entry.get("lineId"),
+        entry.get("event"),
+        amount if isinstance(amount, int) else None,
+        _int(order.get("amount")),
+        str(order.get("currency", "")),
+    )
 
 
 def describe(change: Change) -> Text:

@@ -14,10 +14,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
+
+from rich.console import Console
 
 from fundrouter_cli.client import ApiClient
 from fundrouter_cli.errors import ApiError, AuthError, RouteMissing, Unreachable
+from fundrouter_cli.ui import progress
 
 DECIDED: Final = frozenset({"MATCHED", "UNMATCHED"})
 PAGE_SIZE: Final = 100
@@ -90,6 +94,20 @@ class Outcomes:
             self.failed += 1
             self.reasons[reason] += 1
 
+    def timed[R](self, call: Callable[[], R], label: str = "") -> R | None:
+        """`call()`, counted with its duration; None when the API refused it (counted
+        under `label` and the error). What stops the whole run is raised."""
+        started = time.perf_counter()
+        try:
+            result = call()
+        except (Unreachable, AuthError):
+            raise
+        except ApiError as error:
+            self.refused(f"{label}{error.status} {error.code}")
+            return None
+        self.ok((time.perf_counter() - started) * 1000)
+        return result
+
 
 def parallel[T](
     items: Sequence[T],
@@ -136,17 +154,10 @@ def submit_all(
     lock = threading.Lock()
 
     def submit(order: Mapping[str, Any]) -> None:
-        started = time.perf_counter()
-        try:
-            stored, _ = client.submit_order(order)
-        except (Unreachable, AuthError):
-            raise
-        except ApiError as error:
-            outcomes.refused(f"{error.status} {error.code}")
-            return
-        outcomes.ok((time.perf_counter() - started) * 1000)
-        with lock:
-            accepted[str(stored.get("orderId"))] = stored
+        reply = outcomes.timed(partial(client.submit_order, order))
+        if reply is not None:
+            with lock:
+                accepted[str(reply[0].get("orderId"))] = reply[0]
 
     parallel(orders, submit, concurrency, advance)
     return outcomes, accepted
@@ -294,15 +305,11 @@ def drive(
                 event["amount"] = step.amount
             if step.line_id is not None:
                 event["lineId"] = step.line_id
-            started = time.perf_counter()
-            try:
-                client.post_event(order_id, event)
-            except (Unreachable, AuthError):
-                raise
-            except ApiError as error:
-                outcomes.refused(f"{step.type}: {error.status} {error.code}")
-                return
-            outcomes.ok((time.perf_counter() - started) * 1000)
+            if (
+                outcomes.timed(partial(client.post_event, order_id, event), f"{step.type}: ")
+                is None
+            ):
+                return  # the order's state no longer allows the rest of its plan
 
     parallel(sorted(plans), run, concurrency, advance)
     return outcomes
@@ -326,6 +333,50 @@ def events_route_available(client: ApiClient) -> bool:
     except ApiError:
         return True
     return True
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What driving the plans came to: the events' outcomes and how long they took,
+    the declined orders and those orders as read after they were routed again."""
+
+    events: Outcomes
+    seconds: float
+    declined: set[str]
+    rerouted: dict[str, dict[str, Any]]
+
+
+def run_lifecycle(
+    client: ApiClient,
+    console: Console,
+    plans: Mapping[str, Sequence[Step]],
+    *,
+    concurrency: int,
+    since: str | None,
+    timeout: float,
+    label: str,
+) -> Lifecycle | None:
+    """Post the planned events (orders in parallel), then wait for the declined orders
+    to be routed again. None, after saying so, where the stack serves no order events."""
+    if not events_route_available(client):
+        console.print(NO_EVENTS_ROUTE)
+        return None
+    with progress(console) as bar:
+        task = bar.add_task(label, total=len(plans))
+        started = time.monotonic()
+        events = drive(client, plans, concurrency, lambda n: bar.advance(task, n))
+        seconds = time.monotonic() - started
+    if events.failed:
+        console.print(f"[yellow]{events.failed} events refused[/]: {dict(events.reasons)}")
+    declined = {i for i, steps in plans.items() if any(s.type == "DECLINED" for s in steps)}
+    rerouted: dict[str, dict[str, Any]] = {}
+    if declined:
+        with progress(console) as bar:
+            task = bar.add_task("re-routing declined", total=len(declined))
+            rerouted = await_decisions(
+                client, declined, since, timeout, lambda done: bar.update(task, completed=done)
+            )
+    return Lifecycle(events, seconds, declined, rerouted)
 
 
 def count_steps(plans: Mapping[str, Sequence[Step]]) -> Counter[str]:
