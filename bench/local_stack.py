@@ -56,7 +56,8 @@ from fundrouter.persistence.retries import batch_get
 from fundrouter.service.ports import ClaimResult
 
 ROOT = Path(__file__).resolve().parents[1]
-PORT = 4590
+# FUNDROUTER_BENCH_PORT: another port when 4590 is taken (a second checkout, the integrator).
+PORT = int(os.environ.get("FUNDROUTER_BENCH_PORT", "4590"))
 HOST = "127.0.0.1"
 ENDPOINT = f"http://{HOST}:{PORT}"
 STATE_DIR = ".fundrouter/bench"

@@ -460,8 +460,10 @@ class StackFigures:
 
 
 def report_stack(args: argparse.Namespace) -> StackFigures:
-    header("4. The matcher on a dedicated local stack (ministack, 127.0.0.1:4590)")
     import local_stack  # noqa: PLC0415 - imports boto3: after the environment
+
+    where = f"{local_stack.HOST}:{local_stack.PORT}"
+    header(f"4. The matcher on a dedicated local stack (ministack, {where})")
 
     template = load_by_path("_bench_template", ROOT / "tests" / "support" / "template.py")
     figures = StackFigures()
