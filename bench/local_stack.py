@@ -62,7 +62,8 @@ from tests.support.stack import running_stack
 from tests.support.template import ROOT
 
 PORT = os.environ.get("FUNDROUTER_BENCH_PORT", "4590")
-ENDPOINT = f"http://127.0.0.1:{PORT}"
+HOST = f"127.0.0.1:{PORT}"
+ENDPOINT = f"http://{HOST}"
 STATE_DIR = ".fundrouter/bench"
 CLAIM_AMOUNT = 10_000
 CLIENT_LEVELS = (1, 4, 16)
@@ -79,7 +80,7 @@ class Figures:
 
 
 def report(args: Any) -> Figures:
-    header(f"4. The matcher on a dedicated local stack (ministack, {ENDPOINT[7:]})")
+    header(f"4. The matcher on a dedicated local stack (ministack, {HOST})")
     figures, started = Figures(), time.perf_counter()
     try:
         with contextmanager(running_stack)(PORT, STATE_DIR) as stack:

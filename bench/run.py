@@ -365,7 +365,7 @@ def runs_arg(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     add = parser.add_argument
-    add("--arch", choices=("x86_64", "arm64"), default="x86_64", help="build of the stack's layer")
+    add("--arch", choices=("x86_64", "arm64"), default="x86_64", help="the host's (section 4)")
     add("--runs", type=runs_arg, default=11, help="fresh processes per module")
     add("--orders", type=int, default=200, help="orders to submit on moto")
     add("--match-orders", type=positive, default=100, help="orders per matcher case on moto")
