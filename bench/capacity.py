@@ -5,7 +5,7 @@ second the tables take before any partition passes DynamoDB's 1,000 WCU/s.
    handler's intake and events, the matcher's claim): every write request, and every
    written item before and after, read back. A write costs ceil(KB) WCU of the larger
    of its before and after images (twice inside a transaction; a ConditionCheck as a
-   transactional write); sizes by DynamoDB's rules (match_requests.item_size).
+   transactional write); sizes by DynamoDB's rules (persistence.codec.item_size).
 2. From template.yaml: every GSI's keys and projection. A base write costs an index
    nothing when the entry (keys and projected attributes) is unchanged, one write when
    only projected attributes change, a delete and a put when its key moves; an entry
@@ -17,7 +17,7 @@ second the tables take before any partition passes DynamoDB's 1,000 WCU/s.
    1,000 WCU/s. A key naming the line is per line, the tenant per tenant, the order
    per order (never shared), anything else is shared by the whole system.
 
-Imported by bench/run.py once the offline AWS environment is in place; and by
+Run by bench/run.py in the offline AWS environment (common.offline_aws); and by
 tests/unit/test_capacity.py, which holds the template to the goals.
 """
 
@@ -26,33 +26,18 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
-from fundrouter import bootstrap
-from fundrouter.persistence.lifecycle import DynamoOrderEvents
-from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.matching import DynamoMatchStore
-from fundrouter.persistence.orders import (
-    ORDER_SK,
-    DynamoOrderRepository,
-    order_from_item,
-    order_item,
-)
-from fundrouter.service.lifecycle import OrderEventService
-from fundrouter.service.lines import LineService
-from fundrouter.service.matching import LineCatalog, MatchService
-from fundrouter.service.orders import OrderService
-from match_requests import MatcherContext, item_size, line_config
+from fundrouter.persistence.codec import item_size
+from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT / "events" / "api"
-TABLES = {"OrdersTable": "fundrouter-capacity-orders", "LinesTable": "fundrouter-capacity-lines"}
+from tests.support.template import create_table_kwargs
+from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World
+
+ORDERS_TABLE = "fundrouter-capacity-orders"
 LINE = "bank-a-consumer"  # the line the lifecycle events name
 LIFE = (
     "submit_order",
@@ -93,7 +78,7 @@ class Index:
 def indexes(tables: ModuleType) -> list[Index]:
     """Every table and GSI of the template, with its keys and projection."""
     found = []
-    for table in TABLES:
+    for table in ("OrdersTable", "LinesTable"):
         props = tables.resources()[table]["Properties"]
         table_keys = tuple(k["AttributeName"] for k in props["KeySchema"])
         found.append(Index(table, None, table_keys, "ALL"))
@@ -149,87 +134,40 @@ def targets(operation: str, params: dict[str, Any]) -> Iterator[tuple[str, str, 
         yield params["TableName"], operation, key
 
 
-def measure(api: ModuleType, tables: ModuleType) -> list[list[Change]]:
-    """One order's life on moto: per step, every item written, before and after."""
+def measure() -> list[list[Change]]:
+    """One order's life on moto (tests/support/world.py: the API handler and the matcher
+    over template.yaml's tables): per step, every item written, before and after."""
     with mock_aws():
-        client = boto3.client("dynamodb")
-        for logical, name in TABLES.items():
-            client.create_table(**tables.create_table_kwargs(logical, name))
-        orders_table, lines_table = TABLES.values()
-        clock = Clock()
-        lines = DynamoLineRepository(client, lines_table)
-        lines.put_config(LINE, line_config(), clock())
-        orders = OrderService(DynamoOrderRepository(client, orders_table), clock)
-        api.app.dependency_overrides = {
-            bootstrap.order_service: lambda: orders,
-            bootstrap.line_service: lambda: LineService(lines, clock),
-            bootstrap.event_service: lambda: OrderEventService(
-                DynamoOrderEvents(client, orders_table, lines), clock
-            ),
-        }
-        matcher = MatchService(
-            LineCatalog(lines), DynamoMatchStore(client, orders_table, lines), clock
-        )
-        images = {(t, key_of(i)): i for t in TABLES.values() for i in scan(client, t)}
+        boto3.client("dynamodb").create_table(**create_table_kwargs("OrdersTable", ORDERS_TABLE))
+        world = World(ORDERS_TABLE)
+        client = world.client
+        tables = {ORDERS_TABLE: "OrdersTable", LINES_TABLE: "LinesTable"}
+        images = {(t, key_of(i)): i for t in tables for i in client.scan(TableName=t)["Items"]}
         recorder = Recorder()
         client.meta.events.register("before-parameter-build.dynamodb.*", recorder.before_call)
         client.meta.events.register("after-call.dynamodb.*", recorder.after_call)
-        names = {name: logical for logical, name in TABLES.items()}
         steps = []
         for step in LIFE:
             recorder.written = []
             if step == "match":
-                order = orders.get(api_tenant(), api_order_id())
-                matcher.match(order)
-            else:
-                event = json.loads((EVENTS / f"{step}.json").read_text())
-                try:
-                    status = api.app.resolve(event, MatcherContext())["statusCode"]
-                finally:
-                    api.metrics.clear_metrics()  # log_metrics would print them per call
-                if status >= 300:
-                    raise SystemExit(f"capacity model: {step} answered {status}")
+                world.match()
+            elif (status := world.respond(step)["statusCode"]) >= 300:
+                raise SystemExit(f"capacity model: {step} answered {status}")
             written = dict.fromkeys((t, key_of(k), how) for t, how, k in recorder.written)
             changes = []
             for table, key, how in written:
                 item = client.get_item(TableName=table, Key=json.loads(key), ConsistentRead=True)
                 new = item.get("Item")
                 changes.append(
-                    Change(names[table], images.get((table, key)), new, "transact" in how)
+                    Change(tables[table], images.get((table, key)), new, "transact" in how)
                 )
                 images[(table, key)] = new
             steps.append(changes)
         return steps
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@cache
-def api_tenant() -> str:
-    event = json.loads((EVENTS / "submit_order.json").read_text())
-    return str(event["requestContext"]["authorizer"]["jwt"]["claims"]["client_id"])
-
-
-@cache
-def api_order_id() -> str:
-    return str(
-        json.loads(json.loads((EVENTS / "submit_order.json").read_text())["body"])["orderId"]
-    )
-
-
 def key_of(item: dict[str, Any]) -> str:
     return json.dumps({"pk": item["pk"], "sk": item["sk"]}, sort_keys=True)
-
-
-def scan(client: Any, table: str) -> list[dict[str, Any]]:
-    return list(client.scan(TableName=table).get("Items", []))
 
 
 def units(size: int) -> int:
@@ -258,7 +196,7 @@ def scope(key: str, keys: int, sample: int) -> str:
         return "line"
     if keys >= sample:
         return "order"  # as many keys as orders: each its own
-    return "tenant" if api_tenant() in key else "system"
+    return "tenant" if TENANT in key else "system"
 
 
 def rekeyer(change: Change) -> Any:
@@ -279,7 +217,7 @@ def rekeyer(change: Change) -> Any:
             return None
         if id(image) in orders:
             return order_item(orders[id(image)].model_copy(update={"order_id": order_id}))
-        return image | {"pk": {"S": image["pk"]["S"].replace(api_order_id(), order_id)}}
+        return image | {"pk": {"S": image["pk"]["S"].replace(ORDER_ID, order_id)}}
 
     return rekeyed
 
@@ -353,15 +291,13 @@ def ceilings(partitions: list[Partition]) -> Ceilings:
     )
 
 
-def model(
-    api: ModuleType, tables: ModuleType, sample: int = SAMPLE
-) -> tuple[list[Partition], Ceilings]:
-    partitions = busiest(measure(api, tables), tables, sample)
+def model(tables: ModuleType, sample: int = SAMPLE) -> tuple[list[Partition], Ceilings]:
+    partitions = busiest(measure(), tables, sample)
     return partitions, ceilings(partitions)
 
 
-def report(api: ModuleType, tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
-    partitions, found = model(api, tables)
+def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
+    partitions, found = model(tables)
     print("Computed, not measured on AWS: template.yaml's keys and projections, item sizes")
     print("measured on moto by DynamoDB's size rules, 1,000 WCU/s per partition (docs/capacity.md)")
     print(f"one order's life: {', '.join(LIFE)}; {SAMPLE:,} orders of one tenant on one line")

@@ -12,7 +12,7 @@ ceil(size / 4 KB) per item, an eventually consistent Query half of ceil(sum / 4 
 per page. For comparison, the byLine Query the view made before the line counted its
 orders is timed and costed the same way.
 
-Imported by bench/run.py once the offline AWS environment is in place.
+Run by bench/run.py in the offline AWS environment (common.offline_aws).
 """
 
 import json
@@ -21,56 +21,47 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
+from common import Context, create_tables, event, put_all
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
 from fundrouter.domain.lines import LineConfig
-from fundrouter.domain.orders import Decision, Order, OrderRequest
+from fundrouter.domain.orders import Order
+from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, count_attribute, line_pk
 from fundrouter.persistence.orders import BY_LINE, DynamoOrderRepository, order_item, order_pk
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
-from match_requests import item_size
+from fundrouter_cli.stats import percentile
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[1]
-GET_LINE_EVENT = ROOT / "events" / "api" / "get_line.json"
-PUT_LINE_EVENT = ROOT / "events" / "api" / "put_line.json"
+from tests.support.api import serve
+from tests.support.orders import DECISION, received
+
+GET_LINE_EVENT = "api/get_line.json"
 ORDERS_TABLE = "fundrouter-bench-views-orders"
 LINES_TABLE = "fundrouter-bench-views-lines"
 HOLDINGS = (1_000, 100_000)
 READS = 100
 AMOUNT = 10_000
-BATCH = 25
 
 
 def disbursed(line_id: str, funder_id: str) -> Order:
     """One loan as the matcher and a DISBURSED event leave it."""
     now = utc_now()
-    request = OrderRequest.model_validate(
-        {
-            "orderId": "bench-loan",
-            "amount": AMOUNT,
-            "currency": "CNY",
-            "termMonths": 12,
-            "product": "installment",
-            "customer": {"id": "c-829", "region": "GD", "creditGrade": "B"},
-        }
-    )
     order = matched(
-        Order.received("demotenantclient0000000001", request, now),
+        received("bench-loan", AMOUNT, now),
         line_id=line_id,
         funder_id=funder_id,
         now=now,
         hold_expires_at=now + timedelta(minutes=15),
         claim_day=now.date().isoformat(),
-        decision=Decision(strategy="PRIORITY", candidates=[]),
+        decision=DECISION,
     )
-    event = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
-    return apply_event(order, event, now).order
+    sent = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
+    return apply_event(order, sent, now).order
 
 
 class Reads:
@@ -109,16 +100,11 @@ def hold(client: Any, line_id: str, loan: Order, start: int, count: int) -> None
     """Copies `start` to `count` of `loan` in the Orders table, and the line's
     counters and counts set to match `count` loans."""
     template = order_item(loan)
-    for first in range(start, count, BATCH):
-        writes = []
-        for index in range(first, min(first + BATCH, count)):
-            order_id = f"bench-loan-{index:06d}"
-            item = template | {
-                "pk": {"S": order_pk(loan.tenant_id, order_id)},
-                "orderId": {"S": order_id},
-            }
-            writes.append({"PutRequest": {"Item": item}})
-        client.batch_write_item(RequestItems={ORDERS_TABLE: writes})
+    items = [
+        template | {"pk": {"S": order_pk(loan.tenant_id, order_id)}, "orderId": {"S": order_id}}
+        for order_id in (f"bench-loan-{index:06d}" for index in range(start, count))
+    ]
+    put_all(client, ORDERS_TABLE, items)
     held = count * AMOUNT
     client.update_item(
         TableName=LINES_TABLE,
@@ -138,19 +124,19 @@ class Point:
     orders: dict[str, int]
 
 
-def views(api: Any, services: tuple[Any, ...], context: Any, reads: Reads, count: int) -> Point:
-    event = json.loads(GET_LINE_EVENT.read_text())
+def views(services: tuple[Any, ...], context: Any, reads: Reads, count: int) -> Point:
+    request = event(GET_LINE_EVENT)
     latencies, units, body = [], [], {}
     reads.reset()
     for _ in range(READS):
         before = reads.units
         start = time.perf_counter_ns()
-        response = api.handle(event, context, *services)
+        response = serve(request, context, orders=services[0], lines=services[1])
         latencies.append(time.perf_counter_ns() - start)
         units.append(reads.units - before)
         body = json.loads(response["body"])
         if response["statusCode"] != 200:
-            raise SystemExit(f"{event['rawPath']}: {response['statusCode']} {body}")
+            raise SystemExit(f"{request['rawPath']}: {response['statusCode']} {body}")
     return Point(
         count, latencies, statistics.median(units), reads.requests // READS, body["orders"]
     )
@@ -178,8 +164,8 @@ def by_line(client: Any, line_id: str, reads: Reads) -> tuple[int, int, float, f
     return found, reads.requests, reads.units, elapsed, statistics.mean(reads.item_bytes)
 
 
-def report(api: Any, tables: Any, context: Any) -> None:
-    print("driven: api_handler.handle(events/api/get_line.json) on moto, Lines and Orders")
+def report() -> None:
+    print("driven: the ApiFunction's app on events/api/get_line.json, moto, Lines and Orders")
     print(f"tables of template.yaml; {READS} reads per point, after the holdings were written")
     print("holdings: DISBURSED order items (batch_write_item), counters and counts set to match")
     print("read units: computed from the returned items' sizes by DynamoDB's rules (moto's")
@@ -187,12 +173,10 @@ def report(api: Any, tables: Any, context: Any) -> None:
     print()
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(**tables.create_table_kwargs("OrdersTable", ORDERS_TABLE))
-        client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
-        line_id = json.loads(GET_LINE_EVENT.read_text())["pathParameters"]["lineId"]
-        config = LineConfig.model_validate(
-            json.loads(json.loads(PUT_LINE_EVENT.read_text())["body"]) | {"limit": 10**15}
-        )
+        create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
+        line_id = event(GET_LINE_EVENT)["pathParameters"]["lineId"]
+        body = json.loads(event("api/put_line.json")["body"])
+        config = LineConfig.model_validate(body | {"limit": 10**15})
         lines = DynamoLineRepository(client, LINES_TABLE)
         lines.put_config(line_id, config, utc_now())
         loan = disbursed(line_id, config.funder_id)
@@ -206,7 +190,7 @@ def report(api: Any, tables: Any, context: Any) -> None:
         for count in HOLDINGS:
             hold(client, line_id, loan, written, count)
             written = count
-            points.append(views(api, services, context, reads, count))
+            points.append(views(services, Context(), reads, count))
             if before is None:  # on moto a byLine Query of 100,000 items takes too long
                 before = by_line(client, line_id, reads)
     print(
@@ -214,7 +198,7 @@ def report(api: Any, tables: Any, context: Any) -> None:
     )
     for p in points:
         median = statistics.median(p.latencies_ns) / 1e6
-        p90 = sorted(p.latencies_ns)[math.ceil(0.9 * READS) - 1] / 1e6
+        p90 = percentile(p.latencies_ns, 90) / 1e6
         print(
             f"{p.holdings:>9,}  {p.requests:>8}  {p.units:>10.1f}"
             f"  {median:>6.1f} ms  {p90:>6.1f} ms  {p.orders}"

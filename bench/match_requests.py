@@ -14,22 +14,21 @@ client makes is counted by operation with a botocore before-call hook, per order
 In the last two cases the catalog's TTL clock is held still, so every order finds the
 configuration cached (in a container it is re-read once per TTL, 5 s by default).
 
-Imported by bench/run.py once the offline AWS environment is in place.
+Run by bench/run.py in the offline AWS environment (common.offline_aws).
 """
 
 import copy
-import json
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
+from common import Calls, Context, create_tables, event, line_config
 from fundrouter.domain.clock import utc_now
-from fundrouter.domain.lines import LineConfig, LineRecord
+from fundrouter.domain.lines import LineRecord
 from fundrouter.domain.orders import Decision
 from fundrouter.persistence.codec import from_item, item_size
 from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
@@ -39,36 +38,14 @@ from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.ports import ClaimResult
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[1]
-NEW_ORDER_EVENT = ROOT / "events" / "matcher" / "new_order.json"
-PUT_LINE_EVENT = ROOT / "events" / "api" / "put_line.json"
+from tests.support.handlers import handler_module
+
+NEW_ORDER_EVENT = "matcher/new_order.json"
 ORDERS_TABLE = "fundrouter-bench-match-orders"
 LINES_TABLE = "fundrouter-bench-match-lines"
 FIRST = "bench-first"  # ranks first in case 3, filled after the catalog was cached
 LINE_A = "bench-a"
 LINE_B = "bench-b"
-
-
-@dataclass
-class MatcherContext:
-    function_name: str = "fundrouter-MatcherFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        "arn:aws:lambda:ap-east-1:123456789012:function:fundrouter-MatcherFunction"
-    )
-    aws_request_id: str = "00000000-0000-4000-8000-000000000001"
-
-
-@dataclass
-class OperationCounter:
-    """DynamoDB operations in call order, while `active`."""
-
-    names: list[str] = field(default_factory=list)
-    active: bool = False
-
-    def before_call(self, model: Any, **_: Any) -> None:
-        if self.active:
-            self.names.append(model.name)
 
 
 @dataclass
@@ -94,16 +71,9 @@ class ItemSizes:
     order: int
 
 
-def line_config(**changes: Any) -> LineConfig:
-    """The line of events/api/put_line.json, with room for every order of the run."""
-    body = json.loads(json.loads(PUT_LINE_EVENT.read_text())["body"])
-    return LineConfig.model_validate(body | {"limit": 10**12, "dailyLimit": None} | changes)
-
-
 def stream_event(order_id: str, sequence: int) -> dict[str, Any]:
     """events/matcher/new_order.json with its order renamed to `order_id`."""
-    sample = json.loads(NEW_ORDER_EVENT.read_text())
-    record = copy.deepcopy(sample["Records"][0])
+    record = copy.deepcopy(event(NEW_ORDER_EVENT)["Records"][0])
     image = record["dynamodb"]["NewImage"]
     old_id = image["orderId"]["S"]
     pk = order_pk(image["tenantId"]["S"], order_id)
@@ -120,21 +90,17 @@ def stream_event(order_id: str, sequence: int) -> dict[str, Any]:
 class Bench:
     """Tables on moto, the matcher module and one counted client."""
 
-    def __init__(self, matcher: Any, tables: Any, orders: int) -> None:
+    def __init__(self, matcher: Any, orders: int) -> None:
         self.matcher = matcher
         self.orders = orders
         self.client = boto3.client("dynamodb")
-        self.client.create_table(**tables.create_table_kwargs("OrdersTable", ORDERS_TABLE))
-        self.client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
-        self.counter = OperationCounter()
-        self.client.meta.events.register("before-call.dynamodb.*", self.counter.before_call)
+        create_tables(self.client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
+        self.calls = Calls(self.client)
         self.lines = DynamoLineRepository(self.client, LINES_TABLE)
         self.store = DynamoMatchStore(self.client, ORDERS_TABLE, self.lines)
-        self.context = MatcherContext()
+        self.context = Context("fundrouter-MatcherFunction")
         self.sequence = 0
-        self.tenant = json.loads(NEW_ORDER_EVENT.read_text())["Records"][0]["dynamodb"]["NewImage"][
-            "tenantId"
-        ]["S"]
+        self.tenant = event(NEW_ORDER_EVENT)["Records"][0]["dynamodb"]["NewImage"]["tenantId"]["S"]
 
     def service(self, catalog: LineCatalog | None = None) -> MatchService:
         """Built as matcher_handler.match_service() builds it, on the counted client."""
@@ -165,26 +131,24 @@ class Bench:
         events = []
         for index in range(self.orders):
             self.sequence += 1
-            event = stream_event(f"{prefix}-{index:05d}", self.sequence)
+            batch = stream_event(f"{prefix}-{index:05d}", self.sequence)
             # Stored as intake stored it; not counted.
             self.client.put_item(
-                TableName=ORDERS_TABLE, Item=event["Records"][0]["dynamodb"]["NewImage"]
+                TableName=ORDERS_TABLE, Item=batch["Records"][0]["dynamodb"]["NewImage"]
             )
-            events.append(event)
-        for event in events:
+            events.append(batch)
+        for batch in events:
             service = service_for()
-            self.counter.names.clear()
-            self.counter.active = True
+            self.calls.reset()
             try:
-                response = self.matcher.handle(event, self.context, service)
+                response = self.matcher.handle(batch, self.context, service)
             finally:
-                self.counter.active = False
                 self.matcher.metrics.clear_metrics()  # log_metrics would flush per invocation
             if response["batchItemFailures"]:
                 raise SystemExit(f"{case.label}: the matcher failed a record: {response}")
             case.orders += 1
-            case.totals.update(self.counter.names)
-            case.sequences[tuple(self.counter.names)] += 1
+            case.totals.update(self.calls.names)
+            case.sequences[tuple(self.calls.names)] += 1
         self.outcomes(case, prefix)
         return case
 
@@ -223,9 +187,9 @@ class Bench:
         )
 
 
-def measure(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSizes]:
+def measure(matcher: Any, orders: int) -> tuple[list[Case], ItemSizes]:
     with mock_aws():
-        bench = Bench(matcher, tables, orders)
+        bench = Bench(matcher, orders)
         now = utc_now()
         bench.lines.put_config(LINE_A, line_config(priority=10), now)
         bench.lines.put_config(LINE_B, line_config(funderId="trust-b", priority=20), now)
@@ -255,15 +219,17 @@ def measure(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSiz
         return [cold, cached, fallback], bench.sizes()
 
 
-def report(matcher: Any, tables: Any, orders: int) -> tuple[list[Case], ItemSizes]:
-    cases, sizes = measure(matcher, tables, orders)
+def report(orders: int) -> tuple[list[Case], ItemSizes]:
+    matcher = handler_module("matcher", "matcher_handler")
+    matcher.logger.setLevel("WARNING")  # one INFO line per order would drown the figures
+    cases, sizes = measure(matcher, orders)
     print(
         "tables: OrdersTable and LinesTable from template.yaml, on moto"
         f" ({ORDERS_TABLE}, {LINES_TABLE})"
     )
     print(
         "driven: matcher_handler.handle(event, context, service), one stream batch per order,"
-        f" built from {NEW_ORDER_EVENT.relative_to(ROOT)}; {orders} orders per case"
+        f" built from events/{NEW_ORDER_EVENT}; {orders} orders per case"
     )
     print(
         f"lines: {LINE_A} (priority 10) and {LINE_B} (priority 20); case 3 adds {FIRST}"

@@ -22,19 +22,20 @@ tests/support/moto_speed.py (same outcomes). At N = 10, 1,000 and 10,000 it prin
 - what the order item would weigh if it still held every entry, as before the bound:
   arithmetic, the item plus every entry now stored apart (each less its keys).
 
-Imported by bench/run.py once the offline AWS environment is in place.
+Run by bench/run.py in the offline AWS environment (common.offline_aws).
 """
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
+from common import create_tables, transactions
 from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.lines import LineConfig
-from fundrouter.domain.orders import OrderRequest
+from fundrouter.domain.orders import Order, OrderRequest
 from fundrouter.persistence.codec import attribute_size, item_size
 from fundrouter.persistence.history import HIST_PREFIX
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -45,6 +46,10 @@ from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.orders import OrderService
 from moto import mock_aws
+from scale import transactional_wcu
+
+from tests.support import moto_speed, template
+from tests.support.fakes import Clock
 
 POINTS = (10, 1_000, 10_000)
 LINE_POINTS = (10, 100, 1_000)
@@ -53,31 +58,42 @@ ORDERS_TABLE = "bench-size-orders"
 LINES_TABLE = "bench-size-lines"
 TENANT = "bench-tenant"
 LINE = "bank-a-consumer"
+KEY = {"pk": {"S": order_pk(TENANT, "loan-1")}, "sk": {"S": ORDER_SK}}
 KB = 1024
 
 
-class Clock:
-    """A millisecond later at each reading, so every entry has its own time."""
+class Shop:
+    """One order submitted on moto (made cheaper by tests/support/moto_speed.py) with
+    the line it matches and `refusing` lines ranked before it that refuse its term."""
 
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    def __init__(self, patch: pytest.MonkeyPatch, refusing: int = 0) -> None:
+        moto_speed.speed_up_moto(patch)
+        self.client = client = boto3.client("dynamodb")
+        create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
+        self.clock = Clock(tick=timedelta(seconds=1))  # as tests/support/world.py
+        self.lines = DynamoLineRepository(client, LINES_TABLE)
+        self.lines.put_config(LINE, _line_config([12], 2 if refusing else 1), self.clock())
+        for number in range(refusing):
+            self.lines.put_config(f"refuses-{number:04d}", _line_config([36], 1), self.clock())
+        request = OrderRequest.model_validate(
+            {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
+            | {"product": "installment", "customer": {"id": "c-1"}}
+        )
+        orders = DynamoOrderRepository(client, ORDERS_TABLE)
+        self.order: Order = OrderService(orders, self.clock).submit(TENANT, request).order
+        self.sent = transactions(client)
 
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
+    def match(self) -> None:
+        store = DynamoMatchStore(self.client, ORDERS_TABLE, self.lines)
+        MatchService(LineCatalog(self.lines), store, self.clock).match(self.order)
 
+    def stored(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.client.get_item(TableName=ORDERS_TABLE, Key=KEY)["Item"]
+        return found
 
-def transactional_wcu(size: int) -> int:
-    return 2 * max(1, math.ceil(size / KB))
-
-
-class Transactions:
-    """The TransactItems of the last TransactWriteItems the client sent."""
-
-    last: list[dict[str, Any]]
-
-    def before_build(self, params: dict[str, Any], **_: Any) -> None:
-        self.last = params["TransactItems"]
+    def written(self) -> list[tuple[str, int]]:
+        """(what each item is, its size as stored now) of the last transaction."""
+        return [_stored_size(self.client, action) for action in self.sent[-1]]
 
 
 def _stored_size(client: Any, action: dict[str, Any]) -> tuple[str, int]:
@@ -89,43 +105,24 @@ def _stored_size(client: Any, action: dict[str, Any]) -> tuple[str, int]:
     return sort_key.split("#")[0], item_size(item)
 
 
-def measure(
-    fast_moto: Any, tables: Any, points: tuple[int, ...]
-) -> list[tuple[int, int, list[tuple[str, int]], int]]:
+def measure(points: tuple[int, ...]) -> list[tuple[int, int, list[tuple[str, int]], int]]:
     figures = []
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        fast_moto.speed_up_moto(patch)
-        client = boto3.client("dynamodb")
-        client.create_table(**tables.create_table_kwargs("OrdersTable", ORDERS_TABLE))
-        client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
-        clock = Clock()
-        lines = DynamoLineRepository(client, LINES_TABLE)
-        lines.put_config(LINE, _line_config([12], 1), clock())
-        orders = DynamoOrderRepository(client, ORDERS_TABLE)
-        request = OrderRequest.model_validate(
-            {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
-            | {"product": "installment", "customer": {"id": "c-1"}}
-        )
-        order = OrderService(orders, clock).submit(TENANT, request).order
-        store = DynamoMatchStore(client, ORDERS_TABLE, lines)
-        MatchService(LineCatalog(lines), store, clock).match(order)
-        events = OrderEventService(DynamoOrderEvents(client, ORDERS_TABLE, lines), clock)
+        shop = Shop(patch)
+        shop.match()
+        store = DynamoOrderEvents(shop.client, ORDERS_TABLE, shop.lines)
+        events = OrderEventService(store, shop.clock)
         disburse = {"eventId": "disburse", "type": "DISBURSED", "amount": 1_000_000}
         events.record(TENANT, "loan-1", OrderEvent.model_validate(disburse))
-        sent = Transactions()
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.TransactWriteItems", sent.before_build
-        )
-        key = {"pk": {"S": order_pk(TENANT, "loan-1")}, "sk": {"S": ORDER_SK}}
         done = 0
         for point in points:
             for number in range(done, point):
                 repay = {"eventId": f"repay-{number}", "type": "REPAID", "amount": 1}
                 events.record(TENANT, "loan-1", OrderEvent.model_validate(repay))
             done = point
-            order_size = item_size(client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"])
-            written = [_stored_size(client, action) for action in sent.last]
-            figures.append((point, order_size, written, _unbounded(client, order_size)))
+            order_size = item_size(shop.stored())
+            unbounded = _unbounded(shop.client, order_size)
+            figures.append((point, order_size, shop.written(), unbounded))
     return figures
 
 
@@ -177,43 +174,23 @@ def _index_units(
     return units
 
 
-def match_cost(fast_moto: Any, tables: Any, lines_count: int) -> tuple[list[tuple[str, int]], int]:
+def match_cost(lines_count: int) -> tuple[list[tuple[str, int]], int]:
     """The match's transaction items (kind, size) and the write units of the GSI
     entries it changed, with `lines_count` lines in the system."""
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        fast_moto.speed_up_moto(patch)
-        client = boto3.client("dynamodb")
-        orders_kwargs = tables.create_table_kwargs("OrdersTable", ORDERS_TABLE)
-        client.create_table(**orders_kwargs)
-        client.create_table(**tables.create_table_kwargs("LinesTable", LINES_TABLE))
-        clock = Clock()
-        lines = DynamoLineRepository(client, LINES_TABLE)
-        lines.put_config(LINE, _line_config([12], 2), clock())
-        for number in range(lines_count - 1):
-            lines.put_config(f"refuses-{number:04d}", _line_config([36], 1), clock())
-        request = OrderRequest.model_validate(
-            {"orderId": "loan-1", "amount": 1_000_000, "currency": "CNY", "termMonths": 12}
-            | {"product": "installment", "customer": {"id": "c-1"}}
-        )
-        orders = DynamoOrderRepository(client, ORDERS_TABLE)
-        order = OrderService(orders, clock).submit(TENANT, request).order
-        key = {"pk": {"S": order_pk(TENANT, "loan-1")}, "sk": {"S": ORDER_SK}}
-        before = client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
-        sent = Transactions()
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.TransactWriteItems", sent.before_build
-        )
-        MatchService(
-            LineCatalog(lines), DynamoMatchStore(client, ORDERS_TABLE, lines), clock
-        ).match(order)
-        after = client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
+        shop = Shop(patch, refusing=lines_count - 1)
+        before = shop.stored()
+        shop.match()
+        after = shop.stored()
         if after["status"]["S"] != "MATCHED":
             raise RuntimeError(f"the order was not matched: {after['status']}")
-        written = [_stored_size(client, action) for action in sent.last]
-        return written, _index_units(orders_kwargs["GlobalSecondaryIndexes"], before, after)
+        indexes = template.create_table_kwargs("OrdersTable", ORDERS_TABLE)[
+            "GlobalSecondaryIndexes"
+        ]
+        return shop.written(), _index_units(indexes, before, after)
 
 
-def report_match_cost(fast_moto: Any, tables: Any, points: tuple[int, ...] = LINE_POINTS) -> None:
+def report_match_cost(points: tuple[int, ...] = LINE_POINTS) -> None:
     started = time.perf_counter()
     print("one order matched with N lines in the system (MatchService, moto); sizes by")
     print("DynamoDB's item-size rules, write units computed from them (moto returns none)")
@@ -221,7 +198,7 @@ def report_match_cost(fast_moto: Any, tables: Any, points: tuple[int, ...] = LIN
     print(f"{'lines':>6}  {'bytes':>6}  {'WCU':>4}  (transaction items + GSI entries)")
     first = None
     for point in points:
-        written, index_units = match_cost(fast_moto, tables, point)
+        written, index_units = match_cost(point)
         units = sum(transactional_wcu(size) for _, size in written) + index_units
         size = sum(size for _, size in written)
         first = first or (size, units)
@@ -232,9 +209,9 @@ def report_match_cost(fast_moto: Any, tables: Any, points: tuple[int, ...] = LIN
     print()
 
 
-def report(fast_moto: Any, tables: Any, points: tuple[int, ...] = POINTS) -> None:
+def report(points: tuple[int, ...] = POINTS) -> None:
     started = time.perf_counter()
-    figures = measure(fast_moto, tables, points)
+    figures = measure(points)
     print("one order, disbursed 1,000,000 and repaid 1 at a time (OrderEventService, moto)")
     print("sizes by DynamoDB's item-size rules; write units computed from them (2 per KB)")
     print()

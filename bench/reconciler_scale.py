@@ -1,4 +1,4 @@
-"""`make bench` section 7: what a reconciler run costs as open loans grow, and how fast
+"""`make bench` section 10: what a reconciler run costs as open loans grow, and how fast
 it works off a backlog of expired holds.
 
 (a) The audit's reads per run and a run's time at 1,000 / 10,000 / 100,000 open loans
@@ -15,21 +15,18 @@ it works off a backlog of expired holds.
     Holds a minute, and how many
     were missed (still held after the run, or a counter not back to zero).
 
-Imported by bench/run.py; everything it needs is loaded by path, nothing touches sys.path.
+Run by bench/run.py in the offline AWS environment (common.offline_aws).
 """
 
-import importlib.util
 import math
-import os
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
 
 import boto3
 import pytest
+from common import create_tables, put_all
 from fundrouter.persistence.audit import DynamoAudit
-from fundrouter.persistence.codec import to_item
+from fundrouter.persistence.codec import item_size, to_item
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
 from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
 from fundrouter.persistence.orders import DynamoOrderIndexes, order_item
@@ -37,7 +34,8 @@ from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
 from fundrouter.service.reconciling import Reconciler
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import fakes, moto_speed
+
 ORDERS_TABLE = "fundrouter-bench-reconciler-orders"
 LINES_TABLE = "fundrouter-bench-reconciler-lines"
 LOANS = (1_000, 10_000, 100_000)
@@ -45,21 +43,7 @@ BACKLOG = 20_000
 UNIT = 4096
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def report() -> None:
-    print("\n== 7. Reconciler: audit cost per run by open loans, expiry throughput ==")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "ap-east-1")
-    fakes = _load("_bench_fakes", ROOT / "tests" / "support" / "fakes.py")
-    from match_requests import item_size  # noqa: PLC0415 - sibling module: DynamoDB size rules
-
     order_bytes = item_size(order_item(fakes.book_with(1).orders.popitem()[1]))
     print(f"(a) in-memory book, 4 lines, order item {order_bytes} B (DynamoDB size rules)")
     print(
@@ -86,7 +70,7 @@ def report() -> None:
             + ("" if complete else "  (a line was not fully audited!)")
         )
     print(f"(b) {BACKLOG:,} due holds on moto in-process, real Reconciler and adapters")
-    holds_per_minute, missed, batches = _backlog(fakes)
+    holds_per_minute, missed, batches = _backlog()
     print(
         f"expired {holds_per_minute:,.0f} holds/minute in {batches} batches of one run;"
         f" missed {missed} (goal >= 10,000/min, none missed)"
@@ -106,25 +90,18 @@ def _units(reads: list[tuple[str, int]], order_bytes: int) -> float:
     return total
 
 
-def _backlog(fakes: ModuleType) -> tuple[float, int, int]:
-
-    template = _load("_bench_template", ROOT / "tests" / "support" / "template.py")
-    speed = _load("_bench_moto_speed", ROOT / "tests" / "support" / "moto_speed.py")
+def _backlog() -> tuple[float, int, int]:
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        speed.speed_up_moto(patch)  # moto copies whole tables per transaction otherwise
+        moto_speed.speed_up_moto(patch)  # moto copies whole tables per transaction otherwise
         client = boto3.client("dynamodb")
-        client.create_table(**template.create_table_kwargs("OrdersTable", ORDERS_TABLE))
-        client.create_table(**template.create_table_kwargs("LinesTable", LINES_TABLE))
+        create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
         lines = DynamoLineRepository(client, LINES_TABLE)
         book = fakes.book_with(0, BACKLOG)  # the same orders, written to moto
         now = datetime.now(UTC)
         held: dict[str, int] = {}
         for record in book.lines.values():
             lines.put_config(record.line.line_id, record.line.config, now)
-        puts = [order_item(o) for o in book.orders.values()]
-        for start in range(0, len(puts), 25):
-            batch = [{"PutRequest": {"Item": item}} for item in puts[start : start + 25]]
-            client.batch_write_item(RequestItems={ORDERS_TABLE: batch})
+        put_all(client, ORDERS_TABLE, [order_item(o) for o in book.orders.values()])
         for order in book.orders.values():
             held[order.line_id or ""] = held.get(order.line_id or "", 0) + order.reserved
         for line_id, amount in held.items():

@@ -9,7 +9,6 @@ from types import ModuleType
 import pytest
 
 from tests.support import template
-from tests.support.handlers import handler_module
 from tests.support.template import ROOT
 
 
@@ -24,7 +23,7 @@ def capacity(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_the_template_takes_the_goal_rates_before_any_partition_is_full(
     capacity: ModuleType,
 ) -> None:
-    partitions, found = capacity.model(handler_module("api", "api_handler"), template)
+    partitions, found = capacity.model(template)
 
     assert found.system >= capacity.GOALS["system"] == 5_000
     assert found.tenant >= capacity.GOALS["tenant"] == 1_000
