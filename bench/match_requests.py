@@ -36,6 +36,7 @@ from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item, order_pk
 from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.service.ports import ClaimResult
+from fundrouter.triggers import streams
 from moto import mock_aws
 
 from tests.support.handlers import handler_module
@@ -221,7 +222,8 @@ def measure(matcher: Any, orders: int) -> tuple[list[Case], ItemSizes]:
 
 def report(orders: int) -> tuple[list[Case], ItemSizes]:
     matcher = handler_module("matcher", "matcher_handler")
-    matcher.logger.setLevel("WARNING")  # one INFO line per order would drown the figures
+    # One INFO line per order (the batch's, from fundrouter.triggers) would drown the figures.
+    streams.logger.setLevel("WARNING")
     cases, sizes = measure(matcher, orders)
     print(
         "tables: OrdersTable and LinesTable from template.yaml, on moto"
