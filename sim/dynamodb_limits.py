@@ -170,31 +170,30 @@ class Dynamo:
         return self.parts[table][bisect.bisect_right(self.lows[table], self.position(key)) - 1]
 
     def transact(self, writes: list[Write]) -> list[str | None]:
-        """[] when committed; else one cancellation code per item (None: no reason)."""
+        """[] when committed; else one cancellation code per item (None: no reason).
+        Throttling is decided first, on the whole transactional cost, so what a
+        cancelled one is billed always fits too."""
         now = self.clock.now
         self.counts["transactions"] += 1
-        busy = [self.held_until.get(w.key, -1.0) > now for w in writes]
-        if any(busy):
-            self.counts["TransactionConflict"] += 1
-            self._bill(writes, once=True, now=now)
-            return ["TransactionConflict" if b else None for b in busy]
+        parts = [self.partition(w.key) for w in writes]
         demand: defaultdict[int, int] = defaultdict(int)
-        for w in writes:
-            demand[id(self.partition(w.key))] += write_units(w.size, transactional=True)
-        parts = {id(p): p for p in map(self.partition, (w.key for w in writes))}
-        short = {pid for pid, units in demand.items() if not self._room(parts[pid], units, 0, now)}
-        if short:
-            self.counts["ThrottlingError"] += 1
-            for w in writes:  # throttled demand is heat too: it drives splits
-                self._heat(w, now)
-            return [
-                "ThrottlingError" if id(self.partition(w.key)) in short else None for w in writes
-            ]
-        failed = [not w.check() for w in writes]
-        if any(failed):
-            self.counts["ConditionalCheckFailed"] += 1
-            self._bill(writes, once=True, now=now)
-            return ["ConditionalCheckFailed" if f else None for f in failed]
+        for w, part in zip(writes, parts, strict=True):
+            demand[id(part)] += write_units(w.size, transactional=True)
+        short = {id(p) for p in parts if not self._room(p, demand[id(p)], 0, now)}
+        codes: list[str | None] = ["ThrottlingError" if id(p) in short else None for p in parts]
+        if not short:
+            codes = ["TransactionConflict" if self.held_until.get(w.key, -1.0) > now else None
+                     for w in writes]  # fmt: skip
+        if not any(codes):
+            codes = [None if w.check() else "ConditionalCheckFailed" for w in writes]
+        if any(codes):
+            self.counts[next(c for c in codes if c)] += 1
+            if short:
+                for w in writes:  # throttled demand is heat too: it drives splits
+                    self._heat(w, now)
+            else:
+                self._bill(writes, once=True, now=now)
+            return codes
         for w in writes:
             w.apply()
             self.held_until[w.key] = now + self.hold(len(writes))
