@@ -1,15 +1,17 @@
 """The simulation of DynamoDB's limits (sim/): the model holds what DynamoDB holds, and
 the real matcher on it never over-allocates. Small seeded runs, a few seconds."""
 
+import random
 from collections import Counter
 from dataclasses import replace
 from functools import partial
 
 import pytest
-from fundrouter.domain.orders import OrderStatus
+from fundrouter.domain.orders import Decision, OrderStatus
+from fundrouter.service.ports import ClaimResult
 
 from sim.dynamodb_limits import Dynamo, Scheduler, Write, write_units
-from sim.hot_line import Model, simulate
+from sim.hot_line import Model, SimStore, new_order, simulate
 
 TINY = Model(offered=1_500, warmup=0.2, measure=0.6, workers=6, batch=10)
 
@@ -85,18 +87,21 @@ def test_two_transactions_on_one_item_at_once_one_is_cancelled_not_queued() -> N
 
 
 @pytest.mark.parametrize("grouped", [False, True])
-def test_claims_never_over_allocate_a_shard_or_the_line(grouped: bool) -> None:
-    model = replace(TINY, limit=300_000_000, daily_limit=200_000_000)
+@pytest.mark.parametrize(("limit", "daily_limit"), [(300_000_000, None), (10**12, 200_000_000)])
+def test_claims_never_over_allocate_a_shard_or_the_line(
+    grouped: bool, limit: int, daily_limit: int | None
+) -> None:
+    model = replace(TINY, limit=limit, daily_limit=daily_limit)
     figures, store = simulate(model, 4, grouped=grouped)
     matched = [o for o in store.orders.values() if o.status is OrderStatus.MATCHED]
     assert sum(store.reserved) == sum(o.amount for o in matched) > 0
+    assert store.matched_total == sum(store.reserved) <= limit
     assert all(r <= limit for r, limit in zip(store.reserved, store.limits, strict=True))
-    assert store.caps is not None
-    assert all(used <= store.caps[shard] for (shard, _), used in store.used.items())
-    assert sum(store.used.values()) == sum(store.reserved) <= 200_000_000
-    # The daily cap was reached: orders were refused, so the limit was exercised.
+    assert sum(store.used.values()) == sum(store.reserved)
+    if store.caps is not None:
+        assert all(used <= store.caps[shard] for (shard, _), used in store.used.items())
+    # The limit (or the daily cap) was reached: orders were refused, so it was exercised.
     assert any(o.status is OrderStatus.UNMATCHED for o in store.orders.values())
-    assert store.matched_total == sum(store.reserved)
     assert figures.claims_per_second > 0
 
 
@@ -106,3 +111,23 @@ def test_the_same_seed_gives_the_same_figures() -> None:
     other, _ = simulate(replace(TINY, seed=8), 2, grouped=True)
     assert first == again
     assert first != other
+
+
+def test_a_redelivered_order_is_not_claimed_twice_and_is_not_marked_unmatched() -> None:
+    clock = Scheduler()
+    store = SimStore(TINY, 2, clock, random.Random(7))
+    order = store.orders["o-0000001"] = new_order(1, 0.0, 1_000_000)
+    decision = Decision(strategy="PRIORITY", candidates=[])
+    answers: list[object] = []
+
+    def deliveries() -> None:
+        record, now = store.record(), store.now()
+        for _ in range(2):  # the same stream record, delivered twice
+            answers.append(store.claim(order, record, now, now, decision).result)
+        answers.append(store.mark_unmatched(order, now, decision))
+
+    clock.spawn(deliveries)
+    clock.run(5.0)
+    assert answers == [ClaimResult.CLAIMED, ClaimResult.ORDER_MOVED, False]
+    assert sum(store.reserved) == 1_000_000
+    assert store.orders["o-0000001"].status is OrderStatus.MATCHED
