@@ -6,10 +6,12 @@ Model (each figure is an assumption, printed by sim.hot_line):
   3,000 RCU per second, metered in whole-second windows with no burst credit.
 - A write costs ceil(size / 1 KB) WCU, twice that inside a transaction; an update is
   billed on its item's size. A strongly consistent read costs ceil(size / 4 KB) RCU.
-- A transaction holds its items for `hold` seconds from the moment it is sent; another
-  transaction touching a held item is cancelled with TransactionConflict (never
-  queued). Cancelled by a conflict or a condition, it is billed its prepare phase
-  (once per item); throttled, nothing.
+- A transaction is throttled (ThrottlingError, nothing billed) when a partition it
+  touches has not its whole transactional cost left this second; else it holds its
+  items for `hold` seconds from the moment it is sent, and another transaction
+  touching a held item is cancelled with TransactionConflict (never queued).
+  Cancelled by a conflict or a condition, it is billed its prepare phase (once per
+  item). Its writes are visible as soon as it is evaluated.
 - Adaptive capacity: a partition whose demand in a window of `split_window` seconds
   reached `split_at` of its WCU rate is split at the demand-weighted median of its
   keys into two partitions, each with the full rate; never between the versions of

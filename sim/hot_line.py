@@ -14,7 +14,12 @@ day item; a claim starts at the shard a hash of the (first) order id picks and f
 over to the next on a capacity refusal. Cancellations by conflict or throttling are
 retried as fundrouter.persistence.retries does (4 attempts, full jitter from 50 ms),
 then raise Contended/Unavailable; the stream redelivers from the first failed record
-(ReportBatchItemFailures), up to 5 retries. The other assumptions are `Model`'s fields.
+(ReportBatchItemFailures), up to 5 retries. The other assumptions are `Model`'s fields:
+per batch one invocation overhead and a CPU cost per order, then the real match_all
+(group commit) or match one by one (without); every request waits a seeded lognormal
+round trip. Not simulated: the intake's own writes (the Orders table is taken as warm,
+`order_partitions`), a line that fits an order in total but in no single shard (the
+order is refused: the cross-shard claim is not built), rebalancing between shards.
 """
 
 import argparse
@@ -336,7 +341,7 @@ def simulate(model: Model, shards: int, *, grouped: bool) -> tuple[Figures, SimS
     rng = random.Random(f"{model.seed}:{shards}:{grouped}")  # noqa: S311 - a model, not secrecy
     clock = Scheduler()
     store = SimStore(model, shards, clock, rng)
-    stream = Stream(model, store, rng)
+    stream = Stream(model, store, random.Random(model.seed))  # noqa: S311 - one arrival stream
     for queue in stream.queues:
         clock.spawn(partial(stream.worker, queue, grouped=grouped), at=model.stream_lag)
     clock.run(model.warmup + model.measure + model.drain)
@@ -345,7 +350,8 @@ def simulate(model: Model, shards: int, *, grouped: bool) -> tuple[Figures, SimS
 
 class Stream:
     """The Orders stream as the matcher gets it: each order on one of `workers`
-    queues by a hash of its key, visible `stream_lag` after its intake."""
+    queues by a hash of its key, visible `stream_lag` after its intake. The same
+    arrivals (times, amounts) for a seed in every configuration."""
 
     def __init__(self, model: Model, store: SimStore, rng: random.Random) -> None:
         self.model, self.store, self.clock = model, store, store.clock
