@@ -95,6 +95,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/fundrouter/fundrouter functions
 	$(VENV)/bin/mypy cli
+	MYPYPATH=layers/fundrouter $(VENV)/bin/mypy sim
 
 # checkov: zero unsuppressed findings; each suppression is justified in template.yaml
 # next to its resource (Metadata: checkov: skip).
@@ -119,6 +120,7 @@ openapi: $(VENV)/.installed
 
 bench: venvs
 	$(PY) bench/run.py --arch $(ARCH)
+	$(PY) -m sim.hot_line --seed 7
 
 clean:
 	-$(PY) scripts/localstack.py down
