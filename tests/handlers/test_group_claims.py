@@ -7,12 +7,13 @@ import random
 from typing import Any
 
 import pytest
-from fundrouter.domain.errors import Unavailable
+from fundrouter.domain.errors import Contended, Unavailable
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 
 import tests.support.world as world_module
 from tests.support.events import load_event
+from tests.support.faults import Injected, always, conflict
 from tests.support.moto_speed import speed_up_moto
 from tests.support.world import NO_WAIT, TENANT, World
 
@@ -141,6 +142,26 @@ def test_a_line_with_room_for_the_first_orders_of_a_run_claims_those_together(
     # the others alone: refused by the first line and claimed on the second.
     assert [len(items) for items in sent] == [8, 5, 3, 3, 3, 3, 3, 3]
     world.assert_invariant()
+
+
+def test_a_run_whose_line_stays_contended_fails_whole_without_a_claim_each(
+    orders_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed_up_moto(monkeypatch)
+    world = World(orders_table)
+    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 4, seed=3)]
+    orders = [order for order in read if order is not None]
+    before = world.everything()
+    Injected(world.client, "TransactWriteItems", always(conflict(6)))  # 4 orders + line + day
+    service, sent = matcher(world), world.transactions()
+
+    with service.batch():
+        reports = service.match_all(orders)
+
+    assert all(isinstance(report, Contended) for report in reports)
+    # Only the group's transaction, retried: no order tried alone against the same line.
+    assert {len(items) for items in sent} == {6}
+    assert world.everything() == before
 
 
 def test_an_order_delivered_twice_in_a_batch_is_claimed_once(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from fundrouter.domain.errors import DomainError
+from fundrouter.domain.errors import Contended, DomainError
 from fundrouter.domain.lines import LineCounters, LineRecord, LineRefusal, StaleLineConfig
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
 from fundrouter.domain.routing import (
@@ -229,7 +229,10 @@ class MatchService:
 
     def _together(self, run: list["_Choice"]) -> list[MatchReport | Exception]:
         """The run claimed in one transaction; if the line has room for only its first
-        orders, those together; what is left, one at a time after them, in order."""
+        orders, those together; what is left, one at a time after them, in order. A
+        run whose line stays contended past the retries fails whole (its records are
+        delivered again): one at a time, each order would meet the same conflict, and
+        its own retries would add to it (decision 28)."""
         record, now = run[0].record, run[0].now
         hold = now + timedelta(seconds=record.line.config.hold_seconds)
         done: dict[int, MatchReport | Exception] = {}
@@ -238,6 +241,9 @@ class MatchService:
             try:
                 group = [(run[i].order, run[i].decision) for i in pending]
                 moved = self._store.claim_together(group, record, now, hold)
+            except Contended as contended:
+                done |= {i: contended for i in range(len(run)) if i not in done}
+                break
             except Exception:  # each order's own match says what is wrong with it
                 moved = None
             if moved is None:
