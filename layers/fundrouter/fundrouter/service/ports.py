@@ -10,14 +10,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from fundrouter.domain.errors import DomainError
-from fundrouter.domain.lifecycle import OrderEvent, Transition
-from fundrouter.domain.lines import LineConfig, LineRecord
-from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
-from fundrouter.domain.paging import Page
-from fundrouter.domain.routing import RoutingPolicy
+# Annotations only, so a function loads no more of the domain than it uses itself
+# (the tracker's ports here would otherwise import the lines, routing and lifecycle).
+if TYPE_CHECKING:
+    from fundrouter.domain.errors import DomainError
+    from fundrouter.domain.lifecycle import OrderEvent, Transition
+    from fundrouter.domain.lines import LineConfig, LineRecord
+    from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
+    from fundrouter.domain.paging import Page
+    from fundrouter.domain.routing import RoutingPolicy
 
-if TYPE_CHECKING:  # the services' own types: they import their ports from here
+    # The services' own types: they import their ports from here.
     from fundrouter.service.auditing import AuditState, Cut
     from fundrouter.service.matching import MatchReport
     from fundrouter.service.tracking import OrderStatusChanged, Unpublished
