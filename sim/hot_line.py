@@ -67,7 +67,7 @@ class Model:
     measure: float = 2.0  # s measured
     drain: float = 1.0  # s after the last arrival for the backlog to be decided
     workers: int = 32  # concurrent batches: stream shards x ParallelizationFactor
-    batch: int = 25  # the mapping's BatchSize (template.yaml)
+    batch: int = 100  # the matcher mapping's BatchSize (template.yaml)
     stream_lag: float = 0.1  # s from the intake's write to the record on the stream
     poll: float = 0.25  # s between polls of an idle stream shard
     invoke: float = 0.005  # s per batch: the invocation
