@@ -82,6 +82,8 @@ class FakeApi:
     republish_replies: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
+    connections: set[tuple[str, int]] = field(default_factory=set)  # client addresses seen
+    hang_up: bool = False  # close the connection after the next answer, without saying so
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -97,6 +99,7 @@ class FakeApi:
 
 class Handler(BaseHTTPRequestHandler):
     api: FakeApi  # set on the subclass serving() makes
+    protocol_version = "HTTP/1.1"  # connections stay open between requests, as API Gateway's
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -117,10 +120,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+        if self.api.hang_up:
+            self.api.hang_up, self.close_connection = False, True
 
     def _route(self, method: str) -> None:
         parts = urlsplit(self.path)
         self.api.requests.append((method, parts.path))
+        self.api.connections.add(self.client_address[:2])
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if parts.path == "/oauth2/token":
