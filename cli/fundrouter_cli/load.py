@@ -11,7 +11,8 @@ invariant of docs/design.md is audited on the run's lines against the run's orde
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -79,10 +80,21 @@ def load_orders(run: str, count: int, rng: random.Random) -> list[dict[str, Any]
 
 @dataclass(frozen=True)
 class Phase:
+    key: str  # its name in --json's output
     name: str
     count: int
     seconds: float
     latencies_ms: Sequence[float]
+
+    def figures(self) -> dict[str, float]:
+        """Count, seconds, rate and latency percentiles in ms, as --json prints them."""
+        summary = stats.summarize(self.latencies_ms, (50.0, 95.0, 99.0))
+        rate = self.count / self.seconds if self.seconds > 0 else 0.0
+        found = {"count": self.count, "seconds": round(self.seconds, 3), "perSecond": rate}
+        if summary is not None:
+            found |= {f"p{q:g}Ms": v for q, v in summary.percentiles.items()}
+            found["maxMs"] = summary.maximum
+        return found
 
 
 def phase_table(phases: Sequence[Phase]) -> Table:
@@ -156,21 +168,25 @@ def run_load(
     seed: int | None,
     *,
     events: bool,
+    rate: float | None = None,
+    figures: dict[str, Any] | None = None,
 ) -> int:
-    """The whole load run; returns the exit code (1 when the audit finds anything)."""
+    """The whole load run; returns the exit code (1 when the audit finds anything).
+    `figures`, if given, receives what --json prints."""
     run = workload.run_id("load")
     rng = random.Random(seed)  # noqa: S311 - load data, not security
     rt.console.print(
         f"[bold]fundrouter load[/] · run [cyan]{run}[/] · {count} orders · concurrency"
-        f" {concurrency} · {rt.settings.api_url}"
+        f" {concurrency}{f' · {rate:g}/s' if rate else ''} · {rt.settings.api_url}"
     )
     line_ids = _create_lines(rt, run, count)
-    submitted, accepted, submit_seconds = _submit(rt, load_orders(run, count, rng), concurrency)
+    orders = load_orders(run, count, rng)
+    submitted, accepted, submit_seconds = _submit(rt, orders, concurrency, rate)
     ids = set(accepted)
     since = workload.earliest_created(accepted.values())
     decided = _await_decisions(rt, ids, since, timeout)
     intake = Phase(
-        "intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms
+        "intake", "intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms
     )
     match = _match_phase(decided)
     phases = [intake, match]
@@ -179,7 +195,21 @@ def run_load(
         phases += _events_phase(rt, plans, concurrency, since, timeout)
     final = workload.collect(rt.client, ids, since)
     _report(rt, phases, match.latencies_ms, final)
-    return _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
+    report = _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
+    if figures is not None:
+        figures |= {
+            "run": run,
+            "orders": count,
+            "concurrency": concurrency,
+            "rate": rate,
+            "refused": submitted.failed,
+            "phases": {phase.key: phase.figures() for phase in phases},
+            "matchedPerSecond": matched_rate(final.values()),
+            "outcomes": dict(Counter(str(o.get("status")) for o in final.values())),
+            "audit": {"ok": report.ok, "violations": [str(v) for v in report.violations]},
+            "http": dict(rt.client.stats),
+        }
+    return 0 if report.ok else 1
 
 
 def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
@@ -197,13 +227,13 @@ def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
 
 
 def _submit(
-    rt: Runtime, orders: list[dict[str, Any]], concurrency: int
+    rt: Runtime, orders: list[dict[str, Any]], concurrency: int, rate: float | None
 ) -> tuple[workload.Outcomes, dict[str, dict[str, Any]], float]:
     with progress(rt.console) as bar:
         task = bar.add_task("submitting", total=len(orders))
         started = time.monotonic()
         submitted, accepted = workload.submit_all(
-            rt.client, orders, concurrency, lambda n: bar.advance(task, n)
+            rt.client, orders, concurrency, lambda n: bar.advance(task, n), rate
         )
         seconds = time.monotonic() - started
     if submitted.failed:
@@ -225,7 +255,15 @@ def _match_phase(decided: Mapping[str, Mapping[str, Any]]) -> Phase:
     """Intake to first decision, per order and over the run, by the server's clocks."""
     orders = [o for o in decided.values() if workload.first_decision(o)]
     latencies = [ms for o in orders if (ms := workload.decision_latency_ms(o)) is not None]
-    return Phase("match   intake → decision", len(orders), decision_span_seconds(orders), latencies)
+    span = decision_span_seconds(orders)
+    return Phase("match", "match   intake → decision", len(orders), span, latencies)
+
+
+def matched_rate(orders: Iterable[Mapping[str, Any]]) -> float:
+    """Orders first MATCHED a second, from the first intake to the last first MATCHED."""
+    matched = [o for o in orders if (workload.first_decision(o) or {}).get("status") == "MATCHED"]
+    span = decision_span_seconds(matched)
+    return len(matched) / span if span > 0 else 0.0
 
 
 def _events_phase(
@@ -250,7 +288,13 @@ def _events_phase(
     if done is None:
         return []
     return [
-        Phase("events  POST …/events", done.events.done, done.seconds, done.events.latencies_ms)
+        Phase(
+            "events",
+            "events  POST …/events",
+            done.events.done,
+            done.seconds,
+            done.events.latencies_ms,
+        )
     ]
 
 
@@ -277,9 +321,9 @@ def _audit_run(
     final: Mapping[str, Mapping[str, Any]],
     *,
     refused: int,
-) -> int:
+) -> AuditReport:
     """Audit the run's lines against its orders, and what the run itself must show;
-    print it all and return the exit code."""
+    print it all and return the report."""
     served = {line["lineId"]: line for line in rt.client.list_lines()}
     run_lines = [served[i] for i in line_ids if i in served]
     rt.console.print(render.lines_table(run_lines, title=f"Lines of run {run}"))
@@ -291,7 +335,7 @@ def _audit_run(
     audit_lines(report, rt.console)
     http = ", ".join(f"{k} {v}" for k, v in sorted(rt.client.stats.items()))
     rt.console.print(f"[grey50]HTTP: {http}[/]")
-    return 0 if report.ok else 1
+    return report
 
 
 def _run_checks(

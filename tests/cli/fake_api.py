@@ -173,7 +173,29 @@ class Handler(BaseHTTPRequestHandler):
                 error = {"code": "order_not_found", "message": "order not found", "fields": []}
                 return 404, {"error": error}
             return 200, found
+        return self._write(method, path, admin)
+
+    def _write(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
+        """PUT of a line and POST of an order, for `fundrouter load`."""
+        body = self.api.bodies[-1]
+        if method == "PUT" and path.startswith("/v1/lines/") and admin:
+            put = line(path.rsplit("/", 1)[1], **body, reserved=0, drawn=0, usedToday=0)
+            self.api.lines.append(put | {"available": body["limit"]})
+            return 201, put
+        if (method, path) == ("POST", "/v1/orders"):
+            return 202, self._unmatched(body)
         return 404, {"message": "Not Found"}
+
+    def _unmatched(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new order as the matcher leaves it 40 ms after intake when no line takes it."""
+        decided = order(body["orderId"], **body, status="UNMATCHED", reserved=0)
+        decided |= {"lineId": None, "funderId": None, "holdExpiresAt": None}
+        decided["history"] = [
+            decided["history"][0],
+            {"status": "UNMATCHED", "at": "2026-11-25T00:00:00.040Z"},
+        ]
+        self.api.orders[body["orderId"]] = decided
+        return decided
 
 
 @contextmanager
