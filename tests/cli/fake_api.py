@@ -136,14 +136,15 @@ class Handler(BaseHTTPRequestHandler):
         if who not in {"Bearer token-TENANT", "Bearer token-ADMIN"}:
             self._send(401, {"message": "Unauthorized"})
             return
-        self.api.bodies.append(json.loads(raw) if raw else None)
+        sent = json.loads(raw) if raw else None
+        self.api.bodies.append(sent)
         path = parts.path.removeprefix("/api")
         if method == "POST" and path.startswith("/v1/orders/") and path.endswith("/events"):
             order_id = path.split("/")[3]
             self.api.events.append((order_id, json.loads(raw)))
             self._send(200, self.api.orders[order_id] | {"status": "APPROVED", "version": 3})
             return
-        status, body = self._answer(method, path, who.endswith("ADMIN"))
+        status, body = self._answer(method, path, who.endswith("ADMIN"), sent)
         self._send(status, body)
 
     def _token(self, raw: bytes) -> None:
@@ -156,7 +157,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(200, {"access_token": f"token-{role}", "expires_in": 3600})
 
-    def _answer(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
+    def _answer(self, method: str, path: str, admin: bool, sent: Any) -> tuple[int, Any]:
         if (method, path) == ("GET", "/v1/lines"):
             return (200, {"items": self.api.lines}) if admin else (403, {"message": "Forbidden"})
         if (method, path) == ("POST", "/v1/admin/status-events/republish"):
@@ -173,11 +174,10 @@ class Handler(BaseHTTPRequestHandler):
                 error = {"code": "order_not_found", "message": "order not found", "fields": []}
                 return 404, {"error": error}
             return 200, found
-        return self._write(method, path, admin)
+        return self._write(method, path, admin, sent)
 
-    def _write(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
+    def _write(self, method: str, path: str, admin: bool, body: Any) -> tuple[int, Any]:
         """PUT of a line and POST of an order, for `fundrouter load`."""
-        body = self.api.bodies[-1]
         if method == "PUT" and path.startswith("/v1/lines/") and admin:
             put = line(path.rsplit("/", 1)[1], **body, reserved=0, drawn=0, usedToday=0)
             self.api.lines.append(put | {"available": body["limit"]})
