@@ -143,6 +143,24 @@ def spread(values: Sequence[float], unit: float = 1.0, qs: Sequence[float] = (50
     return "  ".join([*parts, f"max {max(values) / unit:7.1f} ms"])
 
 
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows under a head, as wide as their widest cells: the first column aligned left,
+    the middle ones right, the last as it is; a short row's last cell runs on."""
+    cells = [[str(c) for c in row] for row in [head, *rows]]
+    full = [r for r in cells if len(r) == len(head)]
+    widths = [max(len(r[i]) for r in full) for i in range(len(head))]
+    for row in cells:
+        parts = [
+            cell.ljust(widths[i])
+            if i == 0
+            else cell
+            if i == len(row) - 1
+            else cell.rjust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        print("  ".join(parts).rstrip())
+
+
 def header(title: str) -> None:
     print()
     print(title)
