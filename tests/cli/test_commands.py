@@ -259,6 +259,6 @@ def test_load_prints_its_figures_as_json(runner: CliRunner, fake_api: FakeApi) -
         "maxMs": 40.0,
     }
     assert figures["outcomes"] == {"UNMATCHED": 5}
-    assert figures["matchedPerSecond"] == 0.0
+    assert figures["phases"]["matched"] == {"count": 0, "seconds": 0.0, "perSecond": 0.0}
     assert figures["audit"] == {"ok": True, "violations": []}
     assert "audit: OK" in result.stderr
