@@ -26,7 +26,7 @@ from fundrouter_cli.config import (
 )
 from fundrouter_cli.demo import run_demo, seed_lines
 from fundrouter_cli.errors import BadInput, CliError
-from fundrouter_cli.load import run_load
+from fundrouter_cli.load import CAPACITY_SHARE, run_load
 from fundrouter_cli.ui import Runtime, command, runtime
 
 app = typer.Typer(
@@ -613,6 +613,12 @@ def load(
     rate: Annotated[
         float | None, typer.Option(min=0.1, help="orders a second (default: as fast as they go)")
     ] = None,
+    capacity: Annotated[
+        float,
+        typer.Option(
+            min=0.1, max=10.0, help="the run's lines hold this share of its orders' amount"
+        ),
+    ] = CAPACITY_SHARE,
     seed: Seed = None,
     timeout: DecisionTimeout = 180.0,
     yes: Yes = False,
@@ -627,7 +633,15 @@ def load(
     if as_json:
         rt.console = rt.err
     code = run_load(
-        rt, orders, concurrency, timeout, seed, events=events, rate=rate, figures=figures
+        rt,
+        orders,
+        concurrency,
+        timeout,
+        seed,
+        events=events,
+        rate=rate,
+        capacity=capacity,
+        figures=figures,
     )
     if figures is not None:
         _print_json(figures)

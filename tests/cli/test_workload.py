@@ -187,3 +187,13 @@ def test_a_rate_spaces_the_items_from_the_first_one() -> None:
     unpaced(5)
 
     assert slept == pytest.approx([0.0, 0.15, 0.3, 1.95])
+
+
+def test_load_lines_can_hold_more_than_the_run_asks_for() -> None:
+    orders = load.load_orders("load-x", 500, random.Random(2))
+
+    lines = load.load_lines("load-x", 500, room=3.0)
+
+    first = lines[0][1]
+    assert first["limit"] > sum(o["amount"] for o in orders)  # it takes every order
+    assert "dailyLimit" not in first
