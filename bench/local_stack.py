@@ -102,7 +102,8 @@ def layer_matches(args: Any) -> str:
 
 def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -> dict[str, Any]:
     command = [sys.executable, "-m", "fundrouter_cli", "load", "--orders", str(orders)]
-    command += ["--concurrency", str(args.submitters), "--no-events", "--json", "--yes"]
+    command += ["--concurrency", str(args.submitters), "--capacity", "3", "--no-events", "--json"]
+    command += ["--yes"]
     command += ["--timeout", str(args.stack_seconds)] + (["--rate", str(rate)] if rate else [])
     env = os.environ | stack.settings
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -119,7 +120,7 @@ def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]
     print(f"{args.submitters} submitters (keep-alive) after {2 * args.submitters} warm-up orders;")
     print("latency from the order's createdAt to its first decision's `at` (server clocks);")
     print("rate: POSTs/s offered, or decisions/s from the first intake to the last decision;")
-    print("lines hold ~70% of the run's amount (fundrouter load): some orders are UNMATCHED")
+    print("lines hold 3x the run's amount (--capacity 3): the first takes every order")
     rows = []
     for label, run in runs:
         for n, (key, what) in enumerate(PHASES):
@@ -155,7 +156,7 @@ def ratios(figures: Figures) -> None:
         label, run = bursts[-1]
         rate = matched_phase(run)["perSecond"]
         parts = [
-            f"{r.clients} clients {r.rate():.0f}/s: {rate / r.rate():.2f}"
+            f"{r.clients} client(s) {r.rate():.0f}/s: {rate / r.rate():.2f}"
             for _, r in figures.rates
             if r.rate()
         ]
