@@ -111,12 +111,9 @@ def handler_subjects() -> list[Subject]:
 
 
 def lambda_env(subject: Subject) -> dict[str, str]:
-    """What the python3.13 runtime sets for a function of template.yaml (Globals:
-    Tracing Active, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL), with dummy
-    credentials. LAMBDA_TASK_ROOT is what makes Powertools' Tracer enable itself and
-    patch botocore, as in Lambda. The X-Ray daemon address points at loopback, where no
-    daemon listens; nothing is sent at import anyway. Nothing is inherited from this
-    shell but PATH, so no profile, endpoint or PYTHON* variable leaks in."""
+    """What the python3.13 runtime sets for a function of template.yaml, with dummy
+    credentials; LAMBDA_TASK_ROOT makes the Tracer patch botocore, as in Lambda. Only
+    PATH is inherited; the X-Ray address is loopback, where nothing listens."""
     name = f"fundrouter-{subject.task_root.name}"
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
