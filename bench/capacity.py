@@ -1,25 +1,14 @@
-"""`make bench` section 7: the capacity model (docs/capacity.md). How many orders a
-second the tables take before any partition passes DynamoDB's 1,000 WCU/s.
-
-1. Measured on moto: one order's whole life through the product's own code (the API
-   handler's intake and events, the matcher's claim): every write request, and every
-   written item before and after, read back. A write costs ceil(KB) WCU of the larger
-   of its before and after images (twice inside a transaction; a ConditionCheck as a
-   transactional write); sizes by DynamoDB's rules (persistence.codec.item_size).
-2. From template.yaml: every GSI's keys and projection. A base write costs an index
-   nothing when the entry (keys and projected attributes) is unchanged, one write when
-   only projected attributes change, a delete and a put when its key moves; an entry
-   is its attributes plus 100 bytes.
-3. Where the writes land: the order item's images are re-keyed by the product's
-   ``order_item`` for SAMPLE other orders of the same tenant on the same line, so the
-   shard hashes spread them as they would; WCU per order on the busiest partition
-   key of every table and index follows, and so the orders/s at which it reaches
-   1,000 WCU/s. A key naming the line is per line, the tenant per tenant, the order
-   per order (never shared), anything else is shared by the whole system.
-
-Run by bench/run.py in the offline AWS environment (common.offline_aws); and by
-tests/unit/test_capacity.py, which holds the template to the goals.
-"""
+"""Section 7: the capacity model (docs/capacity.md): orders/s before any partition
+passes DynamoDB's 1,000 WCU/s. (1) On moto, one order's life through the product's
+code; every write and the items before and after, read back: ceil(KB) WCU of the
+larger image (twice in a transaction; a ConditionCheck as a write). (2) From
+template.yaml, every GSI's keys and projection: an unchanged entry costs nothing,
+changed projected attributes one write, a moved key a delete and a put; an entry is
+its attributes plus 100 B. (3) The order's images re-keyed by ``order_item`` for
+SAMPLE orders of one tenant on one line: WCU per order on the busiest key of each
+table and index, and the rate at which it reaches 1,000 WCU/s; a key naming the line
+is per line, the tenant per tenant, the order per order, anything else system-wide.
+Also run by tests/unit/test_capacity.py, which holds the template to the goals."""
 
 import json
 import math
@@ -30,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from common import table as print_table
 from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item
 from moto import mock_aws
@@ -298,25 +288,22 @@ def model(tables: ModuleType, sample: int = SAMPLE) -> tuple[list[Partition], Ce
 
 def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
     partitions, found = model(tables)
-    print("Computed, not measured on AWS: template.yaml's keys and projections, item sizes")
-    print("measured on moto by DynamoDB's size rules, 1,000 WCU/s per partition (docs/capacity.md)")
-    print(f"one order's life: {', '.join(LIFE)}; {SAMPLE:,} orders of one tenant on one line")
-    print()
-    print(
-        f"{'table / index':<30} {'scope':<7} {'WCU/order':>9} {f'WCU/s at {rate:,}/s':>16}  ceiling"
-    )
-    for p in partitions:
-        at_rate = "-" if p.scope == "order" else f"{p.wcu_per_order * rate:,.0f}"
-        ceiling = "none" if p.scope == "order" or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s"
-        print(
-            f"{p.index.label:<30} {p.scope:<7} {p.wcu_per_order:>9.2f} {at_rate:>16}"
-            f"  {ceiling:<9} {p.total_per_order:>18.2f} {p.total_per_order * rate:>8,.0f}"
+    print(f"computed, not measured on AWS; one order's life: {', '.join(LIFE)};")
+    print(f"{SAMPLE:,} orders of one tenant on one line; 'order' keys are an order's own")
+    rows = [
+        (
+            p.index.label,
+            p.scope,
+            f"{p.wcu_per_order:.2f}",
+            "-" if p.scope == "order" else f"{p.wcu_per_order * rate:,.0f}",
+            "none" if p.scope == "order" or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s",
+            f"{p.total_per_order:.2f}",
+            f"{p.total_per_order * rate:,.0f}",
         )
-    print()
-    print("'order' keys are one order's own (its writes never meet another order's);")
-    print("WCU/s at the rate is what the busiest key would take if every order were of its scope;")
-    print("the last columns: the table or index as a whole, against its throughput quota")
-    print("(on demand: 40,000 WCU/s per table by default, an adjustable quota)")
+        for p in partitions
+    ]
+    head = ("table / index", "scope", "WCU/order", f"at {rate:,}/s", "ceiling", "whole/order")
+    print_table((*head, f"whole at {rate:,}/s (quota 40,000 WCU/s a table)"), rows)
     for name, value, goal in (
         ("system-wide", found.system, GOALS["system"]),
         ("one tenant", found.tenant, GOALS["tenant"]),
@@ -324,6 +311,5 @@ def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
     ):
         shown = "no shared partition" if math.isinf(value) else f"{value:,.0f} orders/s"
         print(f"  {name:<12} {shown}" + (f" (goal {goal:,})" if goal else ""))
-    print("  system-wide assumes orders spread over enough lines (a line takes the 'one line'")
-    print("  figure; issue 11 shards hot lines) and no tenant above its own ceiling")
+    print("  system-wide assumes orders spread over enough lines, no tenant above its ceiling")
     return found

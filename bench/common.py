@@ -1,5 +1,5 @@
 """What the bench's sections share: the repository's sample events, its tables on moto,
-one counter of DynamoDB requests, batch writes, and the CLI's percentiles."""
+one counter of DynamoDB requests, batch writes, and one way to print a table."""
 
 import json
 import os
@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from fundrouter.domain.lines import LineConfig
-from fundrouter_cli.stats import percentile
 
 from tests.support import template
 from tests.support.requests import Requests
@@ -85,16 +84,6 @@ class Calls(Requests):
         self.retries = 0
 
 
-def transactions(client: Any) -> list[list[dict[str, Any]]]:
-    """The items of every TransactWriteItems the client sends from now on."""
-    sent: list[list[dict[str, Any]]] = []
-    client.meta.events.register(
-        "before-parameter-build.dynamodb.TransactWriteItems",
-        lambda params, **_: sent.append(params["TransactItems"]),
-    )
-    return sent
-
-
 @dataclass
 class Context:
     """The Lambda context a handler's decorators read."""
@@ -135,12 +124,22 @@ def ms(nanoseconds: float) -> str:
     return f"{nanoseconds / 1e6:8.1f} ms"
 
 
-def spread(values: Sequence[float], unit: float = 1.0, qs: Sequence[float] = (50, 95, 99)) -> str:
-    """Percentiles (the CLI's: fundrouter_cli.stats) and the maximum, in ms."""
-    if not values:
-        return "no values"
-    parts = [f"p{q:g} {percentile(values, q) / unit:7.1f} ms" for q in qs]
-    return "  ".join([*parts, f"max {max(values) / unit:7.1f} ms"])
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows under a head, as wide as their widest cells: the first column aligned left,
+    the middle ones right, the last as it is; a short row's last cell runs on."""
+    cells = [[str(c) for c in row] for row in [head, *rows]]
+    full = [r for r in cells if len(r) == len(head)]
+    widths = [max(len(r[i]) for r in full) for i in range(len(head))]
+    for row in cells:
+        parts = [
+            cell.ljust(widths[i])
+            if i == 0
+            else cell
+            if i == len(row) - 1
+            else cell.rjust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        print("  ".join(parts).rstrip())
 
 
 def header(title: str) -> None:

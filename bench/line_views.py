@@ -1,19 +1,8 @@
-"""`make bench`: what `GET /v1/lines/{id}` costs with 1,000 and 100,000 holdings.
-
-The ApiFunction's real entry ``handle(event, context, ...)`` serves
-events/api/get_line.json on moto, over the Orders and Lines tables of template.yaml.
-The holdings are DISBURSED order items written straight into the Orders table
-(``batch_write_item``; each is ``order_item`` of an order moved by the domain's own
-transitions), and the line's counters and counts set to match, which is what the
-matcher and the events would have left. Read units are computed from the sizes of
-the items each read returned, by DynamoDB's rules (moto's ConsumedCapacity is a
-constant per key, not a measure): a strongly consistent BatchGetItem costs
-ceil(size / 4 KB) per item, an eventually consistent Query half of ceil(sum / 4 KB)
-per page. For comparison, the byLine Query the view made before the line counted its
-orders is timed and costed the same way.
-
-Run by bench/run.py in the offline AWS environment (common.offline_aws).
-"""
+"""Section 9: `GET /v1/lines/{id}` (events/api/get_line.json through the ApiFunction's
+app, moto) with 1,000 and 100,000 DISBURSED holdings written straight into the Orders
+table, the line's counters and counts set to match. Read units from the returned
+items' sizes (moto's ConsumedCapacity is a constant); against the byLine Query the
+view made before the line counted its orders."""
 
 import json
 import math
@@ -24,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
-from common import Context, create_tables, event, put_all
+from common import Context, create_tables, event, ms, put_all, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
 from fundrouter.domain.lines import LineConfig
@@ -65,9 +54,8 @@ def disbursed(line_id: str, funder_id: str) -> Order:
 
 
 class Reads:
-    """Read units of every read a client makes, from the items it returned: a
-    strongly consistent BatchGetItem costs at least 1 per key asked for, found or
-    not; an eventually consistent Query half of ceil(sum / 4 KB) per page."""
+    """Read units from the items returned: a consistent BatchGetItem ceil(size / 4 KB)
+    an item (1 a key not found), an eventually consistent Query half of ceil(sum / 4 KB)."""
 
     def __init__(self, client: Any) -> None:
         self.units = 0.0
@@ -143,9 +131,7 @@ def views(services: tuple[Any, ...], context: Any, reads: Reads, count: int) -> 
 
 
 def by_line(client: Any, line_id: str, reads: Reads) -> tuple[int, int, float, float, float]:
-    """The byLine Query the view made before the line counted its orders: items,
-    pages, read units, milliseconds on moto, and the mean size of an item it returned
-    (the index's projection)."""
+    """The byLine Query of old: items, pages, units, ms, mean projected item size."""
     reads.reset()
     query: dict[str, Any] = {
         "TableName": ORDERS_TABLE,
@@ -165,12 +151,7 @@ def by_line(client: Any, line_id: str, reads: Reads) -> tuple[int, int, float, f
 
 
 def report() -> None:
-    print("driven: the ApiFunction's app on events/api/get_line.json, moto, Lines and Orders")
-    print(f"tables of template.yaml; {READS} reads per point, after the holdings were written")
-    print("holdings: DISBURSED order items (batch_write_item), counters and counts set to match")
-    print("read units: computed from the returned items' sizes by DynamoDB's rules (moto's")
-    print("ConsumedCapacity is a constant per key); latency is moto's, in-process, not AWS's")
-    print()
+    print(f"{READS} reads per point; latency is moto's, in-process, not AWS's")
     with mock_aws():
         client = boto3.client("dynamodb")
         create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
@@ -180,7 +161,6 @@ def report() -> None:
         lines = DynamoLineRepository(client, LINES_TABLE)
         lines.put_config(line_id, config, utc_now())
         loan = disbursed(line_id, config.funder_id)
-        # Built as api_handler builds them, on the counted client.
         services = (
             OrderService(DynamoOrderRepository(client, ORDERS_TABLE), utc_now),
             LineService(lines, utc_now),
@@ -193,33 +173,27 @@ def report() -> None:
             points.append(views(services, Context(), reads, count))
             if before is None:  # on moto a byLine Query of 100,000 items takes too long
                 before = by_line(client, line_id, reads)
-    print(
-        f"{'holdings':>9}  {'requests':>8}  {'read units':>10}  {'median':>9}  {'p90':>9}  orders"
-    )
-    for p in points:
-        median = statistics.median(p.latencies_ns) / 1e6
-        p90 = percentile(p.latencies_ns, 90) / 1e6
-        print(
-            f"{p.holdings:>9,}  {p.requests:>8}  {p.units:>10.1f}"
-            f"  {median:>6.1f} ms  {p90:>6.1f} ms  {p.orders}"
+    found, pages, units, elapsed, projected = before or (0, 0, 0.0, 0.0, 0.0)
+    rows = [
+        (
+            f"{p.holdings:,}",
+            p.requests,
+            f"{p.units:.1f}",
+            ms(statistics.median(p.latencies_ns)),
+            ms(percentile(p.latencies_ns, 90)),
+            f"{math.ceil(p.holdings * projected / 4096) / 2:,.1f}",
+            math.ceil(p.holdings * projected / 2**20),
+            p.orders,
         )
+        for p in points
+    ]
+    head = ("holdings", "requests", "read units", "median", "p90", "byLine units", "pages")
+    table((*head, "orders"), rows)
     low, high = points[0], points[-1]
     ratio = statistics.median(high.latencies_ns) / statistics.median(low.latencies_ns)
+    growth = f"latency {ratio:.2f}x, units {high.units / low.units:.2f}x"
+    print(f"{high.holdings:,} vs {low.holdings:,}: {growth}")
     print(
-        f"{high.holdings:,} vs {low.holdings:,} holdings: latency {ratio:.2f}x,"
-        f" read units {high.units / low.units:.2f}x"
+        f"byLine (before) measured at {found:,}: {pages} page(s), {units:,.1f} units,"
+        f" {elapsed:,.0f} ms on moto, {projected:.0f} B an item; at other points computed"
     )
-    if before is None:
-        return
-    found, pages, units, elapsed, projected = before
-    print()
-    print("before, the view also read every holding through byLine:")
-    print(
-        f"  measured at {found:,} holdings: {pages} Query page(s), {units:,.1f} read units,"
-        f" {elapsed:,.0f} ms on moto; {projected:.0f} bytes per projected item"
-    )
-    for p in points:
-        # Eventually consistent Query: half a unit per 4 KB of the items it returns.
-        units = math.ceil(p.holdings * projected / 4096) / 2
-        pages = math.ceil(p.holdings * projected / 2**20)
-        print(f"  computed at {p.holdings:,} holdings: {units:,.1f} read units, {pages} page(s)")

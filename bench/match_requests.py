@@ -1,21 +1,8 @@
-"""`make bench` section 3: DynamoDB requests per match, on moto in-process.
-
-The MatcherFunction's real entry ``handle(event, context, service)`` is driven with
-stream batches built like events/matcher/new_order.json, one order per batch, on the
-Orders and Lines tables of template.yaml (created on moto). Every request the service's
-client makes is counted by operation with a botocore before-call hook, per order:
-
-- cold container: a new MatchService per order (the configuration is not cached: the
-  change marker, the lines and the tenant's policy are read);
-- cached configuration: one service whose line catalog was read before the orders;
-- fallback: as cached, but the first ranked line was filled by another claim after
-  the catalog was cached, so its claim is refused and the next line is claimed.
-
-In the last two cases the catalog's TTL clock is held still, so every order finds the
-configuration cached (in a container it is re-read once per TTL, 5 s by default).
-
-Run by bench/run.py in the offline AWS environment (common.offline_aws).
-"""
+"""Section 3: DynamoDB requests per match. The MatcherFunction's ``handle`` on moto,
+one stream batch per order (events/matcher/new_order.json renamed), requests counted
+on the service's client: a cold container (a new MatchService per order), a cached
+configuration (the catalog read before, its TTL clock held still), and the first
+ranked line filled by another claim after caching (its claim refused, the next wins)."""
 
 import copy
 import math
@@ -26,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
-from common import Calls, Context, create_tables, event, line_config
+from common import Calls, Context, create_tables, event, line_config, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lines import LineRecord
 from fundrouter.domain.orders import Decision
@@ -225,34 +212,17 @@ def report(orders: int) -> tuple[list[Case], ItemSizes]:
     # One INFO line per order (the batch's, from fundrouter.triggers) would drown the figures.
     streams.logger.setLevel("WARNING")
     cases, sizes = measure(matcher, orders)
-    print(
-        "tables: OrdersTable and LinesTable from template.yaml, on moto"
-        f" ({ORDERS_TABLE}, {LINES_TABLE})"
-    )
-    print(
-        "driven: matcher_handler.handle(event, context, service), one stream batch per order,"
-        f" built from events/{NEW_ORDER_EVENT}; {orders} orders per case"
-    )
-    print(
-        f"lines: {LINE_A} (priority 10) and {LINE_B} (priority 20); case 3 adds {FIRST}"
-        " (priority 1, room for one order when cached, then 1,500,000 of 2,000,000 taken)"
-    )
-    print("counted: botocore before-call hook on the service's client, per order")
-    print("cached/fallback: the catalog's TTL clock is held still (in Lambda: re-read every 5 s)")
-    print()
-    width = max(len(c.label) for c in cases)
+    print(f"{orders} orders a case; lines {LINE_A} (priority 10), {LINE_B} (20); the third")
+    print(f"case adds {FIRST} (priority 1, room for one order when cached, then filled)")
+    rows = []
     for case in cases:
-        ops = ", ".join(
-            f"{name} {count / case.orders:.2f}" for name, count in sorted(case.totals.items())
-        )
-        print(
-            f"{case.label:<{width}}  {case.per_order():.2f} requests per match  ({ops})"
-            f"  expected: {case.expected}"
-        )
+        ops = ", ".join(f"{k} {v / case.orders:.2f}" for k, v in sorted(case.totals.items()))
+        rows.append((case.label, f"{case.per_order():.2f}", f"{ops} (expected {case.expected})"))
         for sequence, count in case.sequences.most_common():
-            print(f"{'':<{width}}    {count:>4} orders: {' -> '.join(sequence) or 'no request'}")
-        outcome = ", ".join(f"{name}: {count}" for name, count in sorted(case.matched_to.items()))
-        print(f"{'':<{width}}    outcome: {outcome}")
+            rows.append(("", "", f"  {count:>4} orders: {' -> '.join(sequence) or 'no request'}"))
+        outcome = ", ".join(f"{k}: {v}" for k, v in sorted(case.matched_to.items()))
         if case.label == "first line full":
-            print(f"{'':<{width}}    decisions naming {FIRST} REFUSED first: {case.refused_first}")
+            outcome += f"; {FIRST} REFUSED first: {case.refused_first}"
+        rows.append(("", "", f"  outcome: {outcome}"))
+    table(("case", "requests/match", "per operation"), rows)
     return cases, sizes

@@ -1,22 +1,8 @@
-"""`make bench` section 10: what a reconciler run costs as open loans grow, and how fast
-it works off a backlog of expired holds.
-
-(a) The audit's reads per run and a run's time at 1,000 / 10,000 / 100,000 open loans
-    on 4 lines, on the in-memory book of tests/support/fakes.py (moto would take hours
-    to load 100,000 loans), during a line's first pass (as fast as a run allows) and
-    after it (paced to a pass in 12 hours): every item a read returns is counted; units
-    computed from those counts by DynamoDB's rules with the measured size of an order
-    item (a Query bills the summed size of what it reads, 0.5 unit per 4 KB; a
-    transactional read 2 units per 4 KB of each item; byLine projects ALL today).
-(b) Expiry throughput: 20,000 holds already past their time, on moto in-process, the
-    real Reconciler over the real DynamoDB adapters (one expiry in flight: moto is not
-    safe under concurrent writes; the Lambda runs 16), with the simulation's moto
-    shortcuts (tests/support/moto_speed.py: same outcomes, no whole-table copies).
-    Holds a minute, and how many
-    were missed (still held after the run, or a counter not back to zero).
-
-Run by bench/run.py in the offline AWS environment (common.offline_aws).
-"""
+"""Section 10: (a) the audit's reads and a run's time at 1,000 to 100,000 open loans on
+4 lines, on tests/support/fakes.py's in-memory book, during the first pass and after
+it (paced to a pass in 12 hours); units from the items read with a measured order
+item size (Query 0.5 a 4 KB, transactional read 2 a 4 KB an item). (b) 20,000 due
+holds on moto (moto_speed), the real Reconciler and adapters, one expiry in flight."""
 
 import math
 import time
@@ -24,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from common import create_tables, put_all
+from common import create_tables, put_all, table
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.codec import item_size, to_item
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
@@ -45,11 +31,8 @@ UNIT = 4096
 
 def report() -> None:
     order_bytes = item_size(order_item(fakes.book_with(1).orders.popitem()[1]))
-    print(f"(a) in-memory book, 4 lines, order item {order_bytes} B (DynamoDB size rules)")
-    print(
-        "open loans | first pass: runs | items/run | read units/run | ms/run"
-        " | then paced: items/run | read units/run"
-    )
+    print(f"(a) in-memory book, {fakes.LINES} lines, order item {order_bytes} B")
+    rows = []
     for loans in LOANS:
         book, clock = fakes.book_with(loans), fakes.Clock()
         subject = fakes.reconciler(book, clock)
@@ -64,16 +47,24 @@ def report() -> None:
             reads.append(book.reads - before)
             units.append(_units(book.log[logged:], order_bytes))
         complete = all(s.last_pass_orders == per_line for s in book.audit.values())
-        print(
-            f"{loans:>10,} | {runs:>16} | {max(reads[:-1]):>9,} | {max(units[:-1]):>14,.1f} |"
-            f" {1000 * sum(seconds) / len(seconds):>6.0f} | {reads[-1]:>21,} | {units[-1]:>14,.1f}"
-            + ("" if complete else "  (a line was not fully audited!)")
+        rows.append(
+            (
+                f"{loans:,}",
+                runs,
+                f"{max(reads[:-1]):,}",
+                f"{max(units[:-1]):,.1f}",
+                f"{1000 * sum(seconds) / len(seconds):.0f}",
+                f"{reads[-1]:,}",
+                f"{units[-1]:,.1f}",
+                "" if complete else "a line was not fully audited!",
+            )
         )
-    print(f"(b) {BACKLOG:,} due holds on moto in-process, real Reconciler and adapters")
+    head = ("open loans", "1st pass runs", "items/run", "units/run", "ms/run", "paced items")
+    table((*head, "paced units", ""), rows)
     holds_per_minute, missed, batches = _backlog()
     print(
-        f"expired {holds_per_minute:,.0f} holds/minute in {batches} batches of one run;"
-        f" missed {missed} (goal >= 10,000/min, none missed)"
+        f"(b) {BACKLOG:,} due holds: {holds_per_minute:,.0f} a minute in {batches} batches"
+        f" of one run; missed {missed} (goal >= 10,000/min, none missed)"
     )
 
 

@@ -1,21 +1,11 @@
 """`make bench`: what a cold start, an order and a match cost. Figures only, no verdicts.
 
-1. Cold import time of every Lambda handler module, each in a fresh Python process
-   with the environment Lambda gives a function (tracing active), against a bare
-   ``import boto3`` measured the same way, interleaved with it.
-2. DynamoDB requests per new order and per idempotent replay, counted with botocore's
-   event hooks while the ApiFunction's ``handle`` runs on moto in-process.
-3. DynamoDB requests per match (match_requests.py). 4. The matcher and the reconciler
-   on a dedicated local stack (local_stack.py). 5. How far one line scales on AWS,
-   arithmetic (scale.py). 6. The bank test under faults with 5,000 orders
-   (tests/integration/test_bank_under_faults.py, on its own local stack). 7. The
-   capacity model (capacity.py). 8. Writes per matched order and order item sizes
-   (order_size.py). 9. ``GET /v1/lines/{id}`` with many holdings (line_views.py).
-   10. The reconciler's audit cost and expiry throughput (reconciler_scale.py).
-
-Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``. The
-sibling modules of this file are found because Python puts a script's own folder first
-on sys.path; the repository root is put second, for tests/support and its helpers.
+Sections: 1 handler import time (here), 2 DynamoDB requests per order (here), 3 per
+match (match_requests.py), 4 the matcher on a local stack (local_stack.py), 5 one
+line's ceiling on AWS (scale.py), 6 the bank test under faults (here), 7 the capacity
+model (capacity.py), 8 writes per match and order item sizes (order_size.py), 9 line
+views (line_views.py), 10 the reconciler (reconciler_scale.py).
+Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``.
 """
 
 import argparse
@@ -53,6 +43,7 @@ from common import (  # noqa: E402
     ms,
     offline_aws,
     order_body,
+    table,
 )
 from fundrouter.domain.clock import utc_now  # noqa: E402
 from fundrouter.persistence.orders import DynamoOrderRepository  # noqa: E402
@@ -120,12 +111,9 @@ def handler_subjects() -> list[Subject]:
 
 
 def lambda_env(subject: Subject) -> dict[str, str]:
-    """What the python3.13 runtime sets for a function of template.yaml (Globals:
-    Tracing Active, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL), with dummy
-    credentials. LAMBDA_TASK_ROOT is what makes Powertools' Tracer enable itself and
-    patch botocore, as in Lambda. The X-Ray daemon address points at loopback, where no
-    daemon listens; nothing is sent at import anyway. Nothing is inherited from this
-    shell but PATH, so no profile, endpoint or PYTHON* variable leaks in."""
+    """What the python3.13 runtime sets for a function of template.yaml, with dummy
+    credentials; LAMBDA_TASK_ROOT makes the Tracer patch botocore, as in Lambda. Only
+    PATH is inherited; the X-Ray address is loopback, where nothing listens."""
     name = f"fundrouter-{subject.task_root.name}"
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -191,46 +179,34 @@ def measure_imports(subjects: list[Subject], runs: int) -> dict[str, list[int]]:
 
 def report_imports(runs: int) -> tuple[str, float] | None:
     header("1. Cold import time of the Lambda handler modules")
-    handlers = handler_subjects()
+    print(f"{sys.executable} (Python {platform.python_version()}); {runs} fresh processes each,")
+    print("interleaved with `import boto3` (+1 warm-up round); the import itself, timed in the")
+    print("child, with Lambda's environment (tracing active, no X-Ray daemon), network blocked")
     baseline = Subject("import boto3", "module", "boto3", FUNCTIONS)
-    print(f"interpreter: {sys.executable} (Python {platform.python_version()})")
-    print(
-        f"runs: {runs} fresh processes per module and for the baseline, interleaved "
-        "(+1 warm-up round, discarded)"
+    samples = measure_imports([baseline, *handler_subjects()], runs)
+    base = statistics.median(samples[baseline.label])
+    ratios = {label: statistics.median(v) / base for label, v in samples.items()}
+    table(
+        ("module", "median", "p90", "min", "max", "ratio to import boto3"),
+        [
+            (
+                label,
+                *(ms(f(v)) for f in (statistics.median, p90, min, max)),
+                f"{ratios[label]:.2f}x",
+            )
+            for label, v in samples.items()
+        ],
     )
-    print("timed: importlib load of the module, by path (baseline: import boto3),")
-    print("       perf_counter_ns in the child; interpreter start-up not included")
-    print(
-        "env: Lambda-like (LAMBDA_TASK_ROOT, _HANDLER, AWS_EXECUTION_ENV, tracing active so"
-        " the Tracer patches botocore;"
-    )
-    print(
-        f"     no X-Ray daemon: address 127.0.0.1:2000), region {REGION}, dummy credentials,"
-        " network blocked"
-    )
-    if not handlers:
-        print("no functions/*/*_handler.py found")
-        return None
-    samples = measure_imports([baseline, *handlers], runs)
-    base_median = statistics.median(samples[baseline.label])
-    width = max(len(s.label) for s in [baseline, *handlers])
-    print()
-    print(f"{'module':<{width}}  {'median':>11}  {'p90':>11}  {'min':>11}  {'max':>11}  ratio")
-    worst: tuple[str, float] | None = None
-    for subject in [baseline, *handlers]:
-        values = samples[subject.label]
-        median = statistics.median(values)
-        ratio = median / base_median
-        print(
-            f"{subject.label:<{width}}  {ms(median):>11}  {ms(percentile(values, 90)):>11}"
-            f"  {ms(min(values)):>11}  {ms(max(values)):>11}  {ratio:.2f}x import boto3"
-        )
-        if subject is not baseline and (worst is None or ratio > worst[1]):
-            worst = (subject.label, ratio)
-    print()
-    print(f"baseline: import boto3, median {ms(base_median).strip()} over {runs} runs")
     print("absolute times are this machine's (Lambda's CPU share differs): compare ratios")
-    return worst
+    return max(
+        ((k, r) for k, r in ratios.items() if k != baseline.label),
+        key=lambda kr: kr[1],
+        default=None,
+    )
+
+
+def p90(values: list[int]) -> float:
+    return percentile(values, 90)
 
 
 # ------------------------------------------------------------------ 2. DynamoDB per order
@@ -299,32 +275,19 @@ def report_requests(orders: int) -> list[Pass]:
     header("2. DynamoDB requests per order (moto, in-process)")
     with offline_aws():
         runs, stored = measure_requests(orders)
-    print(f"table: OrdersTable from template.yaml, created on moto as {TABLE}")
-    print(
-        "driven: the ApiFunction's app (tests/support/api.py serve) with"
-        f" events/api/submit_order.json, {orders} orderIds"
-        f" (+{WARMUP_ORDERS} warm-up orders, not counted)"
-    )
-    print("counted: botocore before-call/after-call hooks on the repository's client")
-    print()
+    print("the ApiFunction's app (tests/support/api.py serve), events/api/submit_order.json under")
+    print(f"{orders} orderIds (+{WARMUP_ORDERS} warm-up), requests counted on its client;")
+    print("latency: the handler's on moto, NOT representative of AWS")
+    rows = []
     for run in runs:
         parts = [f"{name}: {count}" for name, count in sorted(run.calls.items())]
         parts += [f"refused {name}: {count}" for name, count in sorted(run.refused.items())]
-        print(
-            f"{run.label:<17} {run.orders} orders -> {sum(run.calls.values())} requests = "
-            f"{run.per_order():.2f} per order  ({', '.join(parts) or 'none'};"
-            f" retries: {run.retries})"
-        )
-    print(f"items in the table afterwards: {stored} ({orders} + {WARMUP_ORDERS} warm-up expected)")
-    print()
-    print("handler latency per request on moto (NOT representative of AWS):")
-    for run in runs:
         values = run.latencies_ns
-        print(
-            f"  {run.label:<17} median {ms(statistics.median(values)).strip()},"
-            f" p90 {ms(percentile(values, 90)).strip()},"
-            f" min {ms(min(values)).strip()}, max {ms(max(values)).strip()}"
-        )
+        spread = (ms(f(values)) for f in (statistics.median, p90, min, max))
+        parts.append(f"retries: {run.retries}")
+        rows.append((run.label, run.orders, f"{run.per_order():.2f}", *spread, ", ".join(parts)))
+    table(("", "orders", "requests/order", "median", "p90", "min", "max", "requests"), rows)
+    print(f"items in the table afterwards: {stored} ({orders} + {WARMUP_ORDERS} warm-up expected)")
     return runs
 
 
@@ -346,41 +309,39 @@ def report_bank(orders: int) -> int:
 # ------------------------------------------------------------------ main
 
 
-CLIENT_LEVELS = (1, 4, 16)
+def at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if int(text) < low:
+            raise argparse.ArgumentTypeError(f"at least {low}")
+        return int(text)
+
+    return parse
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("at least 1")
-    return value
-
-
-def runs_arg(text: str) -> int:
-    value = int(text)
-    if value < MIN_RUNS:
-        raise argparse.ArgumentTypeError(f"at least {MIN_RUNS} runs")
-    return value
+OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
+    ("--runs", at_least(MIN_RUNS), 11, "fresh processes per module (1)"),
+    ("--orders", int, 200, "orders submitted on moto (2)"),
+    ("--match-orders", at_least(1), 100, "orders per matcher case on moto (3)"),
+    ("--latency-orders", at_least(1), 500, "orders of the paced run (4a)"),
+    ("--rate", float, 20.0, "orders/s of the paced run (4a)"),
+    ("--bursts", int, [300, 2000], "orders of each unpaced run (4a)"),
+    ("--submitters", at_least(1), 4, "concurrent HTTP clients (4a)"),
+    ("--stack-seconds", float, 180.0, "bound on waiting for 4a's decisions"),
+    ("--claims-per-level", at_least(1), 1000, "claims per run at most (4b)"),
+    ("--claim-seconds", float, 4.0, "seconds per run at most (4b)"),
+    ("--claim-rounds", at_least(1), 2, "rounds over the levels (4b)"),
+    ("--expiry-holds", at_least(1), 20_000, "expired holds seeded (4c)"),
+    ("--bank-orders", int, 5000, "orders of the bank test (6; 0: skip)"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    add = parser.add_argument
-    add("--arch", choices=("x86_64", "arm64"), default="x86_64", help="the host's (section 4)")
-    add("--runs", type=runs_arg, default=11, help="fresh processes per module")
-    add("--orders", type=int, default=200, help="orders to submit on moto")
-    add("--match-orders", type=positive, default=100, help="orders per matcher case on moto")
-    add("--latency-orders", type=positive, default=500, help="orders of the paced phase (4a)")
-    add("--rate", type=float, default=20.0, help="orders/s the paced phase is paced to (4a)")
-    add("--burst-orders", type=int, default=300, help="orders sent unpaced after it (4a; 0: none)")
-    add("--submitters", type=positive, default=4, help="concurrent HTTP clients (4a)")
-    add("--stack-seconds", type=float, default=180.0, help="bound on reading back 4a's orders")
-    add("--claims-per-level", type=positive, default=1000, help="claims per run at most (4b)")
-    add("--claim-seconds", type=float, default=4.0, help="seconds per run at most (4b)")
-    add("--claim-rounds", type=positive, default=2, help="rounds over the levels (4b)")
-    add("--expiry-holds", type=positive, default=20_000, help="expired holds seeded (4c)")
-    add("--no-stack", action="store_true", help="skip section 4 (local stack)")
-    add("--bank-orders", type=int, default=5000, help="orders of the bank test (6; 0: skip)")
+    parser.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
+    parser.add_argument("--no-stack", action="store_true", help="skip section 4")
+    for flag, kind, default, text in OPTIONS:
+        many = "+" if isinstance(default, list) else None
+        parser.add_argument(flag, type=kind, default=default, nargs=many, help=text)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -406,19 +367,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         reconciler_scale.report()
 
     header("Summary")
-    imports = (
-        f"{worst[0]} imports at {worst[1]:.2f}x import boto3 (median of {args.runs})"
-        if worst
-        else "no handler modules"
-    )
-    print(
-        f"{imports}; DynamoDB requests: {new.per_order():.2f} per new order, "
-        f"{replay.per_order():.2f} per replay"
-    )
-    print(
-        "DynamoDB requests per match: "
-        + ", ".join(f"{case.label} {case.per_order():.2f}" for case in cases)
-    )
+    if worst:
+        print(f"{worst[0]} imports at {worst[1]:.2f}x import boto3 (median of {args.runs})")
+    per = f"{new.per_order():.2f} per new order, {replay.per_order():.2f} per replay"
+    print(f"DynamoDB requests: {per}")
+    print("per match: " + ", ".join(f"{case.label} {case.per_order():.2f}" for case in cases))
     if stack is None or stack.skipped:
         print(f"local stack: skipped ({stack.skipped.splitlines()[0] if stack else '--no-stack'})")
     else:

@@ -94,6 +94,46 @@ def urllib_transport(
         raise _transport_error(error, timeout) from error
 
 
+class KeepAlive:
+    """The default transport: one connection per thread and host, kept open between
+    requests (urllib opens a new one for each, and on a local stack setting it up costs
+    more than the request). Through a configured proxy, urllib's transport is used."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str], timeout: float
+    ) -> Reply:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname not in LOOPBACK and urllib.request.getproxies().get(parts.scheme):
+            return urllib_transport(method, url, data, headers, timeout)
+        kept: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("kept", {})
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        for attempt in range(2):
+            reused = parts.netloc in kept
+            connection = kept.pop(parts.netloc, None) or _connect(parts, timeout)
+            try:
+                connection.request(method, target, data, dict(headers))
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                if reused and attempt == 0 and not isinstance(error, TimeoutError):
+                    continue  # the server closed the kept connection meanwhile: a new one
+                raise _transport_error(error, timeout) from error
+            if not response.will_close:
+                kept[parts.netloc] = connection
+            content_type = response.headers.get_content_type()
+            return Reply(response.status, body, content_type, response.headers.get("Retry-After"))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _connect(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return kind(parts.hostname or "", parts.port, timeout=timeout)
+
+
 def _transport_error(reason: object, timeout: float) -> TransportError:
     match reason:
         case ConnectionRefusedError():
@@ -133,7 +173,7 @@ class ApiClient:
     settings: Settings
     _: KW_ONLY
     timeout: float = 30.0
-    transport: Transport = urllib_transport
+    transport: Transport = field(default_factory=KeepAlive)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     retries: int = DEFAULT_RETRIES

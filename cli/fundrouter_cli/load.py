@@ -11,8 +11,9 @@ invariant of docs/design.md is audited on the run's lines against the run's orde
 
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from rich.table import Table
@@ -31,10 +32,13 @@ CAPACITY_SHARE: Final = 0.7
 LINE_SHARES: Final = (0.4, 0.3, 0.2, 0.1)
 
 
-def load_lines(run: str, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """Four lines for the run's product with ~70% of the expected volume between them;
-    the second has a daily cap of half its limit, the fourth takes small orders only."""
-    capacity = int(count * MEAN_AMOUNT * CAPACITY_SHARE)
+def load_lines(
+    run: str, count: int, room: float = CAPACITY_SHARE
+) -> list[tuple[str, dict[str, Any]]]:
+    """Four lines for the run's product with `room` times the expected volume between
+    them; the second has a daily cap of half its limit, the fourth takes small orders
+    only. The first takes every order while it has room (priority routing)."""
+    capacity = int(count * MEAN_AMOUNT * room)
     top = AMOUNT_STEPS[1] * AMOUNT_STEP
     lines = []
     for n, share in enumerate(LINE_SHARES, start=1):
@@ -79,10 +83,21 @@ def load_orders(run: str, count: int, rng: random.Random) -> list[dict[str, Any]
 
 @dataclass(frozen=True)
 class Phase:
+    key: str  # its name in --json's output
     name: str
     count: int
     seconds: float
     latencies_ms: Sequence[float]
+
+    def figures(self) -> dict[str, float]:
+        """Count, seconds, rate and latency percentiles in ms, as --json prints them."""
+        summary = stats.summarize(self.latencies_ms, (50.0, 95.0, 99.0))
+        rate = self.count / self.seconds if self.seconds > 0 else 0.0
+        found = {"count": self.count, "seconds": round(self.seconds, 3), "perSecond": rate}
+        if summary is not None:
+            found |= {f"p{q:g}Ms": v for q, v in summary.percentiles.items()}
+            found["maxMs"] = summary.maximum
+        return found
 
 
 def phase_table(phases: Sequence[Phase]) -> Table:
@@ -156,21 +171,26 @@ def run_load(
     seed: int | None,
     *,
     events: bool,
+    rate: float | None = None,
+    capacity: float = CAPACITY_SHARE,
+    figures: dict[str, Any] | None = None,
 ) -> int:
-    """The whole load run; returns the exit code (1 when the audit finds anything)."""
+    """The whole load run; returns the exit code (1 when the audit finds anything).
+    `figures`, if given, receives what --json prints."""
     run = workload.run_id("load")
     rng = random.Random(seed)  # noqa: S311 - load data, not security
     rt.console.print(
         f"[bold]fundrouter load[/] · run [cyan]{run}[/] · {count} orders · concurrency"
-        f" {concurrency} · {rt.settings.api_url}"
+        f" {concurrency}{f' · {rate:g}/s' if rate else ''} · {rt.settings.api_url}"
     )
-    line_ids = _create_lines(rt, run, count)
-    submitted, accepted, submit_seconds = _submit(rt, load_orders(run, count, rng), concurrency)
+    line_ids = _create_lines(rt, run, count, capacity)
+    orders = load_orders(run, count, rng)
+    submitted, accepted, submit_seconds = _submit(rt, orders, concurrency, rate)
     ids = set(accepted)
     since = workload.earliest_created(accepted.values())
     decided = _await_decisions(rt, ids, since, timeout)
     intake = Phase(
-        "intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms
+        "intake", "intake  POST /v1/orders", submitted.done, submit_seconds, submitted.latencies_ms
     )
     match = _match_phase(decided)
     phases = [intake, match]
@@ -179,11 +199,24 @@ def run_load(
         phases += _events_phase(rt, plans, concurrency, since, timeout)
     final = workload.collect(rt.client, ids, since)
     _report(rt, phases, match.latencies_ms, final)
-    return _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
+    report = _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
+    if figures is not None:
+        figures |= {
+            "run": run,
+            "orders": count,
+            "concurrency": concurrency,
+            "rate": rate,
+            "refused": submitted.failed,
+            "phases": {p.key: p.figures() for p in [*phases, _matched_phase(decided)]},
+            "outcomes": dict(Counter(str(o.get("status")) for o in final.values())),
+            "audit": {"ok": report.ok, "violations": [str(v) for v in report.violations]},
+            "http": dict(rt.client.stats),
+        }
+    return 0 if report.ok else 1
 
 
-def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
-    lines = load_lines(run, count)
+def _create_lines(rt: Runtime, run: str, count: int, share: float) -> list[str]:
+    lines = load_lines(run, count, share)
     for line_id, body in lines:
         rt.client.put_line(line_id, body)
     line_ids = [line_id for line_id, _ in lines]
@@ -197,13 +230,13 @@ def _create_lines(rt: Runtime, run: str, count: int) -> list[str]:
 
 
 def _submit(
-    rt: Runtime, orders: list[dict[str, Any]], concurrency: int
+    rt: Runtime, orders: list[dict[str, Any]], concurrency: int, rate: float | None
 ) -> tuple[workload.Outcomes, dict[str, dict[str, Any]], float]:
     with progress(rt.console) as bar:
         task = bar.add_task("submitting", total=len(orders))
         started = time.monotonic()
         submitted, accepted = workload.submit_all(
-            rt.client, orders, concurrency, lambda n: bar.advance(task, n)
+            rt.client, orders, concurrency, lambda n: bar.advance(task, n), rate
         )
         seconds = time.monotonic() - started
     if submitted.failed:
@@ -225,7 +258,18 @@ def _match_phase(decided: Mapping[str, Mapping[str, Any]]) -> Phase:
     """Intake to first decision, per order and over the run, by the server's clocks."""
     orders = [o for o in decided.values() if workload.first_decision(o)]
     latencies = [ms for o in orders if (ms := workload.decision_latency_ms(o)) is not None]
-    return Phase("match   intake → decision", len(orders), decision_span_seconds(orders), latencies)
+    span = decision_span_seconds(orders)
+    return Phase("match", "match   intake → decision", len(orders), span, latencies)
+
+
+def _matched_phase(decided: Mapping[str, Mapping[str, Any]]) -> Phase:
+    """The match phase of the orders whose first decision was MATCHED (--json only)."""
+    found = {
+        i: o
+        for i, o in decided.items()
+        if (workload.first_decision(o) or {}).get("status") == "MATCHED"
+    }
+    return replace(_match_phase(found), key="matched", name="matched intake → MATCHED")
 
 
 def _events_phase(
@@ -250,7 +294,13 @@ def _events_phase(
     if done is None:
         return []
     return [
-        Phase("events  POST …/events", done.events.done, done.seconds, done.events.latencies_ms)
+        Phase(
+            "events",
+            "events  POST …/events",
+            done.events.done,
+            done.seconds,
+            done.events.latencies_ms,
+        )
     ]
 
 
@@ -277,9 +327,9 @@ def _audit_run(
     final: Mapping[str, Mapping[str, Any]],
     *,
     refused: int,
-) -> int:
+) -> AuditReport:
     """Audit the run's lines against its orders, and what the run itself must show;
-    print it all and return the exit code."""
+    print it all and return the report."""
     served = {line["lineId"]: line for line in rt.client.list_lines()}
     run_lines = [served[i] for i in line_ids if i in served]
     rt.console.print(render.lines_table(run_lines, title=f"Lines of run {run}"))
@@ -291,7 +341,7 @@ def _audit_run(
     audit_lines(report, rt.console)
     http = ", ".join(f"{k} {v}" for k, v in sorted(rt.client.stats.items()))
     rt.console.print(f"[grey50]HTTP: {http}[/]")
-    return 0 if report.ok else 1
+    return report
 
 
 def _run_checks(

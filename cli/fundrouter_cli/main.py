@@ -26,7 +26,7 @@ from fundrouter_cli.config import (
 )
 from fundrouter_cli.demo import run_demo, seed_lines
 from fundrouter_cli.errors import BadInput, CliError
-from fundrouter_cli.load import run_load
+from fundrouter_cli.load import CAPACITY_SHARE, run_load
 from fundrouter_cli.ui import Runtime, command, runtime
 
 app = typer.Typer(
@@ -610,13 +610,40 @@ def load(
     events: Annotated[
         bool, typer.Option(help="also approve, disburse, repay, cancel and decline")
     ] = True,
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, help="orders a second (default: as fast as they go)")
+    ] = None,
+    capacity: Annotated[
+        float,
+        typer.Option(
+            min=0.1, max=10.0, help="the run's lines hold this share of its orders' amount"
+        ),
+    ] = CAPACITY_SHARE,
     seed: Seed = None,
     timeout: DecisionTimeout = 180.0,
     yes: Yes = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the figures as JSON (the report on stderr)")
+    ] = False,
 ) -> None:
     """Generate load; report throughput and latency; audit the invariant (exit 1 if broken)."""
     rt = runtime(ctx)
     rt.confirm_writes("load", yes)
-    code = run_load(rt, orders, concurrency, timeout, seed, events=events)
+    figures: dict[str, Any] | None = {} if as_json else None
+    if as_json:
+        rt.console = rt.err
+    code = run_load(
+        rt,
+        orders,
+        concurrency,
+        timeout,
+        seed,
+        events=events,
+        rate=rate,
+        capacity=capacity,
+        figures=figures,
+    )
+    if figures is not None:
+        _print_json(figures)
     if code:
         raise typer.Exit(code)

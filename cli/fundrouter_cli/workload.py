@@ -142,24 +142,48 @@ def _collect(finished: Iterable[Future[None]], advance: Progress) -> None:
         advance(1)
 
 
+def pacer(
+    rate: float | None,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Callable[[int], None]:
+    """Waits until item `index` is due at `rate` a second from the first call (open
+    loop: a late item goes at once, none is skipped); without a rate, never waits."""
+    started: list[float] = []
+
+    def wait(index: int) -> None:
+        if rate:
+            now = clock()
+            if not started:
+                started.append(now)
+            sleep(max(0.0, started[0] + index / rate - now))
+
+    return wait
+
+
 def submit_all(
     client: ApiClient,
     orders: Sequence[Mapping[str, Any]],
     concurrency: int,
     advance: Progress,
+    rate: float | None = None,
 ) -> tuple[Outcomes, dict[str, dict[str, Any]]]:
-    """POST every order; returns the outcomes and the orders as accepted."""
+    """POST every order (at `rate` a second, if given); returns the outcomes and the
+    orders as accepted."""
     outcomes = Outcomes()
     accepted: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
+    wait = pacer(rate)
 
-    def submit(order: Mapping[str, Any]) -> None:
+    def submit(item: tuple[int, Mapping[str, Any]]) -> None:
+        index, order = item
+        wait(index)
         reply = outcomes.timed(partial(client.submit_order, order))
         if reply is not None:
             with lock:
                 accepted[str(reply[0].get("orderId"))] = reply[0]
 
-    parallel(orders, submit, concurrency, advance)
+    parallel(list(enumerate(orders)), submit, concurrency, advance)
     return outcomes, accepted
 
 

@@ -82,6 +82,8 @@ class FakeApi:
     republish_replies: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
+    connections: set[tuple[str, int]] = field(default_factory=set)  # client addresses seen
+    hang_up: bool = False  # close the connection after the next answer, without saying so
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -97,6 +99,7 @@ class FakeApi:
 
 class Handler(BaseHTTPRequestHandler):
     api: FakeApi  # set on the subclass serving() makes
+    protocol_version = "HTTP/1.1"  # connections stay open between requests, as API Gateway's
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -117,10 +120,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+        if self.api.hang_up:
+            self.api.hang_up, self.close_connection = False, True
 
     def _route(self, method: str) -> None:
         parts = urlsplit(self.path)
         self.api.requests.append((method, parts.path))
+        self.api.connections.add(self.client_address[:2])
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if parts.path == "/oauth2/token":
@@ -130,14 +136,15 @@ class Handler(BaseHTTPRequestHandler):
         if who not in {"Bearer token-TENANT", "Bearer token-ADMIN"}:
             self._send(401, {"message": "Unauthorized"})
             return
-        self.api.bodies.append(json.loads(raw) if raw else None)
+        sent = json.loads(raw) if raw else None
+        self.api.bodies.append(sent)
         path = parts.path.removeprefix("/api")
         if method == "POST" and path.startswith("/v1/orders/") and path.endswith("/events"):
             order_id = path.split("/")[3]
             self.api.events.append((order_id, json.loads(raw)))
             self._send(200, self.api.orders[order_id] | {"status": "APPROVED", "version": 3})
             return
-        status, body = self._answer(method, path, who.endswith("ADMIN"))
+        status, body = self._answer(method, path, who.endswith("ADMIN"), sent)
         self._send(status, body)
 
     def _token(self, raw: bytes) -> None:
@@ -150,7 +157,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(200, {"access_token": f"token-{role}", "expires_in": 3600})
 
-    def _answer(self, method: str, path: str, admin: bool) -> tuple[int, Any]:
+    def _answer(self, method: str, path: str, admin: bool, sent: Any) -> tuple[int, Any]:
         if (method, path) == ("GET", "/v1/lines"):
             return (200, {"items": self.api.lines}) if admin else (403, {"message": "Forbidden"})
         if (method, path) == ("POST", "/v1/admin/status-events/republish"):
@@ -167,7 +174,28 @@ class Handler(BaseHTTPRequestHandler):
                 error = {"code": "order_not_found", "message": "order not found", "fields": []}
                 return 404, {"error": error}
             return 200, found
+        return self._write(method, path, admin, sent)
+
+    def _write(self, method: str, path: str, admin: bool, body: Any) -> tuple[int, Any]:
+        """PUT of a line and POST of an order, for `fundrouter load`."""
+        if method == "PUT" and path.startswith("/v1/lines/") and admin:
+            put = line(path.rsplit("/", 1)[1], **body, reserved=0, drawn=0, usedToday=0)
+            self.api.lines.append(put | {"available": body["limit"]})
+            return 201, put
+        if (method, path) == ("POST", "/v1/orders"):
+            return 202, self._unmatched(body)
         return 404, {"message": "Not Found"}
+
+    def _unmatched(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new order as the matcher leaves it 40 ms after intake when no line takes it."""
+        decided = order(body["orderId"], **body, status="UNMATCHED", reserved=0)
+        decided |= {"lineId": None, "funderId": None, "holdExpiresAt": None}
+        decided["history"] = [
+            decided["history"][0],
+            {"status": "UNMATCHED", "at": "2026-11-25T00:00:00.040Z"},
+        ]
+        self.api.orders[body["orderId"]] = decided
+        return decided
 
 
 @contextmanager

@@ -21,6 +21,8 @@ from fundrouter_cli.errors import (
 )
 from fundrouter_cli.workload import events_route_available
 
+from tests.cli.fake_api import FakeApi
+
 ENV = {
     "FUNDROUTER_API_URL": "http://127.0.0.1:9/api",
     "FUNDROUTER_TOKEN_URL": "http://127.0.0.1:9/token",
@@ -234,3 +236,26 @@ def test_the_events_route_is_probed_with_an_order_that_does_not_exist(tmp_path: 
     assert method == "POST"
     assert url.startswith("http://127.0.0.1:9/api/v1/orders/fundrouter-cli-probe-")
     assert json.loads(data or b"{}")["type"] == "APPROVED"
+
+
+def test_requests_share_one_kept_alive_connection(fake_api: FakeApi, tmp_path: Path) -> None:
+    api = ApiClient(resolve({}, fake_api.env(), tmp_path))
+
+    api.list_lines()
+    api.get_order("o-1")
+    api.list_orders()
+
+    assert len(fake_api.requests) == 5  # two tokens (tenant, admin) and three calls
+    assert len(fake_api.connections) == 1
+
+
+def test_a_connection_the_server_closed_meanwhile_is_replaced(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    api = ApiClient(resolve({}, fake_api.env(), tmp_path), retries=0)
+    api.list_lines()
+    fake_api.hang_up = True
+    api.list_lines()
+
+    assert api.get_order("o-1")["orderId"] == "o-1"  # retries=0: not the client's retry
+    assert len(fake_api.connections) == 2

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fundrouter_cli import load
 from fundrouter_cli.errors import EXIT_AUTH, EXIT_UNREACHABLE, EXIT_USAGE
 from fundrouter_cli.main import app
 from typer.testing import CliRunner, Result
@@ -238,3 +239,38 @@ def test_republish_exits_1_when_the_bus_refused_some(runner: CliRunner, fake_api
 
     expected_failure(result, 1, "1 status events were not published")
     assert "not published: t-1/o-9 (ThrottlingException)" in result.output
+
+
+def test_load_prints_its_figures_as_json(runner: CliRunner, fake_api: FakeApi) -> None:
+    args = ("load", "--orders", "5", "--rate", "50", "--no-events", "--json")
+
+    result = run(runner, *args, env=fake_api.env())
+
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)  # the report itself went to stderr
+    assert (figures["orders"], figures["rate"], figures["refused"]) == (5, 50, 0)
+    assert figures["phases"]["intake"]["count"] == 5
+    assert figures["phases"]["match"] | {"seconds": 0} == {
+        "count": 5,
+        "seconds": 0,
+        "perSecond": 125.0,
+        "p50Ms": 40.0,
+        "p95Ms": 40.0,
+        "p99Ms": 40.0,
+        "maxMs": 40.0,
+    }
+    assert figures["outcomes"] == {"UNMATCHED": 5}
+    assert figures["phases"]["matched"] == {"count": 0, "seconds": 0.0, "perSecond": 0.0}
+    assert figures["audit"] == {"ok": True, "violations": []}
+    assert "audit: OK" in result.stderr
+
+
+def test_load_sizes_its_lines_as_asked(runner: CliRunner, fake_api: FakeApi) -> None:
+    args = ("load", "--orders", "200", "--capacity", "3", "--no-events", "--json")
+
+    result = run(runner, *args, env=fake_api.env())
+
+    assert result.exit_code == 0, result.output
+    run_lines = [line for line in fake_api.lines if line["lineId"].startswith("load-")]
+    asked = load.load_lines("any", 200, room=3.0)
+    assert [line["limit"] for line in run_lines] == [body["limit"] for _, body in asked]

@@ -15,6 +15,7 @@ from fundrouter_cli.workload import (
     LifecycleMix,
     count_steps,
     decision_latency_ms,
+    pacer,
     plan_lifecycle,
     run_id,
     unmatched_reasons,
@@ -172,3 +173,27 @@ def test_lines_for_other_products_do_not_explain_an_unmatched_order() -> None:
     )
 
     assert reasons == {"AMOUNT_ABOVE_MAX": 1, "PRODUCT_NOT_OFFERED": 1}
+
+
+def test_a_rate_spaces_the_items_from_the_first_one() -> None:
+    now, slept = [100.0], []
+    wait = pacer(4.0, clock=lambda: now[0], sleep=slept.append)
+
+    for index in range(3):
+        wait(index)
+        now[0] += 0.1  # each item's own work
+    wait(9)  # due 2.25 s after the start, asked at 0.3 s
+    unpaced = pacer(None, clock=lambda: now[0], sleep=slept.append)
+    unpaced(5)
+
+    assert slept == pytest.approx([0.0, 0.15, 0.3, 1.95])
+
+
+def test_load_lines_can_hold_more_than_the_run_asks_for() -> None:
+    orders = load.load_orders("load-x", 500, random.Random(2))
+
+    lines = load.load_lines("load-x", 500, room=3.0)
+
+    first = lines[0][1]
+    assert first["limit"] > sum(o["amount"] for o in orders)  # it takes every order
+    assert "dailyLimit" not in first

@@ -14,12 +14,11 @@ from fundrouter.persistence.orders import order_pk
 
 from tests.support.events import event_names, load_event
 from tests.support.moto_speed import speed_up_moto
-from tests.support.world import ORDER_ID, TENANT, World
+from tests.support.world import KB, ORDER_ID, TENANT, World, disbursed, repaid, stored_order
 
 # 1,000 here (about 50 s on moto); FUNDROUTER_REPAYMENTS=10000 runs the 10,000
 # (several minutes), as bench/order_size.py does on every `make bench`.
 REPAYMENTS = int(os.environ.get("FUNDROUTER_REPAYMENTS", "1000"))
-KB = 1024
 
 
 @pytest.fixture
@@ -33,12 +32,6 @@ def test_every_history_sample_is_covered() -> None:
         "order_history",
         "order_history_forged_cursor",
     }
-
-
-def repaid(number: int, amount: int = 1) -> dict[str, Any]:
-    event = load_event("api/order_event_repaid_part.json")
-    body = {"eventId": f"repay-{number}", "type": "REPAID", "amount": amount}
-    return event | {"body": json.dumps(body)}
 
 
 def history_page(cursor: str | None = None, limit: int = 100, **query: str) -> dict[str, Any]:
@@ -62,19 +55,6 @@ def whole_history(world: World, limit: int = 100) -> list[dict[str, Any]]:
             return entries
 
 
-def order_item_size(world: World) -> int:
-    response = world.client.get_item(
-        TableName=world.orders_table,
-        Key={"pk": {"S": order_pk(TENANT, ORDER_ID)}, "sk": {"S": "ORDER"}},
-    )
-    return item_size(response["Item"])
-
-
-def disbursed(world: World) -> None:
-    world.matched_order()
-    assert world.call("order_event_disbursed_partly")[0] == 200  # 1,000,000 outstanding
-
-
 def test_every_partial_repayment_succeeds_and_the_order_item_stays_small(
     world: World,
 ) -> None:
@@ -86,8 +66,8 @@ def test_every_partial_repayment_succeeds_and_the_order_item_stays_small(
         status, order = world.call(repaid(number))
         assert status == 200, (number, order)
         if number % 1000 == 0:
-            sizes.append(order_item_size(world))
-    sizes.append(order_item_size(world))
+            sizes.append(item_size(stored_order(world)))
+    sizes.append(item_size(stored_order(world)))
 
     assert max(sizes) < 4 * KB, sizes
     assert (order["outstanding"], order["historyTotal"]) == (1_000_000 - REPAYMENTS, REPAYMENTS + 3)

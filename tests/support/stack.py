@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from tests.support.template import ROOT
 
@@ -70,7 +71,7 @@ class LocalStack:
     def client_id(self) -> str:
         return self.settings["FUNDROUTER_TENANT_CLIENT_ID"]
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
         """An SDK client of the stack's AWS endpoint, in a session of its own: threads
         may each take one (boto3's sessions are not thread-safe)."""
         return boto3.session.Session().client(
@@ -79,6 +80,7 @@ class LocalStack:
             region_name="us-east-1",
             aws_access_key_id="000000000000",
             aws_secret_access_key="local",
+            config=config,
         )
 
 

@@ -2,16 +2,25 @@
 one pair of tables built from template.yaml, with a clock the test moves."""
 
 import json
+import math
 from datetime import timedelta
 from typing import Any
 
 import boto3
+from fundrouter.domain.orders import Order
 from fundrouter.persistence.audit import DynamoAudit
+from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.history import DynamoOrderHistory
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
-from fundrouter.persistence.lines import DynamoLineRepository
+from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, line_pk
 from fundrouter.persistence.matching import DynamoMatchStore
-from fundrouter.persistence.orders import DynamoOrderIndexes, DynamoOrderRepository, order_from_item
+from fundrouter.persistence.orders import (
+    ORDER_SK,
+    DynamoOrderIndexes,
+    DynamoOrderRepository,
+    order_from_item,
+    order_pk,
+)
 from fundrouter.persistence.retries import Backoff
 from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
@@ -145,3 +154,87 @@ class World:
         items = scan_all(self.client, self.orders_table) + scan_all(self.client, LINES_TABLE)
         mine = [item for item in items if not item["pk"]["S"].startswith("AUDIT#")]
         return sorted(json.dumps(item, sort_keys=True) for item in mine)
+
+
+# What the tests of big histories and many lines, and bench/order_size.py, build on a World.
+KB = 1024
+
+
+def order_event(name: str, **body: Any) -> dict[str, Any]:
+    """events/api/<name>.json with another body, e.g. a repayment of 1."""
+    return load_event(f"api/{name}.json") | {"body": json.dumps(body)}
+
+
+def repaid(number: int, amount: int = 1) -> dict[str, Any]:
+    return order_event(
+        "order_event_repaid_part", eventId=f"repay-{number}", type="REPAID", amount=amount
+    )
+
+
+def disbursed(world: World) -> None:
+    """The sample order matched and 1,000,000 of it disbursed."""
+    world.matched_order()
+    assert world.call("order_event_disbursed_partly")[0] == 200
+
+
+def stored_order(world: World, order_id: str = ORDER_ID) -> dict[str, Any]:
+    key = {"pk": {"S": order_pk(TENANT, order_id)}, "sk": {"S": ORDER_SK}}
+    return dict(world.client.get_item(TableName=world.orders_table, Key=key)["Item"])
+
+
+def add_refusing_lines(world: World, first: int, last: int) -> None:
+    """Lines ranked before the world's two that cannot take a 12-month order: the
+    last written by put_config, the others copies of its item under their own ids
+    (put_config on moto takes 40 ms a line; what is measured is the match)."""
+    line = line_config(
+        funderId="f",
+        name="refuses",
+        limit=10**9,
+        maxAmount=10**8,
+        terms=[36],
+        aprBps=900,
+        priority=0,
+        weight=1,
+    )
+    world.lines.put_config(f"many-{last - 1:04d}", line, world.clock())
+    key = {"pk": {"S": line_pk(f"many-{last - 1:04d}")}, "sk": {"S": LINE_SK}}
+    stored = world.client.get_item(TableName=LINES_TABLE, Key=key)["Item"]
+    copies = [
+        stored | {"pk": {"S": line_pk(f"many-{n:04d}")}, "lineId": {"S": f"many-{n:04d}"}}
+        for n in range(first, last - 1)
+    ]
+    for start in range(0, len(copies), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in copies[start : start + 25]]
+        world.client.batch_write_item(RequestItems={LINES_TABLE: requests})
+
+
+def submit(world: World, order_id: str) -> Order:
+    event = load_event("api/submit_order.json")
+    body = json.loads(event["body"]) | {"orderId": order_id}
+    assert world.call(event | {"body": json.dumps(body)})[0] == 202
+    order = world.orders.get(TENANT, order_id)
+    assert order is not None
+    return order
+
+
+def submit_and_match(world: World, order_id: str) -> dict[str, Any]:
+    world.matcher.match(submit(world, order_id))
+    return stored_order(world, order_id)
+
+
+def stored_sizes(world: World, items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Each item of a transaction as stored now: its kind (its sort key up to the
+    first #) and its size by DynamoDB's rules."""
+    sizes = []
+    for action in items:
+        operation = next(iter(action.values()))
+        key = operation.get("Key") or {name: operation["Item"][name] for name in ("pk", "sk")}
+        stored = world.client.get_item(TableName=operation["TableName"], Key=key)["Item"]
+        sizes.append((key["sk"]["S"].split("#")[0], item_size(stored)))
+    return sizes
+
+
+def transaction_units(sizes: list[tuple[str, int]]) -> int:
+    """2 write units per started KB of each item (moto returns no consumed capacity;
+    a ConditionCheck is billed like a write)."""
+    return sum(2 * max(1, math.ceil(size / KB)) for _, size in sizes)
