@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fundrouter.domain.errors import Contended, Unavailable
+from fundrouter.domain.orders import Order
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 
@@ -39,6 +40,18 @@ def matcher(world: World) -> MatchService:
     """The container's service: the catalog read once and kept for the whole run."""
     store = DynamoMatchStore(world.client, world.orders_table, world.lines, NO_WAIT)
     return MatchService(LineCatalog(world.lines, ttl_seconds=3600), store, world.clock)
+
+
+@pytest.fixture
+def world(orders_table: str, monkeypatch: pytest.MonkeyPatch) -> World:
+    speed_up_moto(monkeypatch)
+    return World(orders_table)
+
+
+def stored(world: World, count: int, seed: int) -> list[Order]:
+    """Seeded orders as intake stored them, RECEIVED."""
+    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, count, seed)]
+    return [order for order in read if order is not None]
 
 
 def outcome(world: World, order_ids: list[str]) -> dict[str, Any]:
@@ -90,14 +103,8 @@ def test_a_batch_claimed_in_groups_decides_every_order_as_one_at_a_time_would(
     assert len(together_sent) < len(alone_sent)
 
 
-def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    speed_up_moto(monkeypatch)
-    world = World(orders_table)
-    order_ids = submit(world, 5, seed=7)
-    read = [world.orders.get(TENANT, order_id) for order_id in order_ids]
-    orders = [order for order in read if order is not None]
+def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(world: World) -> None:
+    orders = stored(world, 5, seed=7)
     world.matcher.match(orders[2])  # another delivery decided it meanwhile
     service, sent = matcher(world), world.transactions()
 
@@ -116,13 +123,8 @@ def test_an_order_that_moved_is_left_out_and_the_rest_claimed_together(
     world.assert_invariant()
 
 
-def test_a_line_with_room_for_the_first_orders_of_a_run_claims_those_together(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    speed_up_moto(monkeypatch)
-    world = World(orders_table)
-    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 6, seed=7)]
-    orders = [order for order in read if order is not None]
+def test_a_line_with_room_for_the_first_orders_of_a_run_claims_those_together(world: World) -> None:
+    orders = stored(world, 6, seed=7)
     first = world.lines.get("bank-a-consumer")
     assert first is not None
     # Room for the first three and not the fourth (nor any later, each >= 100,000).
@@ -144,13 +146,8 @@ def test_a_line_with_room_for_the_first_orders_of_a_run_claims_those_together(
     world.assert_invariant()
 
 
-def test_a_run_whose_line_stays_contended_fails_whole_without_a_claim_each(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    speed_up_moto(monkeypatch)
-    world = World(orders_table)
-    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 4, seed=3)]
-    orders = [order for order in read if order is not None]
+def test_a_run_whose_line_stays_contended_fails_whole_without_a_claim_each(world: World) -> None:
+    orders = stored(world, 4, seed=3)
     before = world.everything()
     Injected(world.client, "TransactWriteItems", always(conflict(6)))  # 4 orders + line + day
     service, sent = matcher(world), world.transactions()
@@ -164,13 +161,8 @@ def test_a_run_whose_line_stays_contended_fails_whole_without_a_claim_each(
     assert world.everything() == before
 
 
-def test_an_order_delivered_twice_in_a_batch_is_claimed_once(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    speed_up_moto(monkeypatch)
-    world = World(orders_table)
-    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 3, seed=5)]
-    orders = [order for order in read if order is not None]
+def test_an_order_delivered_twice_in_a_batch_is_claimed_once(world: World) -> None:
+    orders = stored(world, 3, seed=5)
     service = matcher(world)
 
     with service.batch():
@@ -187,12 +179,9 @@ def test_an_order_delivered_twice_in_a_batch_is_claimed_once(
 
 
 def test_an_order_whose_ranking_fails_fails_alone_and_the_others_are_claimed(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    speed_up_moto(monkeypatch)
-    world = World(orders_table)
-    read = [world.orders.get(TENANT, order_id) for order_id in submit(world, 3, seed=9)]
-    orders = [order for order in read if order is not None]
+    orders = stored(world, 3, seed=9)
     other = orders[1].model_copy(update={"tenant_id": "tenant-routing-down"})
     assert world.orders.add(other) is None
     service = matcher(world)
