@@ -110,8 +110,9 @@ unit: $(VENV)/.installed
 integration: venvs
 	$(VENV)/bin/pytest -m integration -q
 
-# Two pytest processes at once (scripts/run_tests.sh): the local-stack tests beside
-# the CPU-bound moto tests, so the suite takes the longer of the two, not the sum.
+# Four pytest processes at once (scripts/run_tests.sh): the local-stack tests beside
+# the CPU-bound moto tests (two processes, one per core), so the suite takes the
+# longest of them, not the sum.
 test: venvs lint typecheck validate
 	scripts/run_tests.sh
 
