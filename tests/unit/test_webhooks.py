@@ -173,13 +173,19 @@ def test_endpoint_urls_must_be_https_to_a_public_host(url: str, reason: str) -> 
     assert url_problem(url, allow_loopback=False) == reason
 
 
-def test_loopback_http_is_allowed_only_where_the_setting_says_and_only_127_0_0_1() -> None:
+def test_the_local_stack_setting_allows_127_0_0_1_and_nothing_else() -> None:
     assert url_problem("https://hooks.example.com/a?b=c", allow_loopback=False) is None
     assert url_problem("http://127.0.0.1:4725/hook", allow_loopback=False) is not None
     assert url_problem("http://127.0.0.1:4725/hook", allow_loopback=True) is None
+    assert url_problem("https://127.0.0.1:4725/hook", allow_loopback=True) is None
     assert url_problem("http://10.0.0.1/hook", allow_loopback=True) is not None
     assert url_problem("http://localhost:4725/hook", allow_loopback=True) is not None
+    # The local stack never reaches out of the machine, not even to a public host.
+    assert url_problem("https://hooks.example.com/", allow_loopback=True) == (
+        "the local stack delivers to 127.0.0.1 only"
+    )
     assert address_allowed("127.0.0.1", allow_loopback=True)
     assert not address_allowed("127.0.0.2", allow_loopback=True)
+    assert not address_allowed("93.184.216.34", allow_loopback=True)
     assert not address_allowed("224.0.0.1", allow_loopback=False)
     assert address_allowed("93.184.216.34", allow_loopback=False)

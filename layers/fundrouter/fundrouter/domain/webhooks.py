@@ -114,13 +114,14 @@ class DeliveryBusy(DomainError):
 
 
 def address_allowed(address: str, allow_loopback: bool) -> bool:
-    """Only public addresses: never private, link-local (cloud metadata), loopback,
-    multicast or reserved ones (SSRF); 127.0.0.1 when the local stack allows it."""
+    """Deployed, only public addresses: never private, link-local (cloud metadata),
+    loopback, multicast or reserved ones (SSRF). The local stack (`allow_loopback`)
+    delivers to 127.0.0.1 and nowhere else: it never reaches out of the machine."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if allow_loopback and ip == ipaddress.IPv4Address("127.0.0.1"):
-        return True
+    if allow_loopback:
+        return ip == ipaddress.IPv4Address("127.0.0.1")
     return ip.is_global and not ip.is_multicast
 
 
@@ -142,6 +143,7 @@ def url_problem(url: str, allow_loopback: bool) -> str | None:
         or parts.password is not None,
         "must not have a fragment": bool(parts.fragment),
         "port 0 is not a port": port == 0,
+        "the local stack delivers to 127.0.0.1 only": allow_loopback and not loopback,
     }
     first = next((why for why, refused in refusals.items() if refused), None)
     return first or _host_problem(host, allow_loopback)
