@@ -413,3 +413,21 @@ def test_every_webhook_sample_event_reaches_its_route(hooks: Webhooks) -> None:
         answered[name] = (answer["statusCode"], body.get("error", {}).get("code"))
 
     assert answered == SAMPLES
+
+
+def test_deliveries_page_newest_first_and_a_forged_cursor_is_422(hooks: Webhooks) -> None:
+    endpoint_id = hooks.register()["endpoint"]["endpointId"]
+    for version in (1, 2, 3):
+        hooks.clock.now += timedelta(seconds=1)
+        hooks.batch(hooks.change(A, "o-9", version, OrderStatus.RECEIVED))
+    path = f"/v1/webhooks/{endpoint_id}/deliveries"
+
+    first = hooks.call("GET", f"{path}?limit=2")[1]
+    second = hooks.call("GET", f"{path}?limit=2&cursor={first['nextCursor']}")[1]
+    other_filter = hooks.call("GET", f"{path}?state=DEAD&cursor={first['nextCursor']}")
+    forged = hooks.call("GET", f"{path}?cursor=bm9wZQ")
+
+    versions = [d["orderVersion"] for d in first["items"] + second["items"]]
+    assert (versions, second["nextCursor"]) == ([3, 2, 1], None)
+    assert (other_filter[0], other_filter[1]["error"]["code"]) == (422, "invalid_cursor")
+    assert (forged[0], forged[1]["error"]["code"]) == (422, "invalid_cursor")

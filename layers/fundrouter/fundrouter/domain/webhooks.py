@@ -104,10 +104,12 @@ class WebhookUrlRefused(DomainError):
 
 
 class DeliveryBusy(DomainError):
+    """An attempt holds the delivery, or concurrent rotations moved the endpoint."""
+
     code = "delivery_busy"
 
-    def __init__(self, delivery_id: str) -> None:
-        super().__init__(f"delivery {delivery_id} is being attempted right now; retry shortly")
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is changing right now; retry shortly")
 
 
 # ---------------------------------------------------------------- addresses

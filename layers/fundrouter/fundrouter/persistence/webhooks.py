@@ -46,6 +46,7 @@ KEEP_FINISHED: Final = timedelta(days=30)
 _ENDPOINT: Final = "ENDPOINT#"
 _DELIVERY: Final = "DELIVERY#"
 _MAX_QUEUE_BATCH: Final = 10
+MAX_FILTERED_READS: Final = 10
 
 
 def _time(value: str | None) -> datetime | None:
@@ -304,7 +305,11 @@ class DynamoWebhookStore:
     ) -> Page[Delivery]:
         start = None if cursor is None else _decode_cursor(cursor, state)
         found: list[Delivery] = []
-        while len(found) < limit:
+        # A filtered page reads at most this many pages of the endpoint's deliveries,
+        # then answers with what it found and a cursor to go on from.
+        for _ in range(MAX_FILTERED_READS):
+            if len(found) >= limit:
+                break
             request: dict[str, Any] = {
                 "TableName": self._table,
                 "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",

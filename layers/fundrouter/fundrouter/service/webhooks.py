@@ -115,7 +115,7 @@ class WebhookService:
             rotated = self.get(tenant_id, endpoint_id).rotated(secret, self._clock(), grace)
             if self._store.replace_endpoint(rotated):
                 return Created(rotated, secret)
-        raise DeliveryBusy(endpoint_id)
+        raise DeliveryBusy(f"webhook endpoint {endpoint_id}")
 
     def deliveries(
         self,
@@ -139,7 +139,7 @@ class WebhookService:
         """Due now with a fresh retry window, whatever it ended as."""
         resent = self.delivery(tenant_id, endpoint_id, delivery_id).resent(self._clock())
         if not self._store.resend(resent, self._clock()):
-            raise DeliveryBusy(delivery_id)
+            raise DeliveryBusy(f"delivery {delivery_id}")
         self._queue.send([(endpoint_id, delivery_id)])
         return resent
 
