@@ -431,3 +431,15 @@ def test_deliveries_page_newest_first_and_a_forged_cursor_is_422(hooks: Webhooks
     assert (versions, second["nextCursor"]) == ([3, 2, 1], None)
     assert (other_filter[0], other_filter[1]["error"]["code"]) == (422, "invalid_cursor")
     assert (forged[0], forged[1]["error"]["code"]) == (422, "invalid_cursor")
+
+
+def test_a_tenant_has_at_most_ten_endpoints(hooks: Webhooks) -> None:
+    for n in range(10):
+        hooks.register(url=f"https://hooks.example.com/{n}")
+    stored = len(scan_all(hooks.client, TABLE))
+
+    status, refused = hooks.call("POST", "/v1/webhooks", {"url": HOOK, "events": STATUS_CHANGED})
+
+    assert (status, refused["error"]["code"]) == (409, "webhook_limit_reached")
+    assert len(scan_all(hooks.client, TABLE)) == stored == 10
+    assert hooks.register(B)["endpoint"]["url"] == "https://hooks.example.com/a"
