@@ -17,6 +17,12 @@ class Handler(BaseHTTPRequestHandler):
         self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))  # type: ignore[attr-defined]
         if self.path == "/slow":
             time.sleep(0.5)
+        if self.path == "/drip":  # each byte within the read timeout, the whole far beyond
+            for byte in b"HTTP/1.1 204 No Content\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.03)
+            return
         self.send_response(302 if self.path == "/moved" else 204)
         self.send_header("Location", "https://elsewhere.example/")
         self.send_header("Content-Length", "0")
@@ -52,7 +58,7 @@ def test_the_answer_s_status_is_the_attempt_s_and_a_redirect_is_not_followed(
     assert server.bodies == [b"{}", b"{}"]  # type: ignore[attr-defined]
 
 
-def test_a_slow_answer_is_a_timeout_and_a_closed_port_an_error(
+def test_a_slow_or_dripping_answer_is_a_timeout_and_a_closed_port_an_error(
     server: ThreadingHTTPServer,
 ) -> None:
     sender = HttpWebhookSender(timeout_seconds=0.1, allow_loopback=True)
@@ -61,8 +67,12 @@ def test_a_slow_answer_is_a_timeout_and_a_closed_port_an_error(
 
     slow = sender.post(url(server, "/slow"), {}, b"{}")
     refused = sender.post(url(closed, "/hook"), {}, b"{}")
+    drip = HttpWebhookSender(timeout_seconds=0.3, allow_loopback=True)
+    dripped = drip.post(url(server, "/drip"), {}, b"{}")
 
     assert (slow.status_code, slow.error) == (None, "timeout")
+    assert (dripped.status_code, dripped.error) == (None, "timeout")
+    assert dripped.duration_ms < 600
     assert refused.status_code is None
     assert refused.error is not None
     assert refused.error.startswith("ConnectionRefusedError")

@@ -1,12 +1,15 @@
 """The one outbound HTTP request of a delivery: the host's addresses are resolved and
 checked (no private, loopback or link-local address: SSRF), then the connection goes
 to the checked address itself, so a name that resolves differently a moment later
-(DNS rebinding) cannot redirect it. Short timeouts; redirects are not followed (a 3xx
-is a failed attempt); the answer's body is not kept."""
+(DNS rebinding) cannot redirect it. The whole exchange is bounded by the timeout, not
+only each read (a server dripping its answer byte by byte is cut off); redirects are
+not followed (a 3xx is a failed attempt); the answer's body is not kept."""
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from typing import Final
 from urllib.parse import urlsplit
@@ -66,11 +69,25 @@ class HttpWebhookSender:
             raise ValueError(f"{host} resolves to an address not allowed ({', '.join(refused)})")
         kind = _PinnedHttps if https else _PinnedHttp
         connection = kind(host, port, addresses[0], self._timeout)
+        watchdog = threading.Timer(self._timeout, _cut_off, [connection])
+        watchdog.start()
         try:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             connection.request("POST", path, body=body, headers=headers)
             answer = connection.getresponse()
             answer.read(_READ_BYTES)
             return answer.status
+        except (OSError, http.client.HTTPException):
+            if watchdog.finished.is_set():  # cut off mid-answer: whatever it broke into
+                raise TimeoutError from None
+            raise
         finally:
+            watchdog.cancel()
             connection.close()
+
+
+def _cut_off(connection: http.client.HTTPConnection) -> None:
+    """Wakes a read blocked on the socket: the exchange took too long in all."""
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):  # closed already
+            connection.sock.shutdown(socket.SHUT_RDWR)
