@@ -7,6 +7,7 @@ import copy
 import hashlib
 import hmac
 import json
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,18 +15,19 @@ from typing import Any
 import boto3
 import pytest
 from fundrouter.domain.orders import OrderStatus
-from fundrouter.domain.webhooks import Attempt, RetryPolicy
+from fundrouter.domain.webhooks import Attempt, EndpointRequest, RetryPolicy
 from fundrouter.persistence.webhooks import DynamoWebhookStore
 from fundrouter.service.tracking import OrderStatusChanged
 from fundrouter.service.webhooks import WebhookDispatcher, WebhookService
 from fundrouter.triggers.webhooks import deliver_batch
 
-from tests.support.api import serve
-from tests.support.aws import scan_all
+from tests.support.api import built_from_environment, serve
+from tests.support.aws import FakeLambdaContext, scan_all
 from tests.support.events import event_names, load_event
+from tests.support.handlers import handler_module
 from tests.support.moto_speed import speed_up_moto
 from tests.support.requests import Requests
-from tests.support.template import create_table_kwargs
+from tests.support.template import create_table_kwargs, resources
 
 TABLE = "fundrouter-test-webhooks"
 A, B = "tenant-a", "tenant-b"
@@ -443,3 +445,38 @@ def test_a_tenant_has_at_most_ten_endpoints(hooks: Webhooks) -> None:
     assert (status, refused["error"]["code"]) == (409, "webhook_limit_reached")
     assert len(scan_all(hooks.client, TABLE)) == stored == 10
     assert hooks.register(B)["endpoint"]["url"] == "https://hooks.example.com/a"
+
+
+def test_the_function_built_from_its_template_environment_fans_out_and_sweeps(
+    hooks: Webhooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WebhookFunction as Lambda runs it: its services built from the variables
+    template.yaml gives it (the stack's references filled in), on moto."""
+    variables = resources("AWS::Serverless::Function")["WebhookFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    queue_url = boto3.client("sqs").create_queue(QueueName="webhooks")["QueueUrl"]
+    filled = {"WebhooksTable": TABLE, "WebhookQueue": queue_url, "WebhookAllowLoopbackHttp": "true"}
+    filled |= {"WebhookRetryBaseSeconds": "30", "WebhookRetryMaxSeconds": "3600"}
+    for name, value in variables.items():
+        monkeypatch.setenv(name, filled[value["Ref"]] if isinstance(value, dict) else value)
+    # A port nothing listens on, on this machine: the attempt fails without any network.
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    request = EndpointRequest(url=f"http://127.0.0.1:{port}/", events=STATUS_CHANGED)
+    local = WebhookService(hooks.store, hooks.queue, hooks.clock, allow_loopback=True)
+    endpoint_id = local.create(A, request).endpoint.endpoint_id
+    function = handler_module("webhooks", "webhooks_handler")
+
+    with built_from_environment():
+        queued = function.handler(
+            {"Records": [hooks.change(A, "o-10", 1, OrderStatus.RECEIVED)]}, FakeLambdaContext()
+        )
+        swept = function.handler({"source": "aws.events"}, FakeLambdaContext())
+
+    [delivery] = hooks.deliveries(endpoint_id)
+    assert (queued, swept) == ({"batchItemFailures": []}, {"prompted": 0})
+    assert (delivery["state"], delivery["attemptCount"]) == ("PENDING", 1)
+    assert delivery["attempts"][0]["statusCode"] is None
+    assert delivery["attempts"][0]["error"].startswith("ConnectionRefusedError")

@@ -69,7 +69,8 @@ class HttpWebhookSender:
             raise ValueError(f"{host} resolves to an address not allowed ({', '.join(refused)})")
         kind = _PinnedHttps if https else _PinnedHttp
         connection = kind(host, port, addresses[0], self._timeout)
-        watchdog = threading.Timer(self._timeout, _cut_off, [connection])
+        cut = threading.Event()
+        watchdog = threading.Timer(self._timeout, _cut_off, [connection, cut])
         watchdog.start()
         try:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -78,7 +79,7 @@ class HttpWebhookSender:
             answer.read(_READ_BYTES)
             return answer.status
         except (OSError, http.client.HTTPException):
-            if watchdog.finished.is_set():  # cut off mid-answer: whatever it broke into
+            if cut.is_set():  # cut off mid-answer: whatever it broke into
                 raise TimeoutError from None
             raise
         finally:
@@ -86,8 +87,9 @@ class HttpWebhookSender:
             connection.close()
 
 
-def _cut_off(connection: http.client.HTTPConnection) -> None:
+def _cut_off(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
     """Wakes a read blocked on the socket: the exchange took too long in all."""
+    cut.set()
     if connection.sock is not None:
         with contextlib.suppress(OSError):  # closed already
             connection.sock.shutdown(socket.SHUT_RDWR)
