@@ -130,6 +130,10 @@ class Stack:
             "LogRetentionDays=7",
             "AuthDomainPrefix=fundrouter-local",
             "LogLevel=INFO",
+            # Webhooks to a receiver on this machine, retried within seconds.
+            "WebhookAllowLoopbackHttp=true",
+            "WebhookRetryBaseSeconds=1",
+            "WebhookRetryMaxSeconds=2",
         ]
         # A build folder left by an older build makes sam's incremental copy fail
         # ("File exists"); the cache folder keeps rebuilds quick all the same.
@@ -247,6 +251,8 @@ class Stack:
             "FUNDROUTER_TOKEN_URL": f"{self.endpoint}/oauth2/token",
             "FUNDROUTER_TENANT_CLIENT_ID": outputs["TenantClientId"],
             "FUNDROUTER_TENANT_CLIENT_SECRET": secret(outputs["TenantClientId"]),
+            "FUNDROUTER_TENANT2_CLIENT_ID": outputs["SecondTenantClientId"],
+            "FUNDROUTER_TENANT2_CLIENT_SECRET": secret(outputs["SecondTenantClientId"]),
             "FUNDROUTER_ADMIN_CLIENT_ID": outputs["AdminClientId"],
             "FUNDROUTER_ADMIN_CLIENT_SECRET": secret(outputs["AdminClientId"]),
             "FUNDROUTER_ORDERS_TABLE": outputs["OrdersTableName"],

@@ -20,6 +20,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "history": bootstrap.history_service,
     "republisher": bootstrap.republisher,
     "audit": bootstrap.audit_report,
+    "webhooks": bootstrap.webhook_service,
 }
 
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from fundrouter.service.orders import OrderHistoryService, OrderService
     from fundrouter.service.reconciling import Reconciler
     from fundrouter.service.tracking import StatusEventRepublisher
-    from fundrouter.settings import EventBusSettings, TableSettings
+    from fundrouter.service.webhooks import WebhookDispatcher, WebhookService
+    from fundrouter.settings import EventBusSettings, TableSettings, WebhookSettings
 
 # ruff: noqa: PLC0415 (imports inside the builders: see the module's docstring)
 
@@ -155,3 +156,45 @@ def reconciler() -> Reconciler:
         utc_now,
         audit=DynamoAudit(dynamodb, settings.orders_table_name, settings.lines_table_name),
     )
+
+
+@cache
+def webhook_settings() -> WebhookSettings:
+    from fundrouter.settings import WebhookSettings
+
+    return WebhookSettings.from_env()
+
+
+def _webhook_store_and_queue() -> tuple[Any, Any]:
+    from fundrouter.persistence.webhooks import DynamoWebhookStore, SqsAttemptQueue
+
+    settings = webhook_settings()
+    return (
+        DynamoWebhookStore(client("dynamodb"), settings.webhooks_table_name),
+        SqsAttemptQueue(client("sqs"), settings.webhook_queue_url),
+    )
+
+
+@cache
+def webhook_service() -> WebhookService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.service.webhooks import WebhookService
+
+    store, queue = _webhook_store_and_queue()
+    return WebhookService(store, queue, utc_now, webhook_settings().allow_loopback_http)
+
+
+@cache
+def webhook_dispatcher() -> WebhookDispatcher:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.domain.webhooks import RetryPolicy
+    from fundrouter.persistence.webhook_sender import HttpWebhookSender
+    from fundrouter.service.webhooks import WebhookDispatcher
+
+    settings = webhook_settings()
+    store, queue = _webhook_store_and_queue()
+    sender = HttpWebhookSender(settings.timeout_seconds, settings.allow_loopback_http)
+    policy = RetryPolicy(
+        settings.retry_base_seconds, settings.retry_max_seconds, settings.retry_window_seconds
+    )
+    return WebhookDispatcher(store, queue, sender, utc_now, policy=policy)

@@ -43,3 +43,20 @@ class EventBusSettings(EnvSettings):
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     unpublished_events_queue_url: str = Field(alias="UNPUBLISHED_EVENTS_QUEUE_URL", min_length=1)
+
+
+class WebhookSettings(EnvSettings):
+    """The Webhooks table and the queue of attempt prompts (the API's and the
+    WebhookFunction's), and the delivery timing (the WebhookFunction's)."""
+
+    webhooks_table_name: str = Field(alias="WEBHOOKS_TABLE_NAME", min_length=3)
+    webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+    # http://127.0.0.1 endpoints: the local stack and its tests only, never deployed.
+    allow_loopback_http: bool = Field(default=False, alias="WEBHOOK_ALLOW_LOOPBACK_HTTP")
+    retry_base_seconds: float = Field(default=30, alias="WEBHOOK_RETRY_BASE_SECONDS", gt=0)
+    retry_max_seconds: float = Field(default=3600, alias="WEBHOOK_RETRY_MAX_SECONDS", gt=0)
+    # Deliveries are retried for at least a day: no setting shortens that.
+    retry_window_seconds: int = Field(
+        default=86400, alias="WEBHOOK_RETRY_WINDOW_SECONDS", ge=86400, le=7 * 86400
+    )
+    timeout_seconds: float = Field(default=5, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=10)

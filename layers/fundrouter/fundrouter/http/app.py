@@ -36,7 +36,13 @@ from fundrouter.domain.lines import (
     LineNotFound,
     StaleLineConfig,
 )
-from fundrouter.http import admin, audit, lines, orders
+from fundrouter.domain.webhooks import (
+    DeliveryBusy,
+    DeliveryNotFound,
+    WebhookLimitReached,
+    WebhookNotFound,
+)
+from fundrouter.http import admin, audit, lines, orders, webhooks
 from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
 from fundrouter.http.responses import dumps, error_response
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
@@ -59,6 +65,10 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     VersionMismatch: HTTPStatus.CONFLICT,
     EventConflict: HTTPStatus.CONFLICT,
     OrderBusy: HTTPStatus.CONFLICT,
+    WebhookNotFound: HTTPStatus.NOT_FOUND,
+    DeliveryNotFound: HTTPStatus.NOT_FOUND,
+    WebhookLimitReached: HTTPStatus.CONFLICT,
+    DeliveryBusy: HTTPStatus.CONFLICT,
 }
 
 
@@ -104,7 +114,7 @@ def build_app(
     app = APIGatewayHttpResolver(enable_validation=True, serializer=dumps)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
     app.use([_scoped])
-    for module in (orders, lines, admin, audit):
+    for module in (orders, lines, admin, audit, webhooks):
         app.include_router(module.router)
     for kind, answer in ERROR_ANSWERS.items():
         app.exception_handler(kind)(answer)

@@ -35,6 +35,14 @@ ROUTE_SCOPES: Final[Mapping[str, tuple[Scope, ...]]] = {
     "GET /v1/tenants/{tenantId}/routing": _ADMIN,
     "POST /v1/admin/status-events/republish": _ADMIN,
     "GET /v1/audit": _ADMIN,
+    "POST /v1/webhooks": (Scope.ORDERS_WRITE,),
+    "GET /v1/webhooks": (Scope.ORDERS_READ,),
+    "GET /v1/webhooks/{endpointId}": (Scope.ORDERS_READ,),
+    "DELETE /v1/webhooks/{endpointId}": (Scope.ORDERS_WRITE,),
+    "POST /v1/webhooks/{endpointId}/secret/rotate": (Scope.ORDERS_WRITE,),
+    "GET /v1/webhooks/{endpointId}/deliveries": (Scope.ORDERS_READ,),
+    "GET /v1/webhooks/{endpointId}/deliveries/{deliveryId}": (Scope.ORDERS_READ,),
+    "POST /v1/webhooks/{endpointId}/deliveries/{deliveryId}/resend": (Scope.ORDERS_WRITE,),
 }
 
 

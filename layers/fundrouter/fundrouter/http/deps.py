@@ -15,6 +15,7 @@ from fundrouter.service.lifecycle import OrderEventService
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.tracking import StatusEventRepublisher
+from fundrouter.service.webhooks import WebhookService
 
 
 def caller(request: Request) -> Caller:
@@ -29,3 +30,4 @@ Events = Annotated[OrderEventService, Depends(bootstrap.event_service)]
 Lines = Annotated[LineService, Depends(bootstrap.line_service)]
 Republisher = Annotated[StatusEventRepublisher, Depends(bootstrap.republisher)]
 Audit = Annotated[AuditService, Depends(bootstrap.audit_report)]
+Webhooks = Annotated[WebhookService, Depends(bootstrap.webhook_service)]

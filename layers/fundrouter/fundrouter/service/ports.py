@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
     from fundrouter.domain.paging import Page
     from fundrouter.domain.routing import RoutingPolicy
+    from fundrouter.domain.webhooks import Attempt, Delivery, DeliveryState, Endpoint
 
     # The services' own types: they import their ports from here.
     from fundrouter.service.auditing import AuditState, Cut
@@ -219,3 +220,65 @@ class AuditStore(Protocol):
     def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]: ...
 
     def save_audit(self, state: AuditState) -> None: ...
+
+
+# ------------------------------------------------------------ webhooks
+
+
+class WebhookStore(Protocol):
+    def add_endpoint(self, endpoint: Endpoint, limit: int) -> bool:
+        """Store a new endpoint unless its tenant has `limit` already (False)."""
+        ...
+
+    def endpoints(self, tenant_id: str) -> list[Endpoint]: ...
+
+    def endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None: ...
+
+    def replace_endpoint(self, endpoint: Endpoint) -> bool:
+        """Write it over the stored one of version - 1; False when that moved."""
+        ...
+
+    def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None: ...
+
+    def add_delivery(self, delivery: Delivery) -> bool:
+        """Store a new delivery; False (writing nothing) when it exists already."""
+        ...
+
+    def delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None: ...
+
+    def deliveries(
+        self, endpoint_id: str, state: DeliveryState | None, limit: int, cursor: str | None
+    ) -> Page[Delivery]:
+        """Newest first. Raises InvalidCursor for a cursor it did not issue."""
+        ...
+
+    def claim(self, delivery: Delivery, now: datetime, until: datetime) -> bool:
+        """Lease a due PENDING delivery at its attempt count for one attempt; False
+        when another attempt holds it or it moved. Due again at `until` if the
+        attempt never reports."""
+        ...
+
+    def record(self, delivery: Delivery, previous: Delivery) -> bool:
+        """Write the delivery after the attempt the lease of `previous` allowed."""
+        ...
+
+    def resend(self, delivery: Delivery, now: datetime) -> bool:
+        """Write the re-sent delivery unless an attempt holds it (False)."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(endpointId, deliveryId) of PENDING deliveries due by `now`, from an index
+        that holds only those: the cost follows what is due, not what is stored."""
+        ...
+
+
+class AttemptQueue(Protocol):
+    def send(self, keys: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None:
+        """Ask for an attempt of each (endpointId, deliveryId) after the delay."""
+        ...
+
+
+class WebhookSender(Protocol):
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> Attempt:
+        """POST once with a short timeout; the attempt as it went (never raises)."""
+        ...
