@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fundrouter_cli.client import ApiClient, Reply, TransportError
+from fundrouter_cli.client import ApiClient
 from fundrouter_cli.config import Role, resolve
 from fundrouter_cli.errors import (
     EXIT_AUTH,
@@ -20,6 +20,7 @@ from fundrouter_cli.errors import (
     Unreachable,
 )
 from fundrouter_cli.workload import events_route_available
+from fundrouter_client.transport import Reply, TransportError
 
 from tests.cli.fake_api import FakeApi
 
