@@ -61,7 +61,8 @@ class ApiClient:
     @property
     def stats(self) -> Counter[str]:
         """Requests sent and retries among them, both roles (tokens included)."""
-        return sum((client.stats for client in self._clients.values()), Counter())
+        with self._lock:
+            return sum((client.stats for client in self._clients.values()), Counter())
 
     def client(self, role: Role) -> Client:
         """The role's fundrouter-client Client (settings problems surface here)."""

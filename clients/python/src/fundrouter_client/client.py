@@ -124,7 +124,9 @@ class Client:
         self.sleep = sleep
         self.clock = clock
         self.user_agent = user_agent
-        self.stats: Counter[str] = Counter()  # "requests" sent, "retries" among them
+        # Requests sent and retries among them; both keys from the start, so a thread
+        # reading the counts never sees the dict change size.
+        self.stats: Counter[str] = Counter(requests=0, retries=0)
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._stats_lock = threading.Lock()
