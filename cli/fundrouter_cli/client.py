@@ -8,6 +8,7 @@ client's JSON layer (`Client.request`) rather than its typed methods.
 """
 
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -52,8 +53,8 @@ class ApiClient:
     _: KW_ONLY
     timeout: float = 30.0
     transport: Transport = field(default_factory=KeepAlive)  # shared by both roles
-    sleep: Callable[[float], None] | None = None
-    clock: Callable[[], float] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     retries: int = DEFAULT_RETRIES
     _clients: dict[Role, Client] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -70,8 +71,6 @@ class ApiClient:
             if role not in self._clients:
                 api_url = self.settings.api_url
                 credentials = self.settings.credentials(role)
-                timing: dict[str, Any] = {"sleep": self.sleep} if self.sleep else {}
-                timing |= {"clock": self.clock} if self.clock else {}
                 self._clients[role] = Client(
                     api_url,
                     Credentials(
@@ -83,8 +82,9 @@ class ApiClient:
                     transport=self.transport,
                     timeout=self.timeout,
                     retries=self.retries,
+                    sleep=self.sleep,
+                    clock=self.clock,
                     user_agent=f"fundrouter-cli/{__version__}",
-                    **timing,
                 )
             return self._clients[role]
 
