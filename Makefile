@@ -37,11 +37,11 @@ help:
 	@echo "make openapi   regenerate openapi.json from the code"
 
 # ------------------------------------------------------------------ virtualenvs
-$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt pyproject.toml
+$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bootstrap.txt
 	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements/dev.txt
-	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(UV) pip install --quiet --python $(PY) --no-deps -e . -e clients/python
 	touch $@
 
 $(MS_VENV)/.installed: requirements/ministack.txt $(VENV)/.installed
@@ -95,6 +95,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/fundrouter/fundrouter functions
 	$(VENV)/bin/mypy cli
+	$(VENV)/bin/mypy clients/python/src
 	MYPYPATH=layers/fundrouter $(VENV)/bin/mypy sim
 
 # checkov: zero unsuppressed findings; each suppression is justified in template.yaml

@@ -11,6 +11,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import typer
+from fundrouter_client.transport import LOOPBACK
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,7 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from fundrouter_cli.client import LOOPBACK, ApiClient
+from fundrouter_cli.client import ApiClient
 from fundrouter_cli.config import Settings, resolve
 from fundrouter_cli.errors import ApiError, BadInput, CliError
 

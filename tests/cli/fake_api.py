@@ -27,7 +27,9 @@ def line(line_id: str, **changes: Any) -> dict[str, Any]:
         "drawn": 100_000_000,
         "available": 275_000_000,
         "usedToday": 25_000_000,
+        "availableToday": None,
         "day": "2026-11-25",
+        "orders": {"MATCHED": 1},
         "warnings": [],
         "configVersion": 1,
         "createdAt": "2026-11-25T00:00:00.000Z",
@@ -36,7 +38,7 @@ def line(line_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def order(order_id: str, **changes: Any) -> dict[str, Any]:
-    return {
+    built = {
         "orderId": order_id,
         "tenantId": TENANT[0],
         "amount": 1_250_000,
@@ -63,6 +65,7 @@ def order(order_id: str, **changes: Any) -> dict[str, Any]:
                 },
             ],
         },
+        "declinedLineIds": [],
         "history": [
             {"status": "RECEIVED", "at": "2026-11-25T00:00:00.000Z"},
             {"status": "MATCHED", "at": "2026-11-25T00:00:00.040Z", "lineId": "bank-a-consumer"},
@@ -71,6 +74,7 @@ def order(order_id: str, **changes: Any) -> dict[str, Any]:
         "updatedAt": "2026-11-25T00:00:00.040Z",
         "version": 2,
     } | changes
+    return {"historyTotal": len(built["history"])} | built
 
 
 @dataclass
@@ -84,6 +88,7 @@ class FakeApi:
     events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
     connections: set[tuple[str, int]] = field(default_factory=set)  # client addresses seen
     hang_up: bool = False  # close the connection after the next answer, without saying so
+    drop_answer: bool = False  # do the next write, then close the connection without answering
     url: str = ""
 
     def env(self, **changes: str) -> dict[str, str]:
@@ -145,6 +150,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self.api.orders[order_id] | {"status": "APPROVED", "version": 3})
             return
         status, body = self._answer(method, path, who.endswith("ADMIN"), sent)
+        if self.api.drop_answer and method != "GET":
+            self.api.drop_answer, self.close_connection = False, True
+            return
         self._send(status, body)
 
     def _token(self, raw: bytes) -> None:
@@ -183,6 +191,9 @@ class Handler(BaseHTTPRequestHandler):
             self.api.lines.append(put | {"available": body["limit"]})
             return 201, put
         if (method, path) == ("POST", "/v1/orders"):
+            stored = self.api.orders.get(body["orderId"])
+            if stored is not None:  # the same order again: as it stands (api.md)
+                return 200, stored
             return 202, self._unmatched(body)
         return 404, {"message": "Not Found"}
 
@@ -194,6 +205,7 @@ class Handler(BaseHTTPRequestHandler):
             decided["history"][0],
             {"status": "UNMATCHED", "at": "2026-11-25T00:00:00.040Z"},
         ]
+        decided["historyTotal"] = 2
         self.api.orders[body["orderId"]] = decided
         return decided
 

@@ -3,12 +3,10 @@ a scripted transport (no network)."""
 
 import base64
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fundrouter_cli.client import ApiClient, Reply, TransportError
+from fundrouter_cli.client import ApiClient
 from fundrouter_cli.config import Role, resolve
 from fundrouter_cli.errors import (
     EXIT_AUTH,
@@ -20,8 +18,10 @@ from fundrouter_cli.errors import (
     Unreachable,
 )
 from fundrouter_cli.workload import events_route_available
+from fundrouter_client.transport import Reply, TransportError
 
 from tests.cli.fake_api import FakeApi
+from tests.support.transport import Script, reply
 
 ENV = {
     "FUNDROUTER_API_URL": "http://127.0.0.1:9/api",
@@ -32,27 +32,6 @@ ENV = {
     "FUNDROUTER_ADMIN_CLIENT_SECRET": "adm1n",
 }
 TOKEN = Reply(200, json.dumps({"access_token": "tok", "expires_in": 3600}).encode(), "")
-
-
-def reply(status: int, body: Any) -> Reply:
-    return Reply(status, json.dumps(body).encode(), "application/json")
-
-
-class Script:
-    """Answers in order; records every request."""
-
-    def __init__(self, *answers: Reply | TransportError) -> None:
-        self.answers = list(answers)
-        self.sent: list[tuple[str, str, bytes | None, dict[str, str]]] = []
-
-    def __call__(
-        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str], _: float
-    ) -> Reply:
-        self.sent.append((method, url, data, dict(headers)))
-        answer = self.answers.pop(0)
-        if isinstance(answer, TransportError):
-            raise answer
-        return answer
 
 
 def client(script: Script, tmp_path: Path, **env: str) -> ApiClient:

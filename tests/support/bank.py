@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fundrouter_cli.client import ApiClient, Reply, urllib_transport
+from fundrouter_cli.client import ApiClient
 from fundrouter_cli.config import Settings
 from fundrouter_cli.errors import ApiError, Unreachable
 from fundrouter_cli.workload import parallel
+from fundrouter_client.transport import Reply, urllib_transport
 
 from tests.faults import LOG_KEY
 from tests.support.factories import API_EXAMPLE, line_body
