@@ -77,6 +77,53 @@ def order(order_id: str, **changes: Any) -> dict[str, Any]:
     return {"historyTotal": len(built["history"])} | built
 
 
+def endpoint(endpoint_id: str, **changes: Any) -> dict[str, Any]:
+    """A webhook endpoint resource (GET /v1/webhooks/{endpointId})."""
+    return {
+        "endpointId": endpoint_id,
+        "url": "https://hooks.example.com/fundrouter",
+        "events": ["order.status_changed"],
+        "description": None,
+        "createdAt": "2026-12-01T12:00:00.000Z",
+        "updatedAt": "2026-12-01T12:00:00.000Z",
+        "secretCreatedAt": "2026-12-01T12:00:00.000Z",
+        "previousSecretExpiresAt": None,
+        "version": 1,
+    } | changes
+
+
+def delivery(delivery_id: str, order_id: str = "o-1", **changes: Any) -> dict[str, Any]:
+    """A delivery of docs/api.md's example status change, delivered at its second try."""
+    event_id = "evt_2f6c0e9d1b7a4c3e8f5a6b7c8d9e0f1a"
+    return {
+        "deliveryId": delivery_id,
+        "endpointId": "we_" + "0" * 32,
+        "eventId": event_id,
+        "eventType": "order.status_changed",
+        "orderId": order_id,
+        "orderVersion": 2,
+        "state": "DELIVERED",
+        "nextAttemptAt": None,
+        "attemptCount": 2,
+        "attempts": [
+            {"at": "2026-12-01T12:00:00.200Z", "durationMs": 31, "statusCode": 500, "error": None},
+            {"at": "2026-12-01T12:00:31.000Z", "durationMs": 12, "statusCode": 204, "error": None},
+        ],
+        "createdAt": "2026-12-01T12:00:00.123Z",
+        "finishedAt": "2026-12-01T12:00:31.012Z",
+        "payload": {
+            "id": event_id,
+            "type": "order.status_changed",
+            "tenantId": TENANT[0],
+            "orderId": order_id,
+            "version": 2,
+            "status": "MATCHED",
+            "previousStatus": "RECEIVED",
+            "occurredAt": "2026-12-01T12:00:00.123Z",
+        },
+    } | changes
+
+
 @dataclass
 class FakeApi:
     lines: list[dict[str, Any]] = field(default_factory=lambda: [line("bank-a-consumer")])
@@ -86,6 +133,7 @@ class FakeApi:
     republish_replies: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)  # (orderId, body) posted
+    webhooks: list[dict[str, Any]] = field(default_factory=list)  # endpoints registered
     connections: set[tuple[str, int]] = field(default_factory=set)  # client addresses seen
     hang_up: bool = False  # close the connection after the next answer, without saying so
     drop_answer: bool = False  # do the next write, then close the connection without answering
@@ -185,7 +233,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._write(method, path, admin, sent)
 
     def _write(self, method: str, path: str, admin: bool, body: Any) -> tuple[int, Any]:
-        """PUT of a line and POST of an order, for `fundrouter load`."""
+        """PUT of a line and POST of an order, for `fundrouter load`; POST of a webhook
+        endpoint (each one new, as the API's)."""
         if method == "PUT" and path.startswith("/v1/lines/") and admin:
             put = line(path.rsplit("/", 1)[1], **body, reserved=0, drawn=0, usedToday=0)
             self.api.lines.append(put | {"available": body["limit"]})
@@ -195,6 +244,10 @@ class Handler(BaseHTTPRequestHandler):
             if stored is not None:  # the same order again: as it stands (api.md)
                 return 200, stored
             return 202, self._unmatched(body)
+        if (method, path) == ("POST", "/v1/webhooks"):
+            created = endpoint(f"we_{len(self.api.webhooks):032x}", **body)
+            self.api.webhooks.append(created)
+            return 201, {"endpoint": created, "secret": f"whsec_{len(self.api.webhooks)}"}
         return 404, {"message": "Not Found"}
 
     def _unmatched(self, body: dict[str, Any]) -> dict[str, Any]:

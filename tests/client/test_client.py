@@ -2,7 +2,6 @@
 real HTTP on 127.0.0.1, and its tokens, retries and pages with a scripted transport."""
 
 import json
-from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,7 +22,7 @@ from fundrouter_client import (
 from fundrouter_client.client import retry_after_seconds
 from fundrouter_client.transport import TransportError, urllib_transport
 
-from tests.cli.fake_api import ADMIN, TENANT, FakeApi, order, serving
+from tests.cli.fake_api import ADMIN, TENANT, FakeApi, order
 from tests.support.factories import API_EXAMPLE, line_body, order_body
 from tests.support.transport import Script, reply, token_reply
 
@@ -42,12 +41,6 @@ class Clock:
 def scripted(script: Script, **options: Any) -> tuple[Client, list[float]]:
     slept: list[float] = []
     return Client(API, CREDENTIALS, transport=script, sleep=slept.append, **options), slept
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApi]:
-    with serving(FakeApi()) as api:
-        yield api
 
 
 def over_http(api: FakeApi, who: tuple[str, str], **options: Any) -> Client:

@@ -3,13 +3,16 @@
 Tokens: OAuth2 client credentials from the token URL (Cognito's), cached and fetched
 again before they expire (and once more if the API refuses one as expired).
 
-Retries: every write the API has is idempotent by a key in its body (an order's
+Retries: the API's writes are idempotent by a key in their body (an order's
 `orderId`, an event's `eventId`, a line's id in its path), so a request is sent
 again, byte for byte, when it was throttled (429), the store or gateway was busy
 (502-504), the order was busy (409 `order_busy`, `line_config_changed`) or the
 connection broke before the answer came: a write that did land the first time is
 then answered as a replay (200, the order as it stands), never done twice. The wait
 is the server's `Retry-After` when it sends one (bounded), else a jittered doubling.
+The exception is registering a webhook endpoint (no key: each POST is a new one with
+its own secret), sent again only when it cannot have landed: 429, the API's own 503
+(it wrote nothing) or a refused connection.
 """
 
 import base64
@@ -29,6 +32,13 @@ from pydantic import BaseModel, ValidationError
 from fundrouter_client.errors import ApiError, FieldProblem, TokenError, Unreachable
 from fundrouter_client.models import (
     AuditReport,
+    DeliveryPage,
+    DeliveryResource,
+    DeliveryState,
+    EndpointCreated,
+    EndpointList,
+    EndpointRequest,
+    EndpointResource,
     HistoryEntry,
     HistoryPage,
     LineConfig,
@@ -185,9 +195,12 @@ class Client:
         path: str,
         body: Any = None,
         query: Mapping[str, str | int | None] | None = None,
+        *,
+        idempotent: bool = True,
     ) -> Response:
         """One call of the API (JSON in, JSON out, retried as the module says): a 2xx
-        answer, or an ApiError with what the server said."""
+        answer, or an ApiError with what the server said. `idempotent` False: sent
+        again only when the first cannot have been done."""
         url = self.api_url + path
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         if params:
@@ -204,14 +217,14 @@ class Client:
             }
             if data is not None:
                 headers["content-type"] = "application/json"
-            reply = self._send("api", method, url, data, headers)
+            reply = self._send("api", method, url, data, headers, idempotent=idempotent)
             parsed = _json_or_none(reply.body)
             if reply.status == 401 and not refreshed:
                 # The token may have expired early (or been revoked): one fresh token.
                 self.forget_token(token)
                 refreshed = True
                 continue
-            if attempt < self.retries and _retryable(reply.status, parsed):
+            if attempt < self.retries and _retryable(reply.status, parsed, idempotent):
                 self._backoff(attempt, reply.retry_after)
                 attempt += 1
                 continue
@@ -230,15 +243,24 @@ class Client:
             raise _error(method, path, reply, parsed)
 
     def _send(
-        self, endpoint: str, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        idempotent: bool = True,
     ) -> Reply:
-        """One exchange, sent again when the connection was refused or broke."""
+        """One exchange, sent again when the connection was refused or (`idempotent`)
+        broke."""
         for attempt in range(self.retries + 1):
             try:
                 self._count("requests")
                 return self.transport(method, url, data, headers, self.timeout)
             except TransportError as error:
-                if not error.retryable or attempt == self.retries:
+                again = error.retryable and (idempotent or not error.sent)
+                if not again or attempt == self.retries:
                     raise Unreachable(
                         "token" if endpoint == "token" else "api", url, error.reason
                     ) from None
@@ -389,6 +411,83 @@ class Client:
     def audit(self) -> AuditReport:
         return self._typed(AuditReport, "GET", "/v1/audit", self.request("GET", "/v1/audit"))
 
+    # ------------------------------------------------------------------ webhooks
+    @operation("POST", "/v1/webhooks")
+    def create_webhook(self, endpoint: EndpointRequest) -> EndpointCreated:
+        """A new endpoint and its signing secret, which no later answer shows."""
+        answer = self.request("POST", "/v1/webhooks", endpoint.to_json(), idempotent=False)
+        return self._typed(EndpointCreated, "POST", "/v1/webhooks", answer)
+
+    @operation("GET", "/v1/webhooks")
+    def list_webhooks(self) -> list[EndpointResource]:
+        """Every endpoint of the tenant, oldest first (one answer: not paged)."""
+        answer = self.request("GET", "/v1/webhooks")
+        return self._typed(EndpointList, "GET", "/v1/webhooks", answer).items
+
+    @operation("GET", "/v1/webhooks/{endpointId}")
+    def get_webhook(self, endpoint_id: str) -> EndpointResource:
+        path = f"/v1/webhooks/{_quote(endpoint_id)}"
+        return self._typed(EndpointResource, "GET", path, self.request("GET", path))
+
+    @operation("DELETE", "/v1/webhooks/{endpointId}")
+    def delete_webhook(self, endpoint_id: str) -> EndpointResource:
+        """The endpoint as it was; its pending deliveries are cancelled. (Sent again
+        after a lost answer, it is 404 `webhook_not_found`: already deleted.)"""
+        path = f"/v1/webhooks/{_quote(endpoint_id)}"
+        return self._typed(EndpointResource, "DELETE", path, self.request("DELETE", path))
+
+    @operation("POST", "/v1/webhooks/{endpointId}/secret/rotate")
+    def rotate_webhook_secret(
+        self, endpoint_id: str, *, grace_seconds: int | None = None
+    ) -> EndpointCreated:
+        """A new secret, shown only here; the old one signs beside it for
+        `grace_seconds` (None: the server's default, a day)."""
+        path = f"/v1/webhooks/{_quote(endpoint_id)}/secret/rotate"
+        body = {} if grace_seconds is None else {"graceSeconds": grace_seconds}
+        return self._typed(EndpointCreated, "POST", path, self.request("POST", path, body))
+
+    @operation("GET", "/v1/webhooks/{endpointId}/deliveries")
+    def list_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        state: DeliveryState | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DeliveryPage:
+        """One page of the endpoint's deliveries, newest event first."""
+        path = f"/v1/webhooks/{_quote(endpoint_id)}/deliveries"
+        query = {"state": state, "limit": limit, "cursor": cursor}
+        return self._typed(DeliveryPage, "GET", path, self.request("GET", path, query=query))
+
+    def iter_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        state: DeliveryState | None = None,
+        page_size: int = 100,
+        max_pages: int | None = None,
+    ) -> Iterator[DeliveryResource]:
+        """Every delivery (or `max_pages` pages of them), newest event first."""
+        return _follow(
+            lambda cursor: self.list_deliveries(
+                endpoint_id, state=state, limit=page_size, cursor=cursor
+            ),
+            max_pages,
+        )
+
+    @operation("GET", "/v1/webhooks/{endpointId}/deliveries/{deliveryId}")
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> DeliveryResource:
+        path = f"/v1/webhooks/{_quote(endpoint_id)}/deliveries/{_quote(delivery_id)}"
+        return self._typed(DeliveryResource, "GET", path, self.request("GET", path))
+
+    @operation("POST", "/v1/webhooks/{endpointId}/deliveries/{deliveryId}/resend")
+    def resend_delivery(self, endpoint_id: str, delivery_id: str) -> DeliveryResource:
+        """Due at once with a new day of retries, whatever it ended as (409
+        `delivery_busy` while an attempt is under way)."""
+        path = f"/v1/webhooks/{_quote(endpoint_id)}/deliveries/{_quote(delivery_id)}/resend"
+        return self._typed(DeliveryResource, "POST", path, self.request("POST", path))
+
 
 def _follow[I](fetch: Callable[[str | None], _Page[I]], max_pages: int | None) -> Iterator[I]:
     cursor: str | None = None
@@ -416,7 +515,10 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
         return None
 
 
-def _retryable(status: int, parsed: Any) -> bool:
+def _retryable(status: int, parsed: Any, idempotent: bool) -> bool:
+    if not idempotent:  # only answers that say nothing was written
+        said = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+        return status == 429 or (status == 503 and said)
     if status in RETRY_STATUSES:
         return True
     if status == 409 and isinstance(parsed, dict):

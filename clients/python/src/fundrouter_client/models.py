@@ -277,3 +277,88 @@ class LineAudit(Model):
 
 class AuditReport(Model):
     items: list[LineAudit]
+
+
+# ---------------------------------------------------------------------- webhooks
+class WebhookEventType(StrEnum):
+    ORDER_STATUS_CHANGED = "order.status_changed"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"
+    CANCELLED = "CANCELLED"
+
+
+class EndpointRequest(Model):
+    """POST /v1/webhooks. `url`: https:// to a public host (http://127.0.0.1 on the
+    local stack only)."""
+
+    url: str
+    events: list[WebhookEventType]
+    description: str | None = None
+
+
+class EndpointResource(Model):
+    endpoint_id: str
+    url: str
+    events: list[WebhookEventType]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    secret_created_at: datetime
+    previous_secret_expires_at: datetime | None  # until then the old secret signs too
+    version: int
+
+
+class EndpointCreated(Model):
+    """The endpoint and its signing secret, which no other answer shows: keep it."""
+
+    endpoint: EndpointResource
+    secret: str = Field(repr=False)
+
+
+class EndpointList(Model):
+    items: list[EndpointResource]
+
+
+class AttemptResource(Model):
+    at: datetime
+    duration_ms: int
+    status_code: int | None  # None: no answer, `error` says why
+    error: str | None
+
+
+class StatusChangedBody(Model):
+    """What a delivery of `order.status_changed` sends (verify_webhook checks it)."""
+
+    id: str  # the same on every retry and re-send: de-duplicate on it
+    type: WebhookEventType
+    tenant_id: str
+    order_id: str
+    version: int  # the order's: apply a delivery only above the last version applied
+    status: OrderStatus
+    previous_status: OrderStatus | None
+    occurred_at: str
+
+
+class DeliveryResource(Model):
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    event_type: WebhookEventType
+    order_id: str
+    order_version: int
+    state: DeliveryState
+    next_attempt_at: datetime | None  # while PENDING: when it is due
+    attempt_count: int  # every attempt made; `attempts` holds the newest 100
+    attempts: list[AttemptResource]
+    created_at: datetime
+    finished_at: datetime | None
+    payload: StatusChangedBody
+
+
+class DeliveryPage(Model):
+    items: list[DeliveryResource]
+    next_cursor: str | None

@@ -3,6 +3,7 @@ body and the headers the client needs back. A transport is any callable of that
 shape, so tests script answers and callers can record them."""
 
 import http.client
+import select
 import socket
 import threading
 import urllib.error
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,14 @@ class Reply:
 class TransportError(Exception):
     """No HTTP answer at all. `retryable`: the connection broke or was refused, so
     sending the same request again may succeed (a timeout is not: the request may
-    still be running)."""
+    still be running). `sent`: the request may have reached the server (False only
+    when the connection was refused)."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.sent = sent
 
 
 type Transport = Callable[[str, str, bytes | None, Mapping[str, str], float], Reply]
@@ -89,22 +93,42 @@ class KeepAlive:
         kept: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("kept", {})
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         for attempt in range(2):
-            reused = parts.netloc in kept
-            connection = kept.pop(parts.netloc, None) or _connect(parts, timeout)
+            connection = kept.pop(parts.netloc, None)
+            if connection is not None and _closed_by_server(connection):
+                connection.close()
+                connection = None
+            reused = connection is not None
+            connection = connection or _connect(parts, timeout)
             try:
                 connection.request(method, target, data, dict(headers))
                 response = connection.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                if reused and attempt == 0 and not isinstance(error, TimeoutError):
-                    continue  # the server closed the kept connection meanwhile: a new one
+                # The server closed the kept connection as the request went out: again on
+                # a new one, unless the method may not be repeated (the server may have
+                # done that POST: the caller knows whether sending it again is safe).
+                again = method in IDEMPOTENT_METHODS and not isinstance(error, TimeoutError)
+                if reused and attempt == 0 and again:
+                    continue
                 raise _transport_error(error, timeout) from error
             if not response.will_close:
                 kept[parts.netloc] = connection
             content_type = response.headers.get_content_type()
             return Reply(response.status, body, content_type, response.headers.get("Retry-After"))
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept connection reads as ready only when the server closed it (or sent
+    what nobody asked for): either way it is not to be used again."""
+    if connection.sock is None:
+        return True
+    try:
+        ready, _, _ = select.select([connection.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
 
 
 def _connect(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
@@ -115,7 +139,7 @@ def _connect(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTT
 def _transport_error(reason: object, timeout: float) -> TransportError:
     match reason:
         case ConnectionRefusedError():
-            return TransportError("connection refused", retryable=True)
+            return TransportError("connection refused", retryable=True, sent=False)
         case TimeoutError():
             return TransportError(f"no answer within {timeout:g} s", retryable=False)
         case socket.gaierror():
