@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from fundrouter_client import Client, Credentials, OrderRequest, OrderStatus
+from fundrouter_client import Client, OrderRequest, OrderStatus
 
 from tests.support.factories import order_body
 from tests.support.stack import LocalStack
@@ -53,14 +53,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mo
 
 
 def typed_client(stack: LocalStack) -> Client:
-    settings = stack.settings
-    credentials = Credentials(
-        settings["FUNDROUTER_TOKEN_URL"],
-        settings["FUNDROUTER_TENANT_CLIENT_ID"],
-        settings["FUNDROUTER_TENANT_CLIENT_SECRET"],
-        WRITE_READ,
-    )
-    return Client(stack.api_url, credentials)
+    return stack.typed_client("TENANT", WRITE_READ)
 
 
 def test_a_client_generated_from_openapi_json_creates_and_reads_an_order(

@@ -4,7 +4,8 @@ receiver answers 500 to the first two attempts of each: the deployed WebhookFunc
 retries after its backoff (seconds on the local stack), and
 every status change arrives, signed with that endpoint's secret, each with its order
 version; the delivery log lists every attempt the receiver saw; the other tenant's
-receiver gets nothing of that order."""
+receiver gets nothing of that order. Endpoints and the log go through the typed
+fundrouter-client, so its webhook models read what the stack answers."""
 
 import hashlib
 import hmac
@@ -19,6 +20,13 @@ from typing import Any
 
 import pytest
 from fundrouter.service.matching import LineCatalog
+from fundrouter_client import (
+    ApiError,
+    Client,
+    DeliveryState,
+    EndpointRequest,
+    WebhookEventType,
+)
 
 from tests.support.factories import line_body, order_body
 from tests.support.stack import LocalStack
@@ -106,6 +114,7 @@ def verified(secret: str, received: Received) -> bool:
 class Tenant:
     stack: LocalStack
     token: str
+    client: Client
     receiver: Receiver
     endpoint_id: str = ""
     secret: str = ""
@@ -118,17 +127,23 @@ class Tenant:
 @pytest.fixture
 def tenants(local_stack: LocalStack) -> Iterator[tuple[Tenant, Tenant]]:
     pair = tuple(
-        Tenant(local_stack, local_stack.token(who, SCOPES), start_receiver())
+        Tenant(
+            local_stack,
+            local_stack.token(who, SCOPES),
+            local_stack.typed_client(who, SCOPES),
+            start_receiver(),
+        )
         for who in ("TENANT2", "TENANT")
     )
+    events = [WebhookEventType.ORDER_STATUS_CHANGED]
     for tenant in pair:
-        body = {"url": tenant.receiver.url, "events": ["order.status_changed"]}
-        status, created = tenant.call("POST", "/v1/webhooks", body)
-        assert status == 201, created
-        tenant.endpoint_id, tenant.secret = created["endpoint"]["endpointId"], created["secret"]
+        created = tenant.client.create_webhook(
+            EndpointRequest(url=tenant.receiver.url, events=events)
+        )
+        tenant.endpoint_id, tenant.secret = created.endpoint.endpoint_id, created.secret
     yield pair[0], pair[1]
     for tenant in pair:  # its pending deliveries are cancelled: nothing keeps retrying
-        tenant.call("DELETE", f"/v1/webhooks/{tenant.endpoint_id}")
+        tenant.client.delete_webhook(tenant.endpoint_id)
         tenant.receiver.server.shutdown()
 
 
@@ -172,15 +187,20 @@ def test_every_status_change_arrives_signed_after_retries_and_only_at_its_tenant
     ]  # fmt: skip
     assert [r.answered for r in seen].count(500) == FAILURES_EACH * len(expected)
     # The log lists every attempt the receiver saw, with the status it answered.
-    status, page = owner.call("GET", f"/v1/webhooks/{owner.endpoint_id}/deliveries?limit=100")
-    assert status == 200
-    logged = {d["deliveryId"]: d for d in page["items"] if d["orderId"] == order_id}
+    log = owner.client.iter_deliveries(owner.endpoint_id)
+    logged = {d.delivery_id: d for d in log if d.order_id == order_id}
     answered: dict[str, list[int]] = {}
     for r in seen:
         answered.setdefault(r.headers["Fundrouter-Delivery-Id"], []).append(r.answered)
-    assert {d: [a["statusCode"] for a in logged[d]["attempts"]] for d in logged} == answered
-    assert {d["state"] for d in logged.values()} == {"DELIVERED"}
-    assert all(d["attemptCount"] == len(d["attempts"]) for d in logged.values())
+    assert {d: [a.status_code for a in logged[d].attempts] for d in logged} == answered
+    assert {d.state for d in logged.values()} == {DeliveryState.DELIVERED}
+    assert all(d.attempt_count == len(d.attempts) for d in logged.values())
+    assert sorted((d.payload.version, d.payload.status) for d in logged.values()) == expected
+    last = max(logged.values(), key=lambda d: d.order_version)
+    assert owner.client.get_delivery(owner.endpoint_id, last.delivery_id) == last
+    assert owner.endpoint_id in [e.endpoint_id for e in owner.client.list_webhooks()]
     # The other tenant's receiver got nothing of this order, nor can it read the log.
     assert other.receiver.of_order(order_id) == []
-    assert other.call("GET", f"/v1/webhooks/{owner.endpoint_id}/deliveries")[0] == 404
+    with pytest.raises(ApiError) as refused:
+        other.client.list_deliveries(owner.endpoint_id)
+    assert (refused.value.status, refused.value.code) == (404, "webhook_not_found")

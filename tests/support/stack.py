@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from fundrouter_client import Client, Credentials
 
 from tests.support.template import ROOT
 
@@ -55,6 +56,16 @@ class LocalStack:
         )
         assert answer.status == 200, answer.body
         return str(answer.body["access_token"])
+
+    def typed_client(self, who: str, scope: str) -> Client:
+        """fundrouter-client for one of local.env's OAuth2 clients (TENANT, TENANT2, ADMIN)."""
+        credentials = Credentials(
+            self.settings["FUNDROUTER_TOKEN_URL"],
+            self.settings[f"FUNDROUTER_{who}_CLIENT_ID"],
+            self.settings[f"FUNDROUTER_{who}_CLIENT_SECRET"],
+            scope,
+        )
+        return Client(self.api_url, credentials)
 
     def call(
         self, method: str, path: str, token: str | None = None, body: Any = None
