@@ -36,9 +36,17 @@ from fundrouter.domain.lines import (
     LineNotFound,
     StaleLineConfig,
 )
-from fundrouter.http import admin, audit, lines, orders
+from fundrouter.domain.tenants import (
+    ClientRetired,
+    QuotaExceeded,
+    TenantChanged,
+    TenantNotFound,
+    TenantSuspended,
+)
+from fundrouter.http import admin, audit, lines, orders, tenants
 from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
 from fundrouter.http.responses import dumps, error_response
+from fundrouter.http.tokens import authenticate
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
 
@@ -59,6 +67,11 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     VersionMismatch: HTTPStatus.CONFLICT,
     EventConflict: HTTPStatus.CONFLICT,
     OrderBusy: HTTPStatus.CONFLICT,
+    TenantNotFound: HTTPStatus.NOT_FOUND,
+    TenantSuspended: HTTPStatus.FORBIDDEN,
+    ClientRetired: HTTPStatus.FORBIDDEN,
+    TenantChanged: HTTPStatus.CONFLICT,
+    QuotaExceeded: HTTPStatus.TOO_MANY_REQUESTS,
 }
 
 
@@ -103,8 +116,8 @@ def build_app(
     which unexpected errors are AWS failing for now rather than a bug: 503."""
     app = APIGatewayHttpResolver(enable_validation=True, serializer=dumps)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
-    app.use([_scoped])
-    for module in (orders, lines, admin, audit):
+    app.use([authenticate, _scoped])
+    for module in (orders, lines, admin, audit, tenants):
         app.include_router(module.router)
     for kind, answer in ERROR_ANSWERS.items():
         app.exception_handler(kind)(answer)
@@ -200,6 +213,13 @@ def unavailable(error: Unavailable) -> Response[str]:
     return response
 
 
+def quota_exceeded(error: QuotaExceeded) -> Response[str]:
+    """The tenant's orders per minute: the next minute's start says when to retry."""
+    response = refused(error)
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
 def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
     problems = []
     for error in errors:
@@ -221,4 +241,5 @@ ERROR_ANSWERS: dict[type[Exception], Callable[[Any], Response[str]]] = {
     Unavailable: unavailable,
     Unauthenticated: unauthenticated,
     Forbidden: forbidden,
+    QuotaExceeded: quota_exceeded,
 }
