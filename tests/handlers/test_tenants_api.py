@@ -131,6 +131,18 @@ def test_a_bad_tenant_is_refused_creating_no_client_and_no_record(stack: Stack) 
     assert stack.stored(stack.tenants_table) == []
 
 
+def test_a_patch_naming_no_name_is_refused_and_the_tenant_stays_readable(stack: Stack) -> None:
+    """Found by the fuzzer: a null name was stored, and every later read failed (500)."""
+    tenant = stack.create()["tenant"]
+
+    status, error, _ = stack.call(
+        "patch_tenant", {"name": None, "ordersPerMinute": 5}, tenant=tenant["tenantId"]
+    )
+
+    assert (status, [f["field"] for f in error["error"]["fields"]]) == (422, ["name"])
+    assert stack.call("get_tenant", tenant=tenant["tenantId"])[1] == tenant
+
+
 def test_an_unknown_tenant_is_404_and_a_forged_cursor_422(stack: Stack) -> None:
     assert stack.call("get_tenant", tenant="nobody")[0] == 404
     assert stack.call("suspend_tenant", tenant="nobody")[0] == 404
@@ -281,3 +293,22 @@ def test_an_expired_foreign_or_forged_token_is_401_and_writes_nothing(stack: Sta
 
         assert answer["statusCode"] == 401, bad
     assert stack.stored(stack.orders_table) == []
+
+
+def test_keys_that_cannot_be_read_are_503_with_retry_after_and_read_again_later(
+    stack: Stack,
+) -> None:
+    loads: list[int] = []
+
+    def unreachable() -> dict[str, tuple[int, int]]:
+        loads.append(1)
+        raise OSError("connection refused")
+
+    failing = TokenVerifier(ISSUER, unreachable)
+    answer = serve(unauthorized_event(token(claims())), **stack.services, verifier=failing)
+
+    assert answer["statusCode"] == 503
+    assert answer["headers"]["Retry-After"] == "1"
+    assert stack.stored(stack.orders_table) == []
+    serve(unauthorized_event(token(claims())), **stack.services, verifier=failing)
+    assert len(loads) == 2  # a failed read is not remembered as "no keys"

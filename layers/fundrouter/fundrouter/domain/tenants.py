@@ -48,7 +48,8 @@ class TenantPatch(CamelModel):
     """The body of PATCH /v1/tenants/{tenantId}: the fields sent change; an explicit
     null ordersPerMinute removes the quota."""
 
-    name: TenantName | None = None
+    # Absent: unchanged; null is refused (the default is not validated, a null is).
+    name: TenantName = Field(default=None)  # type: ignore[assignment]  # absent only
     orders_per_minute: OrdersPerMinute | None = None
 
 
@@ -96,7 +97,9 @@ class Tenant(CamelModel):
         )
 
     def changed(self, now: datetime, **fields: object) -> Self:
-        return self.model_copy(update=fields | {"updated_at": now, "version": self.version + 1})
+        """Validated whole, so no change can store a tenant a read would refuse."""
+        values = self.model_dump() | fields | {"updated_at": now, "version": self.version + 1}
+        return self.model_validate(values)
 
     def rotated(self, client_id: str, now: datetime, grace: timedelta) -> tuple[Self, list[str]]:
         """A new current client; the current one retires after `grace`, and any

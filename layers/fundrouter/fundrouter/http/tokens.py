@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fundrouter import bootstrap
+from fundrouter.domain.errors import Unavailable
 from fundrouter.http.auth import Unauthenticated
 
 # DER of DigestInfo for SHA-256 (RFC 8017, 9.2, note 1).
@@ -90,7 +91,10 @@ class TokenVerifier:
             return None
         stale = self._loaded_at is None or self._clock() - self._loaded_at >= REFRESH_SECONDS
         if kid not in self._keys and stale:
-            self._keys, self._loaded_at = self._load_keys(), self._clock()
+            try:
+                self._keys, self._loaded_at = self._load_keys(), self._clock()
+            except (OSError, ValueError, KeyError) as error:  # unreachable or garbled: for now
+                raise Unavailable("the user pool's keys could not be read") from error
         return self._keys.get(kid)
 
 
