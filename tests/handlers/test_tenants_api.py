@@ -312,3 +312,19 @@ def test_keys_that_cannot_be_read_are_503_with_retry_after_and_read_again_later(
     assert stack.stored(stack.orders_table) == []
     serve(unauthorized_event(token(claims())), **stack.services, verifier=failing)
     assert len(loads) == 2  # a failed read is not remembered as "no keys"
+
+
+def test_a_caller_is_authenticated_and_scoped_before_its_body_is_validated(stack: Stack) -> None:
+    """The order routes are open at the gateway: an anonymous or unscoped caller must
+    not learn what its body lacks (401 and 403 before 422)."""
+    anonymous = unauthorized_event("")
+    del anonymous["headers"]["authorization"]
+    unscoped = unauthorized_event(token(claims(scope="fundrouter/orders.read")))
+    for event in (anonymous, unscoped):
+        event["body"] = "{}"
+
+    answers = [
+        serve(e, **stack.services, verifier=verifier())["statusCode"] for e in (anonymous, unscoped)
+    ]
+
+    assert answers == [401, 403]
