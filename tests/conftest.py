@@ -61,5 +61,13 @@ def orders_table(aws: None) -> str:
 
 
 @pytest.fixture
+def tenants_table(aws: None) -> str:
+    """The Tenants table as template.yaml defines it, on moto (decision 30)."""
+    name = "fundrouter-test-tenants"
+    boto3.client("dynamodb").create_table(**create_table_kwargs("TenantsTable", name))
+    return name
+
+
+@pytest.fixture
 def dynamodb(aws: None) -> Any:
     return boto3.client("dynamodb")

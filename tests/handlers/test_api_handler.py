@@ -373,9 +373,15 @@ def test_a_bug_is_a_500_that_does_not_leak_its_message(
 
 
 def test_lambda_entry_point_serves_a_request_with_settings_from_the_environment(
-    orders_table: str, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+    orders_table: str,
+    tenants_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: FakeLambdaContext,
 ) -> None:
     monkeypatch.setenv("ORDERS_TABLE_NAME", orders_table)
+    monkeypatch.setenv("TENANTS_TABLE_NAME", tenants_table)
+    monkeypatch.setenv("USER_POOL_ID", "us-east-1_test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("LINES_TABLE_NAME", "fundrouter-test-lines")
     monkeypatch.setenv("EVENT_BUS_NAME", "fundrouter-test-orders")
     monkeypatch.setenv("UNPUBLISHED_EVENTS_QUEUE_URL", "https://sqs.ap-east-1.amazonaws.com/1/q")

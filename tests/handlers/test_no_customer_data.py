@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from fundrouter import bootstrap
 from fundrouter.persistence.orders import order_item
 
-from tests.support.api import BUILDERS
+from tests.support.api import BUILDERS, DEFAULTS
 from tests.support.aws import FakeLambdaContext
 from tests.support.bus import Bus
 from tests.support.events import load_event
@@ -108,6 +108,7 @@ def world(orders_table: str, monkeypatch: pytest.MonkeyPatch) -> World:
     orders, lines, events = world.services
     given = {"orders": orders, "lines": lines, "events": events, "history": world.history}
     overrides = {BUILDERS[name]: (lambda s=s: s) for name, s in given.items()}
+    overrides |= {BUILDERS[name]: build for name, build in DEFAULTS.items()}  # the tenant gate
     monkeypatch.setattr(api.app, "dependency_overrides", overrides)
     monkeypatch.setattr(bootstrap, "match_service", lambda: world.matcher)
     monkeypatch.setattr(bootstrap, "reconciler", lambda: world.reconciler)

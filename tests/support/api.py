@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from fundrouter import bootstrap
+from fundrouter.domain.clock import utc_now
+from fundrouter.service.tenants import TenantGate
 
 from tests.support.aws import FakeLambdaContext
 from tests.support.handlers import handler_module
@@ -21,6 +23,22 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "republisher": bootstrap.republisher,
     "audit": bootstrap.audit_report,
     "webhooks": bootstrap.webhook_service,
+    "tenants": bootstrap.tenant_service,
+    "gate": bootstrap.tenant_gate,
+    "verifier": bootstrap.token_verifier,
+}
+
+
+class _NoTenantRecords:
+    """A store without tenant records: every client is a built-in tenant."""
+
+    def tenant_of(self, client_id: str) -> None:
+        return None
+
+
+# Unless a test gives its own: the tenant gate of a stack with no self-service tenants.
+DEFAULTS: dict[str, Callable[[], object]] = {
+    "gate": lambda: TenantGate(_NoTenantRecords(), utc_now),  # type: ignore[arg-type]
 }
 
 
@@ -41,7 +59,9 @@ def serve(event: dict[str, Any], context: Any = None, **services: object) -> dic
     unknown = set(services) - set(BUILDERS)
     assert not unknown, f"no such service: {unknown}"
     api.app.dependency_overrides = {
-        builder: _given(services[name]) if services.get(name) is not None else _not_given(name)
+        builder: _given(services[name])
+        if services.get(name) is not None
+        else DEFAULTS.get(name, _not_given(name))
         for name, builder in BUILDERS.items()
     }
     try:

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -30,6 +30,7 @@ STATE_DIR = os.environ.get("FUNDROUTER_TEST_STATE_DIR", ".fundrouter/test-stack"
 class HttpResult:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class LocalStack:
     def token(self, who: str, scope: str) -> str:
         client_id = self.settings[f"FUNDROUTER_{who}_CLIENT_ID"]
         secret = self.settings[f"FUNDROUTER_{who}_CLIENT_SECRET"]
+        return self.token_of(client_id, secret, scope)
+
+    def token_of(self, client_id: str, secret: str, scope: str) -> str:
+        """A client credentials token of any client of the pool (a tenant's)."""
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": scope})
         answer = http(
@@ -99,10 +104,10 @@ def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> 
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            status, raw = response.status, response.read()
+            status, raw, headers = response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return HttpResult(status, json.loads(raw) if raw else None)
+        status, raw, headers = error.code, error.read(), dict(error.headers)
+    return HttpResult(status, json.loads(raw) if raw else None, headers)
 
 
 def _script(

@@ -14,17 +14,25 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fundrouter.http.tokens import TokenVerifier
     from fundrouter.persistence.eventbus import EventBridgePublisher, SqsDeadLetters
     from fundrouter.persistence.lines import DynamoLineRepository
+    from fundrouter.persistence.tenants import DynamoTenantStore
     from fundrouter.service.auditing import AuditService
     from fundrouter.service.lifecycle import OrderEventService
     from fundrouter.service.lines import LineService
     from fundrouter.service.matching import MatchService
     from fundrouter.service.orders import OrderHistoryService, OrderService
     from fundrouter.service.reconciling import Reconciler
+    from fundrouter.service.tenants import TenantGate, TenantService
     from fundrouter.service.tracking import StatusEventRepublisher
     from fundrouter.service.webhooks import WebhookDispatcher, WebhookService
-    from fundrouter.settings import EventBusSettings, TableSettings, WebhookSettings
+    from fundrouter.settings import (
+        EventBusSettings,
+        TableSettings,
+        TenantSettings,
+        WebhookSettings,
+    )
 
 # ruff: noqa: PLC0415 (imports inside the builders: see the module's docstring)
 
@@ -198,3 +206,42 @@ def webhook_dispatcher() -> WebhookDispatcher:
         settings.retry_base_seconds, settings.retry_max_seconds, settings.retry_window_seconds
     )
     return WebhookDispatcher(store, queue, sender, utc_now, policy=policy)
+
+
+def tenant_settings() -> TenantSettings:
+    from fundrouter.settings import TenantSettings
+
+    return TenantSettings.from_env()
+
+
+@cache
+def tenant_store() -> DynamoTenantStore:
+    from fundrouter.persistence.tenants import DynamoTenantStore
+
+    return DynamoTenantStore(client("dynamodb"), tenant_settings().tenants_table_name)
+
+
+@cache
+def tenant_service() -> TenantService:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.persistence.tenants import CognitoClients
+    from fundrouter.service.tenants import TenantService
+
+    clients = CognitoClients(client("cognito-idp"), tenant_settings().user_pool_id)
+    return TenantService(tenant_store(), clients, utc_now)
+
+
+@cache
+def tenant_gate() -> TenantGate:
+    from fundrouter.domain.clock import utc_now
+    from fundrouter.service.tenants import TenantGate
+
+    return TenantGate(tenant_store(), utc_now)
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    from fundrouter.http.tokens import TokenVerifier, fetch_jwks
+
+    settings = tenant_settings()
+    return TokenVerifier(settings.issuer, lambda: fetch_jwks(settings.jwks_url))

@@ -60,3 +60,23 @@ class WebhookSettings(EnvSettings):
         default=86400, alias="WEBHOOK_RETRY_WINDOW_SECONDS", ge=86400, le=7 * 86400
     )
     timeout_seconds: float = Field(default=5, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=10)
+
+
+class TenantSettings(EnvSettings):
+    """The API's tenants (decision 30): their table and the user pool whose tokens it
+    verifies. AWS_ENDPOINT_URL, set only where the SDK talks to an emulator, is where
+    that emulator serves the pool's keys too."""
+
+    tenants_table_name: str = Field(alias="TENANTS_TABLE_NAME", min_length=3)
+    user_pool_id: str = Field(alias="USER_POOL_ID", pattern=r"^[\w-]+_[0-9a-zA-Z]+$")
+    region: str = Field(alias="AWS_REGION", min_length=1)
+    endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+
+    @property
+    def issuer(self) -> str:
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def jwks_url(self) -> str:
+        base = f"{self.endpoint_url.rstrip('/')}/{self.user_pool_id}" if self.endpoint_url else None
+        return f"{base or self.issuer}/.well-known/jwks.json"

@@ -2,8 +2,9 @@
 error shape and status codes of docs/api.md."""
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -36,15 +37,23 @@ from fundrouter.domain.lines import (
     LineNotFound,
     StaleLineConfig,
 )
+from fundrouter.domain.tenants import (
+    ClientRetired,
+    QuotaExceeded,
+    TenantChanged,
+    TenantNotFound,
+    TenantSuspended,
+)
 from fundrouter.domain.webhooks import (
     DeliveryBusy,
     DeliveryNotFound,
     WebhookLimitReached,
     WebhookNotFound,
 )
-from fundrouter.http import admin, audit, lines, orders, webhooks
+from fundrouter.http import admin, audit, lines, orders, tenants, webhooks
 from fundrouter.http.auth import ROUTE_SCOPES, Caller, Forbidden, Unauthenticated
 from fundrouter.http.responses import dumps, error_response
+from fundrouter.http.tokens import authenticate
 from fundrouter.service.lifecycle import EventConflict, OrderBusy
 from fundrouter.service.lines import UnknownLines
 
@@ -69,6 +78,11 @@ DOMAIN_STATUS: dict[type[DomainError], HTTPStatus] = {
     DeliveryNotFound: HTTPStatus.NOT_FOUND,
     WebhookLimitReached: HTTPStatus.CONFLICT,
     DeliveryBusy: HTTPStatus.CONFLICT,
+    TenantNotFound: HTTPStatus.NOT_FOUND,
+    TenantSuspended: HTTPStatus.FORBIDDEN,
+    ClientRetired: HTTPStatus.FORBIDDEN,
+    TenantChanged: HTTPStatus.CONFLICT,
+    QuotaExceeded: HTTPStatus.TOO_MANY_REQUESTS,
 }
 
 
@@ -82,6 +96,13 @@ class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
     """Every body this API takes is a JSON object. Powertools would also parse forms,
     raise a bare NotImplementedError on other media types, and validate a JSON array
     as its first element (an array of one order created that order)."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
+        """Who calls, and with which scopes, before what they sent: 401 and 403 come
+        before 422, on the routes the gateway leaves open too (decision 30)."""
+        validate = cast(NextMiddleware, partial(super().handler, next_middleware=next_middleware))
+        scoped = cast(NextMiddleware, partial(_scoped, next_middleware=validate))
+        return cast(Response[Any], authenticate(app, scoped))
 
     def _get_body(self, app: Any) -> dict[str, Any]:
         content_type = app.current_event.headers.get("content-type", "").strip()
@@ -113,8 +134,7 @@ def build_app(
     which unexpected errors are AWS failing for now rather than a bug: 503."""
     app = APIGatewayHttpResolver(enable_validation=True, serializer=dumps)
     app._request_validation_middleware = _JsonObjectBodies()  # no public hook for it
-    app.use([_scoped])
-    for module in (orders, lines, admin, audit, webhooks):
+    for module in (orders, lines, admin, audit, tenants, webhooks):
         app.include_router(module.router)
     for kind, answer in ERROR_ANSWERS.items():
         app.exception_handler(kind)(answer)
@@ -210,6 +230,13 @@ def unavailable(error: Unavailable) -> Response[str]:
     return response
 
 
+def quota_exceeded(error: QuotaExceeded) -> Response[str]:
+    """The tenant's orders per minute: the next minute's start says when to retry."""
+    response = refused(error)
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
 def _field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
     problems = []
     for error in errors:
@@ -231,4 +258,5 @@ ERROR_ANSWERS: dict[type[Exception], Callable[[Any], Response[str]]] = {
     Unavailable: unavailable,
     Unauthenticated: unauthenticated,
     Forbidden: forbidden,
+    QuotaExceeded: quota_exceeded,
 }

@@ -32,9 +32,12 @@ from fundrouter.domain.orders import (
     OrderFields,
     OrderStatus,
 )
+from fundrouter.domain.paging import Page
 from fundrouter.domain.routing import RoutingPolicy
+from fundrouter.domain.tenants import Tenant
 from fundrouter.service import auditing, tracking
 from fundrouter.service.lines import LineView
+from fundrouter.service.tenants import Credentials
 
 MAX_PATCH_KEYS: Final = 32
 # Stored as written (a line's createdAt), so served as a string, not re-formatted.
@@ -354,3 +357,40 @@ class LineAudit(ResponseModel):
 
 class AuditReport(ResponseModel):
     items: list[LineAudit]
+
+
+# ---------------------------------------------------------------- tenants (decision 30)
+
+
+class TenantResource(Tenant, ResponseModel):
+    """A tenant as the API serves it: its record. `clients` lists its current client
+    last, and before it the one a rotation replaced while its grace lasts."""
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> Self:
+        return cls.model_validate(tenant.model_dump())
+
+
+class TenantPage(ResponseModel):
+    items: list[TenantResource]
+    next_cursor: Cursor
+
+    @classmethod
+    def of(cls, page: Page[Tenant]) -> Self:
+        return cls(items=[TenantResource.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+class TenantCredentials(ResponseModel):
+    """A new client's credentials: the secret is shown here once, never again."""
+
+    tenant: TenantResource
+    client_id: str
+    client_secret: str
+
+    @classmethod
+    def of(cls, credentials: Credentials) -> Self:
+        return cls(
+            tenant=TenantResource.of(credentials.tenant),
+            client_id=credentials.client_id,
+            client_secret=credentials.client_secret,
+        )

@@ -13,7 +13,7 @@ from fundrouter import METRICS_NAMESPACE
 from fundrouter.domain.lifecycle import OrderEvent
 from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, OrderStatus
 from fundrouter.http.auth import Caller, Forbidden, Scope
-from fundrouter.http.deps import CallerOf, Events, History, Orders
+from fundrouter.http.deps import Admitted, CallerOf, Events, Gate, History, Orders
 from fundrouter.http.models import HistoryPage, OrderPage, OrderResource, answers
 from fundrouter.http.responses import answer
 from fundrouter.service.lifecycle import Recorded
@@ -63,8 +63,13 @@ def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
     ),
 )
 def submit_order(
-    order: Annotated[OrderRequest, Body()], caller: CallerOf, service: Orders
+    order: Annotated[OrderRequest, Body()],
+    caller: CallerOf,
+    service: Orders,
+    admitted: Admitted,
+    gate: Gate,
 ) -> Response[OrderResource]:
+    gate.take_order_slot(admitted[1])  # the tenant's quota: 429 before anything is written
     submission = service.submit(caller.client_id, order)
     metrics.add_metric(
         "OrdersReceived" if submission.created else "OrdersRepeated", MetricUnit.Count, 1

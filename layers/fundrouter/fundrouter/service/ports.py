@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
     from fundrouter.domain.paging import Page
     from fundrouter.domain.routing import RoutingPolicy
+    from fundrouter.domain.tenants import Tenant
     from fundrouter.domain.webhooks import Attempt, Delivery, DeliveryState, Endpoint
 
     # The services' own types: they import their ports from here.
@@ -281,4 +282,51 @@ class AttemptQueue(Protocol):
 class WebhookSender(Protocol):
     def post(self, url: str, headers: dict[str, str], body: bytes) -> Attempt:
         """POST once with a short timeout; the attempt as it went (never raises)."""
+        ...
+
+
+# ------------------------------------------------------------ tenants
+
+
+class Slot(StrEnum):
+    """What taking one order's place in the tenant's minute found."""
+
+    TAKEN = "TAKEN"
+    FULL = "FULL"
+    SUSPENDED = "SUSPENDED"
+    NO_QUOTA = "NO_QUOTA"
+
+
+class TenantStore(Protocol):
+    def create(self, tenant: Tenant) -> None:
+        """The tenant and the alias of its client, in one transaction."""
+        ...
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """Read consistently: a suspension is seen by the next request."""
+        ...
+
+    def tenant_of(self, client_id: str) -> str | None:
+        """The tenant a client was created for; None for a client of no tenant."""
+        ...
+
+    def list(self, limit: int, cursor: str | None) -> Page[Tenant]: ...
+
+    def replace(self, tenant: Tenant, expected_version: int, new_client: str | None = None) -> bool:
+        """Write the tenant if its stored version is `expected_version` (and the new
+        client's alias with it); False when it moved. Leaves the quota counter alone."""
+        ...
+
+    def take_order_slot(self, tenant_id: str, minute: int) -> Slot: ...
+
+
+class ClientDirectory(Protocol):
+    """The user pool's app clients."""
+
+    def create(self, name: str, scopes: Sequence[str]) -> tuple[str, str]:
+        """A client-credentials client with these scopes: its id and its secret."""
+        ...
+
+    def delete(self, client_id: str) -> None:
+        """Delete the client; one already gone is not an error."""
         ...
