@@ -124,6 +124,21 @@ def delivery(delivery_id: str, order_id: str = "o-1", **changes: Any) -> dict[st
     } | changes
 
 
+def tenant(tenant_id: str, **changes: Any) -> dict[str, Any]:
+    """A self-service tenant resource (GET /v1/tenants/{tenantId}), its first client."""
+    return {
+        "tenantId": tenant_id,
+        "name": "Shop A",
+        "status": "ACTIVE",
+        "scopes": ["fundrouter/orders.write", "fundrouter/orders.read"],
+        "ordersPerMinute": 600,
+        "clients": [{"clientId": tenant_id, "createdAt": "2026-12-01T12:00:00.000Z"}],
+        "createdAt": "2026-12-01T12:00:00.000Z",
+        "updatedAt": "2026-12-01T12:00:00.000Z",
+        "version": 1,
+    } | changes
+
+
 @dataclass
 class FakeApi:
     lines: list[dict[str, Any]] = field(default_factory=lambda: [line("bank-a-consumer")])

@@ -2,6 +2,7 @@
 real HTTP on 127.0.0.1, and its tokens, retries and pages with a scripted transport."""
 
 import json
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -11,18 +12,20 @@ from fundrouter_client import (
     ApiError,
     Client,
     Credentials,
+    EndpointRequest,
     EventType,
     LineConfig,
     OrderEvent,
     OrderRequest,
     OrderStatus,
+    TenantRequest,
     TokenError,
     Unreachable,
 )
 from fundrouter_client.client import retry_after_seconds
 from fundrouter_client.transport import TransportError, urllib_transport
 
-from tests.cli.fake_api import ADMIN, TENANT, FakeApi, order
+from tests.cli.fake_api import ADMIN, TENANT, FakeApi, endpoint, order, tenant
 from tests.support.factories import API_EXAMPLE, line_body, order_body
 from tests.support.transport import Script, reply, token_reply
 
@@ -98,6 +101,54 @@ def test_429_and_503_are_retried_after_the_seconds_the_server_asks_for() -> None
     assert client.list_orders().items == []
     assert slept == [2.0, 10.0]  # as asked, at most max_retry_after
     assert client.stats == {"requests": 4, "retries": 2}
+
+
+CREATIONS: dict[str, tuple[Callable[[Client], object], Any]] = {
+    "webhook endpoint": (
+        lambda client: client.create_webhook(
+            EndpointRequest(url="https://hooks.example.com/", events=["order.status_changed"])
+        ),
+        {"endpoint": endpoint("we_" + "0" * 32), "secret": "whsec_1"},
+    ),
+    "tenant": (
+        lambda client: client.create_tenant(TenantRequest(name="Shop A")),
+        {"tenant": tenant("t-1"), "clientId": "t-1", "clientSecret": "s-1"},
+    ),
+    "tenant's new client": (
+        lambda client: client.rotate_tenant_secret("t-1"),
+        {"tenant": tenant("t-1"), "clientId": "c-2", "clientSecret": "s-2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(CREATIONS))
+def test_a_write_that_makes_something_new_is_sent_again_only_when_it_cannot_have_been_done(
+    what: str,
+) -> None:
+    """Throttled, busy, the API's own 503 or a refused connection: nothing was done.
+    A gateway's 502 or a connection that broke after the request went out: it may
+    have been, and a second would be a second endpoint, tenant or client."""
+    create, answer = CREATIONS[what]
+    changed = {"error": {"code": "tenant_changed", "message": "retry", "fields": []}}
+    busy = {"error": {"code": "service_unavailable", "message": "wrote nothing", "fields": []}}
+    script = Script(
+        token_reply(), reply(429, {"message": "Too Many Requests"}), reply(409, changed),
+        reply(503, busy), TransportError("connection refused", retryable=True, sent=False),
+        reply(201, answer),
+        reply(502, {"message": "Internal Server Error"}),
+        TransportError("connection dropped (reset)", retryable=True),
+    )  # fmt: skip
+    client, slept = scripted(script)
+
+    create(client)
+    with pytest.raises(ApiError) as raised:
+        create(client)
+    with pytest.raises(Unreachable):
+        create(client)
+
+    assert raised.value.status == 502
+    assert len(slept) == 4
+    assert script.answers == []
 
 
 def test_retry_after_may_be_an_http_date() -> None:

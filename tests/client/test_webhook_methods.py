@@ -15,7 +15,7 @@ from fundrouter_client import (
     Unreachable,
     WebhookEventType,
 )
-from fundrouter_client.transport import KeepAlive, TransportError, urllib_transport
+from fundrouter_client.transport import KeepAlive, urllib_transport
 
 from tests.cli.fake_api import TENANT, FakeApi, delivery, endpoint
 from tests.client.test_client import over_http, scripted
@@ -157,22 +157,3 @@ def test_a_kept_connection_the_server_closed_is_not_used_for_a_registration(
 
     assert client.create_webhook(HOOK).secret == f"whsec_{len(fake.webhooks)}"
     assert len(fake.connections) == 2
-
-
-def test_an_endpoint_is_registered_again_only_when_the_first_cannot_have_been() -> None:
-    busy = {"error": {"code": "service_unavailable", "message": "wrote nothing", "fields": []}}
-    created = reply(201, {"endpoint": endpoint(ENDPOINT), "secret": "whsec_1"})
-    refused = TransportError("connection refused", retryable=True, sent=False)
-    script = Script(
-        token_reply(), reply(429, {"message": "Too Many Requests"}), reply(503, busy), refused,
-        created, reply(502, {"message": "Internal Server Error"}),
-    )  # fmt: skip
-    client, slept = scripted(script)
-
-    assert client.create_webhook(HOOK).secret == "whsec_1"
-    with pytest.raises(ApiError) as raised:
-        client.create_webhook(HOOK)  # the gateway's 502: the endpoint may exist
-
-    assert raised.value.status == 502
-    assert len(slept) == 3
-    assert script.answers == []

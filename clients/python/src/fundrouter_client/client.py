@@ -6,13 +6,14 @@ again before they expire (and once more if the API refuses one as expired).
 Retries: the API's writes are idempotent by a key in their body (an order's
 `orderId`, an event's `eventId`, a line's id in its path), so a request is sent
 again, byte for byte, when it was throttled (429), the store or gateway was busy
-(502-504), the order was busy (409 `order_busy`, `line_config_changed`) or the
-connection broke before the answer came: a write that did land the first time is
-then answered as a replay (200, the order as it stands), never done twice. The wait
-is the server's `Retry-After` when it sends one (bounded), else a jittered doubling.
-The exception is registering a webhook endpoint (no key: each POST is a new one with
-its own secret), sent again only when it cannot have landed: 429, the API's own 503
-(it wrote nothing) or a refused connection.
+(502-504), the order or tenant was busy (409 `order_busy`, `line_config_changed`,
+`tenant_changed`) or the connection broke before the answer came: a write that did
+land the first time is then answered as a replay (200, the order as it stands), never
+done twice. The wait is the server's `Retry-After` when it sends one (bounded), else
+a jittered doubling. The exceptions make something new each time (a webhook endpoint
+with its secret, a tenant, a tenant's new client, which retires the one before it):
+they are sent again only when the first cannot have been done: 429, one of those
+409s, the API's own 503 (it wrote nothing) or a refused connection.
 """
 
 import base64
@@ -53,12 +54,17 @@ from fundrouter_client.models import (
     RepublishReport,
     RoutingPolicy,
     RoutingResource,
+    TenantCredentials,
+    TenantPage,
+    TenantPatch,
+    TenantRequest,
+    TenantResource,
 )
 from fundrouter_client.transport import KeepAlive, Reply, Transport, TransportError
 
 VERSION: Final = "0.1.0"
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-RETRY_CODES: Final = frozenset({"order_busy", "line_config_changed"})
+RETRY_CODES: Final = frozenset({"order_busy", "line_config_changed", "tenant_changed"})
 TOKEN_MARGIN_SECONDS: Final = 30.0
 
 # (method, path template) of openapi.json -> the Client method that calls it.
@@ -400,6 +406,60 @@ class Client:
         answer = self.request("PUT", path, policy.to_json())
         return self._typed(RoutingResource, "PUT", path, answer)
 
+    # ------------------------------------------------------------------ tenants
+    @operation("POST", "/v1/tenants")
+    def create_tenant(self, tenant: TenantRequest) -> TenantCredentials:
+        """A new tenant and its client's secret, which no later answer shows."""
+        answer = self.request("POST", "/v1/tenants", tenant.to_json(), idempotent=False)
+        return self._typed(TenantCredentials, "POST", "/v1/tenants", answer)
+
+    @operation("GET", "/v1/tenants")
+    def list_tenants(self, *, limit: int | None = None, cursor: str | None = None) -> TenantPage:
+        """One page of the self-service tenants, in no set order."""
+        answer = self.request("GET", "/v1/tenants", query={"limit": limit, "cursor": cursor})
+        return self._typed(TenantPage, "GET", "/v1/tenants", answer)
+
+    def iter_tenants(
+        self, *, page_size: int = 100, max_pages: int | None = None
+    ) -> Iterator[TenantResource]:
+        """Every self-service tenant (or `max_pages` pages of them), page by page."""
+        return _follow(lambda cursor: self.list_tenants(limit=page_size, cursor=cursor), max_pages)
+
+    @operation("GET", "/v1/tenants/{tenantId}")
+    def get_tenant(self, tenant_id: str) -> TenantResource:
+        path = f"/v1/tenants/{_quote(tenant_id)}"
+        return self._typed(TenantResource, "GET", path, self.request("GET", path))
+
+    @operation("PATCH", "/v1/tenants/{tenantId}")
+    def patch_tenant(self, tenant_id: str, changes: TenantPatch) -> TenantResource:
+        path = f"/v1/tenants/{_quote(tenant_id)}"
+        answer = self.request("PATCH", path, changes.to_json())
+        return self._typed(TenantResource, "PATCH", path, answer)
+
+    @operation("POST", "/v1/tenants/{tenantId}/secrets")
+    def rotate_tenant_secret(
+        self, tenant_id: str, *, grace_seconds: int | None = None
+    ) -> TenantCredentials:
+        """A new client and secret acting as the tenant, shown only here; the current
+        client keeps working for `grace_seconds` (None: the server's default, an hour).
+        Not sent twice: a second rotation would retire the new client's predecessor
+        at once."""
+        path = f"/v1/tenants/{_quote(tenant_id)}/secrets"
+        body = {} if grace_seconds is None else {"graceSeconds": grace_seconds}
+        answer = self.request("POST", path, body, idempotent=False)
+        return self._typed(TenantCredentials, "POST", path, answer)
+
+    @operation("POST", "/v1/tenants/{tenantId}/suspend")
+    def suspend_tenant(self, tenant_id: str) -> TenantResource:
+        """Every call of the tenant is refused (403 `tenant_suspended`) from the next on."""
+        path = f"/v1/tenants/{_quote(tenant_id)}/suspend"
+        return self._typed(TenantResource, "POST", path, self.request("POST", path))
+
+    @operation("POST", "/v1/tenants/{tenantId}/resume")
+    def resume_tenant(self, tenant_id: str) -> TenantResource:
+        path = f"/v1/tenants/{_quote(tenant_id)}/resume"
+        return self._typed(TenantResource, "POST", path, self.request("POST", path))
+
     # ------------------------------------------------------------------ admin
     @operation("POST", "/v1/admin/status-events/republish")
     def republish_status_events(self, limit: int | None = None) -> RepublishReport:
@@ -516,15 +576,13 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 def _retryable(status: int, parsed: Any, idempotent: bool) -> bool:
-    if not idempotent:  # only answers that say nothing was written
-        said = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
-        return status == 429 or (status == 503 and said)
-    if status in RETRY_STATUSES:
-        return True
-    if status == 409 and isinstance(parsed, dict):
-        error = parsed.get("error")
-        return isinstance(error, dict) and error.get("code") in RETRY_CODES
-    return False
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if status == 429 or (status == 409 and code in RETRY_CODES):
+        return True  # throttled or busy: nothing was done
+    if status == 503 and code is not None:
+        return True  # the API's own 503: it wrote nothing
+    return idempotent and status in RETRY_STATUSES  # a gateway's 502-504: it may have
 
 
 def _error(

@@ -9,7 +9,7 @@ Money is integer minor units with its currency code, as everywhere in the API.
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -361,4 +361,61 @@ class DeliveryResource(Model):
 
 class DeliveryPage(Model):
     items: list[DeliveryResource]
+    next_cursor: str | None
+
+
+# ---------------------------------------------------------------------- tenants
+type TenantScope = Literal["fundrouter/orders.write", "fundrouter/orders.read"]
+TENANT_SCOPES: tuple[TenantScope, ...] = ("fundrouter/orders.write", "fundrouter/orders.read")
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+
+
+class TenantRequest(Model):
+    """POST /v1/tenants. Unset `scopes`: both; `orders_per_minute` None: no quota."""
+
+    name: str
+    scopes: list[TenantScope] = Field(default_factory=lambda: list(TENANT_SCOPES))
+    orders_per_minute: int | None = None
+
+
+class TenantPatch(Model):
+    """PATCH /v1/tenants/{tenantId}: only the fields set are sent (and changed);
+    `orders_per_minute` set to None removes the quota."""
+
+    name: str | None = None
+    orders_per_minute: int | None = None
+
+
+class TenantClient(Model):
+    client_id: str
+    created_at: datetime
+    retires_at: datetime | None = None  # a rotation replaced it: refused from then on
+
+
+class TenantResource(Model):
+    tenant_id: str
+    name: str
+    status: TenantStatus
+    scopes: list[TenantScope]
+    orders_per_minute: int | None
+    clients: list[TenantClient]  # the current one last
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TenantCredentials(Model):
+    """A new client of the tenant: its secret is in this answer only."""
+
+    tenant: TenantResource
+    client_id: str
+    client_secret: str = Field(repr=False)
+
+
+class TenantPage(Model):
+    items: list[TenantResource]
     next_cursor: str | None
