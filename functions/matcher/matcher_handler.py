@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from fundrouter import METRICS_NAMESPACE, bootstrap
+from fundrouter.service.matching import MatchService  # every invocation ranks and claims
 from fundrouter.triggers.streams import match_batch
 
 if TYPE_CHECKING:  # annotations only
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from fundrouter.service.matching import MatchService
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...
