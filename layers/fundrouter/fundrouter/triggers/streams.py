@@ -98,10 +98,13 @@ def decode(record: Record) -> Order:
         raise Undecodable(error) from None
 
 
-def report_record(record: Record, decided: dict[str, MatchReport | Exception]) -> None:
+def report_record(
+    record: Record, orders: dict[str, Order], decided: dict[str, MatchReport | Exception]
+) -> None:
     """One record's outcome, decided with the batch: raised to fail it alone."""
-    order = decode(record)
-    report = decided[_position(record)]
+    position = _position(record)
+    order = orders[position] if position in orders else decode(record)  # raises: undecodable
+    report = decided[position]
     if isinstance(report, Exception):
         raise report
     logger.info(
@@ -126,7 +129,7 @@ def match_batch(event: dict[str, Any], service: MatchService) -> PartialItemFail
             orders[_position(record)] = decode(record)
     with service.batch():
         decided = dict(zip(orders, service.match_all(list(orders.values())), strict=True))
-    return settle_each(records, partial(report_record, decided=decided))
+    return settle_each(records, partial(report_record, orders=orders, decided=decided))
 
 
 # ---------------------------------------------------------------- tracking
