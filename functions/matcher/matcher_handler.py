@@ -3,14 +3,18 @@ or re-queued after a decline), claim a line's capacity atomically or mark it
 UNMATCHED. Records fail independently (partial batch failures); a repeat delivery
 finds the order moved on and changes nothing (fundrouter.triggers.streams)."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE, bootstrap
-from fundrouter.service.matching import MatchService
+from fundrouter.service.matching import MatchService  # every invocation ranks and claims
 from fundrouter.triggers.streams import match_batch
+
+if TYPE_CHECKING:  # annotations only
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...
@@ -19,10 +23,10 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
 def handle(
-    event: dict[str, Any], context: LambdaContext, service: MatchService
+    event: dict[str, Any], _context: LambdaContext, service: MatchService
 ) -> PartialItemFailureResponse:
     """The seam tests call with their own service."""
-    return match_batch(event, context, service)
+    return match_batch(event, service)
 
 
 @logger.inject_lambda_context

@@ -11,14 +11,18 @@ Metrics (namespace ``fundrouter``): ``OrdersByStatus`` [status], ``MatchedOrders
 ``MatchedVolume`` (minor units) [lineId], ``MatchedOrders`` / ``UnmatchedOrders`` for
 the unmatched rate, and ``StatusEventsDeadLettered``."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from fundrouter import METRICS_NAMESPACE, bootstrap
-from fundrouter.service.ports import DeadLetterSink, StatusEventPublisher
 from fundrouter.triggers.streams import track_batch
+
+if TYPE_CHECKING:  # annotations only
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from fundrouter.service.ports import DeadLetterSink, StatusEventPublisher
 
 logger = Logger()
 # Only botocore is called: patch_all would import and patch requests, sqlite3, ...
@@ -28,12 +32,12 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 def handle(
     event: dict[str, Any],
-    context: LambdaContext,
+    _context: LambdaContext,
     publisher: StatusEventPublisher,
     sink: DeadLetterSink,
 ) -> PartialItemFailureResponse:
     """The seam tests call with their own publisher and dead-letter queue."""
-    return track_batch(event, context, publisher, sink)
+    return track_batch(event, publisher, sink)
 
 
 @logger.inject_lambda_context

@@ -2,7 +2,8 @@
 fresh interpreter with the Lambda-like environment of `make bench` (tracing active),
 patches botocore for X-Ray and nothing else. patch_all imported requests and sqlite3
 to patch them; Powertools' batch utility imports its parser models (about 45 ms) when
-pydantic is loaded before it."""
+pydantic is loaded before it, and every event source's data classes; wrapt 2 imported
+asyncio with the X-Ray SDK (decision 33)."""
 
 import subprocess
 import sys
@@ -13,7 +14,14 @@ import pytest
 
 from tests.support.template import ROOT
 
-UNUSED = ("requests", "sqlite3", "aws_lambda_powertools.utilities.parser")
+UNUSED = (
+    "requests",
+    "sqlite3",
+    "aws_lambda_powertools.utilities.parser",
+    "aws_lambda_powertools.utilities.batch",
+)
+# Only the API's resolver loads asyncio (Powertools' event handler imports AppSync's).
+ASYNCIO_USERS = {"api_handler"}
 
 CHILD = """
 import importlib.util, sys
@@ -48,3 +56,4 @@ def test_a_handler_imports_no_library_it_does_not_call(bench: ModuleType, path: 
 
     assert "aws_xray_sdk.ext.botocore.patch" in loaded  # tracing is on: botocore patched
     assert [m for m in loaded if m.startswith(UNUSED)] == []
+    assert ("asyncio" in loaded) == (path.stem in ASYNCIO_USERS)
