@@ -13,23 +13,17 @@ import base64
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from fundrouter.domain.orders import HOLDING_STATUSES, Holding, OrderStatus
 from fundrouter.persistence.codec import from_item, to_item
-from fundrouter.persistence.lines import LINE_SK, line_pk
+from fundrouter.persistence.lines import CLAIMS_PER_MINUTE, LINE_SK, audit_key, line_pk
 from fundrouter.persistence.orders import BY_LINE, ORDER_SK, order_ids, order_pk
 from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, read, transact_get
 from fundrouter.service.auditing import AuditState, Cut, Drift
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-AUDIT_SK: Final = "AUDIT"
-
-
-def audit_key(line_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"AUDIT#{line_id}"}, "sk": {"S": AUDIT_SK}}
 
 
 @dataclass(frozen=True)
@@ -109,6 +103,9 @@ class DynamoAudit:
             "lastPassOrders": state.last_pass_orders,
             "drift": None if state.drift is None else state.drift.values(),
             "unconfirmed": None if state.unconfirmed is None else state.unconfirmed.values(),
+            "sampledAt": state.sampled_at,
+            "sampledTotal": state.sampled_total,
+            CLAIMS_PER_MINUTE: state.claims_per_minute,
         }
         item = audit_key(state.line_id) | to_item(
             {k: v for k, v in values.items() if v is not None}
@@ -143,6 +140,9 @@ def _state(values: dict[str, Any]) -> AuditState:
         last_pass_orders=int(values.get("lastPassOrders", 0)),
         drift=_drift(line_id, values.get("drift")),
         unconfirmed=_drift(line_id, values.get("unconfirmed")),
+        sampled_at=values.get("sampledAt"),
+        sampled_total=int(values.get("sampledTotal", 0)),
+        claims_per_minute=int(values.get(CLAIMS_PER_MINUTE, 0)),
     )
 
 

@@ -12,7 +12,7 @@ compared at its last cut and, since orders behind the cursor may move during the
 pass, its difference counts as drift only when the next pass finds the same one.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
@@ -83,6 +83,14 @@ class AuditState:
     drift: Drift | None = None  # what the last completed pass found
     # A multi-cut pass's difference, drift once the next pass finds the same.
     unconfirmed: Drift | None = None
+    # The claim rate (the line's K suggestion): everything ever claimed on the line
+    # (matchedTotal, summed over its shards) when last sampled, and the claims a
+    # minute since the sample before, estimated as the amount claimed a minute over
+    # the mean reservation its holding orders have. No write per claim: a sample is
+    # one more attribute of this item, which every run writes anyway.
+    sampled_at: str | None = None
+    sampled_total: int = 0
+    claims_per_minute: int = 0
 
 
 @dataclass
@@ -96,13 +104,28 @@ class AuditRun:
     failures: list[tuple[str, Exception]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ClaimSample:
+    """What the line's item says now: everything claimed, and its reserving orders."""
+
+    matched_total: int
+    reserved: int
+    reserving: int
+
+
 class RollingAudit:
     def __init__(self, store: AuditStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
 
-    def run(self, line_ids: list[str], out_of_time: Callable[[], bool]) -> AuditRun:
-        """A slice of every line, least recently completed first, until out of time."""
+    def run(
+        self,
+        line_ids: list[str],
+        out_of_time: Callable[[], bool],
+        samples: Mapping[str, ClaimSample] | None = None,
+    ) -> AuditRun:
+        """A slice of every line, least recently completed first, until out of time;
+        each line's claim rate measured against its sample from the last run."""
         run = AuditRun()
         states = self._store.audit_states(line_ids)
         order = sorted(line_ids, key=lambda i: states.get(i, AuditState(i)).last_full_pass_at or "")
@@ -111,6 +134,8 @@ class RollingAudit:
                 break
             try:
                 state = self._slice(states.get(line_id, AuditState(line_id)), run)
+                if samples and line_id in samples:
+                    state = self._sampled(state, samples[line_id])
                 self._store.save_audit(state)
             except Exception as error:
                 run.failures.append((line_id, error))
@@ -121,6 +146,21 @@ class RollingAudit:
         ages = [_age(now, states[i]) for i in line_ids if i in states]
         run.oldest_pass_age = max(ages, default=0)
         return run
+
+    def _sampled(self, state: AuditState, sample: ClaimSample) -> AuditState:
+        now = self._clock()
+        rate = state.claims_per_minute
+        if state.sampled_at is not None and sample.reserving:
+            minutes = (now - datetime.fromisoformat(state.sampled_at)).total_seconds() / 60
+            claimed = max(0, sample.matched_total - state.sampled_total)
+            mean = sample.reserved / sample.reserving
+            rate = round(claimed / mean / minutes) if minutes > 0 and mean > 0 else rate
+        return replace(
+            state,
+            sampled_at=format_timestamp(now),
+            sampled_total=sample.matched_total,
+            claims_per_minute=rate,
+        )
 
     def _slice(self, state: AuditState, run: AuditRun) -> AuditState:
         line_id = state.line_id
