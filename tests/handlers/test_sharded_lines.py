@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fundrouter.domain.lifecycle import EventType
-from fundrouter.domain.lines import LineConfig, LineRecord, Move
+from fundrouter.domain.lines import LineConfig, LineRecord, Move, suggested_shards
 from fundrouter.domain.orders import Order, OrderStatus
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import order_from_item
@@ -172,7 +172,11 @@ def test_k_grows_and_shrinks_while_orders_hold_the_line(world: World) -> None:
     released = world.lines.get(LINE)
     assert released is not None
     assert sum(s.room for s in released.shards[2:]) > 0
-    world.reconciler.run()  # the rebalance moves the removed shards' room back
+    report = world.reconciler.run()  # the rebalance moves the removed shards' room back
+    assert report.rebalanced[LINE] >= 2
+    assert not report.failures
+    assert report.lines_audited == 2
+    assert report.drift == []
     drained = world.lines.get(LINE)
     assert drained is not None
     assert [s.room for s in drained.shards[2:]] == [0, 0]
@@ -201,3 +205,31 @@ def test_a_move_refused_when_a_claim_changed_its_source_writes_nothing(world: Wo
     assert not taken
     assert world.everything() == before
     assert_shards_exact(world)
+
+
+def test_the_line_view_suggests_k_from_the_claim_rate_the_reconciler_measured(
+    world: World,
+) -> None:
+    world.reconciler.run()  # the first sample
+    orders = submit(world, 10, seed=9)
+    for order in orders:
+        world.matcher.match(order)
+
+    world.reconciler.run()  # the rate since the first
+
+    state = world.client.get_item(
+        TableName=world_module.LINES_TABLE, Key={"pk": {"S": f"AUDIT#{LINE}"}, "sk": {"S": "AUDIT"}}
+    )["Item"]
+    status, body = world.call("get_line")
+    assert status == 200
+    assert body["claimsPerMinute"] == int(state["claimsPerMinute"]["N"]) > 0
+    assert body["suggestedShards"] == 1
+    listed = world.call("list_lines")[1]["items"]
+    assert {item["claimsPerMinute"] for item in listed} == {None}
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "k"), [(0, 1), (60_000, 1), (60_001, 2), (600_000, 10), (10**9, 32)]
+)
+def test_k_keeps_each_shard_under_a_thousand_claims_a_second(per_minute: int, k: int) -> None:
+    assert suggested_shards(per_minute) == k

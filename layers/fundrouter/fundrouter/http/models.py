@@ -182,8 +182,8 @@ class LineResource(LineConfig, _LineKey):
     claims_per_minute: NonNegativeInt | None = Field(
         None,
         description="Claims a minute on the line, as the reconciler last measured them"
-        " (matched amount a minute over the mean reservation). null in lists and"
-        " before a measure.",
+        " (matched amount a minute over the mean reservation). Only GET"
+        " /v1/lines/{lineId} reads it: null elsewhere and before a measure.",
     )
     suggested_shards: Annotated[int, Field(ge=1, le=MAX_SHARDS)] | None = Field(
         None,

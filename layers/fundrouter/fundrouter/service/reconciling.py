@@ -216,6 +216,7 @@ class Reconciler:
             [record.line.line_id for record in records],
             lambda: deadline is not None and self._timer() >= deadline,
             samples,
+            {r.line.line_id: len(r.shards) for r in records if r.shards},
         )
         report.lines_audited = run.lines_audited
         report.passes_completed = run.passes_completed
