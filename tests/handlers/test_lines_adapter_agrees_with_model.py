@@ -123,6 +123,7 @@ class Sequence:
         self.now = START
         self.days: set[str] = set()
         self.orders: list[Order] = []  # every order of the sequence, as the model has it
+        self.last_read: LineRecord | None = None
 
     def run(self) -> None:
         for step in range(OPERATIONS_PER_SEQUENCE):
@@ -162,10 +163,21 @@ class Sequence:
             assert stored is not None
             assert_same_state(stored, self.model, self.orders, label)
 
-    def claim(self, label: str) -> None:
-        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+    def read(self) -> LineRecord:
+        """The line as a claim reads it; a sharded one half the time as it was at the
+        claim before (a matcher's cached view: counters and shares stale, the
+        configuration the same), so the shards' conditions, not the read, must keep
+        each within its share."""
         record = self.lines.get(self.line_id, sorted(self.days))
         assert record is not None
+        stale, self.last_read = self.last_read, record
+        if stale is not None and stale.shards and stale.config_version == record.config_version:
+            return stale if self.rng.random() < 0.5 else record
+        return record
+
+    def claim(self, label: str) -> None:
+        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+        record = self.read()
         expected = outcome(self.model.claim, amount, self.config.currency, self.now)
         attempt, order = self.paths.claim(record, amount, self.now)
         assert order is not None
@@ -187,8 +199,7 @@ class Sequence:
         line had (how many the model took before refusing one for room), or None
         when it refused for another reason (paused, outside its window)."""
         amounts = [self.rng.choice([1, 500, 1_000, 3_000]) for _ in range(self.rng.randint(2, 4))]
-        record = self.lines.get(self.line_id, sorted(self.days))
-        assert record is not None
+        record = self.read()
         model, taken, refusal = self.model, 0, None
         for amount in amounts:
             expected = outcome(model.claim, amount, self.config.currency, self.now)
