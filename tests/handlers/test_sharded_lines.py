@@ -233,3 +233,22 @@ def test_the_line_view_suggests_k_from_the_claim_rate_the_reconciler_measured(
 )
 def test_k_keeps_each_shard_under_a_thousand_claims_a_second(per_minute: int, k: int) -> None:
     assert suggested_shards(per_minute) == k
+
+
+def test_patch_changes_k_through_the_api_and_the_view_sums_the_shards(world: World) -> None:
+    for order in submit(world, 4, seed=10):
+        world.matcher.match(order)
+    before = world.call("get_line")[1]
+    patch = load_event("api/patch_line_pause.json") | {"body": json.dumps({"shards": 3})}
+
+    status, body = world.call(patch)
+
+    assert status == 200
+    assert body["shards"] == 3
+    after = world.call("get_line")[1]
+    kept = ("reserved", "drawn", "available", "usedToday", "orders", "limit")
+    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
+    assert (
+        world.call(load_event("api/patch_line_pause.json") | {"body": '{"shards": 33}'})[0] == 422
+    )
+    assert_shards_exact(world)
