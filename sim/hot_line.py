@@ -8,18 +8,22 @@ The store writes what DynamoMatchStore writes (fundrouter.persistence.matching):
 claim the line's counters (configuration version, ACTIVE, window, held + amount <=
 limit), its day's usage (used + amount <= daily cap), each order (still RECEIVED at
 the version read) and the history entries the order sheds; item sizes come from the
-product's own encoders. Sharding is not built in the product (issue 11 item 2): here
-a line's limit and daily cap are split evenly over K shard items, each with its own
-day item; a claim starts at the shard a hash of the (first) order id picks and falls
-over to the next on a capacity refusal. Cancellations by conflict or throttling are
+product's own encoders. At K > 1 the line is sharded as the product shards it
+(decision 31): its limit and daily cap split over K shard items, each with its own
+day item, and the product's own fundrouter.domain.shards.claim_on_shards picks the
+shard (a hash of the first order id, the next shard with room, a read and a move of
+room from other shards when the line fits but no shard does); this store only writes
+each attempt on the shard's conditions (configuration version, shares pinned as
+read, held + amount <= share, the day's usage under the daily share) and reads the
+line. Cancellations by conflict or throttling are
 retried as fundrouter.persistence.retries does (4 attempts, full jitter from 50 ms),
 then raise Contended/Unavailable; the stream redelivers from the first failed record
 (ReportBatchItemFailures), up to 5 retries. The other assumptions are `Model`'s fields:
 per batch one invocation overhead and a CPU cost per order, then the real match_all
 (group commit) or match one by one (without); every request waits a seeded lognormal
 round trip. Not simulated: the intake's own writes (the Orders table is taken as warm,
-`order_partitions`), a line that fits an order in total but in no single shard (the
-order is refused: the cross-shard claim is not built), rebalancing between shards.
+`order_partitions`), the reconciler's rebalance between shards (once a minute; the
+line here never fills, so shards never run short within a run).
 """
 
 import argparse
@@ -42,15 +46,19 @@ from fundrouter.domain.lines import (
     LineCounters,
     LineRecord,
     LineRefusal,
+    Move,
+    Shard,
+    split,
 )
 from fundrouter.domain.orders import Decision, Order, OrderRequest
+from fundrouter.domain.shards import claim_on_shards
 from fundrouter.persistence.codec import to_item
 from fundrouter.persistence.history import spill_items
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import order_item, order_pk
 from fundrouter.persistence.retries import CONDITION_FAILED, DEFAULT_BACKOFF
 from fundrouter.service.matching import GROUP_LIMIT, LineCatalog, MatchReport, MatchService
-from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult, Grouped
+from fundrouter.service.ports import CatalogMarker, ClaimAttempt, ClaimResult, Grouped, Room
 
 from sim.dynamodb_limits import Dynamo, Key, Scheduler, Write, item_bytes, write_units
 
@@ -94,13 +102,12 @@ class SimStore:
             hold=lambda n: model.hold + 0.00005 * n,
             split_window=model.split_window,
         )
-        self.config = line_config(model.limit, model.daily_limit)
-        share = [model.limit // shards + (i < model.limit % shards) for i in range(shards)]
-        self.limits, self.reserved = share, [0] * shards
-        cap = self.config.daily_limit
-        self.caps = (
-            None if cap is None else [cap // shards + (i < cap % shards) for i in range(shards)]
+        self.config = line_config(model.limit, model.daily_limit).model_copy(
+            update={"shards": shards}
         )
+        self.caps, self.reserved = split(model.limit, shards), [0] * shards
+        cap = self.config.daily_limit
+        self.day_caps = None if cap is None else split(cap, shards)
         self.used: dict[tuple[int, str], int] = {}
         self.matched_total = self.n_matched = 0
         self.orders: dict[str, Order] = {}
@@ -127,13 +134,19 @@ class SimStore:
         for (_, day), amount in self.used.items():
             used[day] = used.get(day, 0) + amount
         counters = LineCounters(sum(self.reserved), 0, used)
+        shards = () if self.k == 1 else tuple(
+            Shard(i, self.caps[i], None if self.day_caps is None else self.day_caps[i],
+                  self.reserved[i], 0, {d: u for (s, d), u in self.used.items() if s == i})
+            for i in range(self.k)
+        )  # fmt: skip
         return LineRecord(
             Line(LINE_ID, self.config, counters), 1, "2026-11-01T00:00:00.000Z",
             "2026-11-01T00:00:00.000Z", self.matched_total, {"MATCHED": self.n_matched},
+            shards,
         )  # fmt: skip
 
     def _keys(self, shard: int, day: str) -> tuple[Key, Key]:
-        pk = f"LINE#{LINE_ID}" + (f"#S#{shard:02d}" if self.k > 1 else "")
+        pk = f"LINE#{LINE_ID}" + (f"#S#{shard}" if shard else "")  # as shard_key
         return (LINES, pk, "LINE"), (LINES, f"{pk}#DAY#{day}", "DAY")
 
     def list_lines(self) -> list[LineRecord]:
@@ -167,6 +180,8 @@ class SimStore:
     def claim(
         self, order: Order, record: LineRecord, now: datetime, expires: datetime, decision: Decision
     ) -> ClaimAttempt:
+        if record.shards:
+            return self._claim_sharded(order, record, now, expires, decision)
         try:
             self.repo.claim_items(record, order.amount, now)
         except LineRefusal as too_big:  # above the daily cap itself, as the adapter says
@@ -178,10 +193,32 @@ class SimStore:
             return ClaimAttempt(ClaimResult.LINE_REFUSED, self._refusal(order.amount, now))
         return ClaimAttempt(ClaimResult.CLAIMED)
 
+    def _claim_sharded(
+        self, order: Order, record: LineRecord, now: datetime, expires: datetime, decision: Decision
+    ) -> ClaimAttempt:
+        """As DynamoMatchStore._claim_sharded."""
+        try:
+            found = self._on_shards([(order, decision)], record, now, expires)
+        except LineRefusal as closed:
+            return ClaimAttempt(ClaimResult.LINE_REFUSED, closed)
+        if isinstance(found, int):
+            return ClaimAttempt(ClaimResult.CLAIMED)
+        if isinstance(found, set):
+            return ClaimAttempt(ClaimResult.ORDER_MOVED)
+        refusal = None if found is None else found.line.capacity_refusal(order.amount, now)
+        return ClaimAttempt(ClaimResult.LINE_REFUSED, refusal or self._refusal(order.amount, now))
+
     def claim_together(
         self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
-    ) -> set[int] | None:
+    ) -> set[int] | Room | None:
         total = sum(order.amount for order, _ in group)
+        if record.shards:  # as DynamoMatchStore._together_sharded
+            amounts = [order.amount for order, _ in group]
+            found = self._on_shards(group, record, now, expires)
+            if isinstance(found, LineRecord):
+                takes = found.line.takes(amounts, self.config.currency, now)
+                return None if takes is None else Room(takes)
+            return set() if isinstance(found, int) else found
         try:
             self.repo.claim_items(record, total, now)  # the adapter's own refusal of a sum
         except LineRefusal:
@@ -192,17 +229,43 @@ class SimStore:
                         hold_expires_at=expires, claim_day=line.day_of(now), decision=d))
             for o, d in group
         ]  # fmt: skip
-        first = zlib.crc32(group[0][0].order_id.encode()) % self.k
-        for shard in [(first + i) % self.k for i in range(self.k)]:
-            codes = self._send(self._claim_writes(shard, record, total, now, pairs))
+        codes = self._send(self._claim_writes(0, record, total, now, pairs))
+        if not codes:
+            self._answered(pairs)
+            self.claim_times += [self.clock.now] * len(pairs)
+            return set()
+        moved = {i for i, code in enumerate(codes[2:]) if code == CONDITION_FAILED}
+        return moved or None
+
+    def _on_shards(
+        self, group: Grouped, record: LineRecord, now: datetime, expires: datetime
+    ) -> int | set[int] | LineRecord | None:
+        """The product's choice of shard (claim_on_shards) over this store's writes."""
+        total = sum(order.amount for order, _ in group)
+        config = record.line.config
+
+        def attempt(line: LineRecord, shard: int, moves: Any) -> bool | set[int]:
+            pairs = [
+                (o, matched(o, line_id=LINE_ID, funder_id=config.funder_id, now=now,
+                            hold_expires_at=expires, claim_day=line.line.day_of(now),
+                            decision=d, shard=shard))
+                for o, d in group
+            ]  # fmt: skip
+            codes = self._send(self._shard_writes(line, shard, moves, total, now, pairs))
             if not codes:
                 self._answered(pairs)
                 self.claim_times += [self.clock.now] * len(pairs)
-                return set()
-            moved = {i for i, code in enumerate(codes[2:]) if code == CONDITION_FAILED}
-            if moved:
-                return moved
-        return None
+                return True
+            orders = codes[2 : 2 + len(pairs)]
+            return {i for i, code in enumerate(orders) if code == CONDITION_FAILED} or False
+
+        def read(day: str) -> LineRecord:
+            return self._read_line([day])
+
+        return claim_on_shards(
+            record, group[0][0].order_id, total, now, attempt=attempt, read=read,
+            reshare=lambda _: None,  # never short here: the line is never lowered
+        )  # fmt: skip
 
     def mark_unmatched(self, order: Order, now: datetime, decision: Decision) -> bool:
         pairs = [(order, unmatched(order, now, decision))]
@@ -229,7 +292,7 @@ class SimStore:
             return (
                 record.config_version == 1
                 and admitted
-                and (self.reserved[shard] <= self.limits[shard] - total)
+                and (self.reserved[shard] <= self.caps[shard] - total)
             )
 
         def line_apply() -> None:
@@ -238,7 +301,8 @@ class SimStore:
             self.n_matched += len(pairs)
 
         def day_ok() -> bool:
-            return self.caps is None or self.used.get((shard, day), 0) <= self.caps[shard] - total
+            caps = self.day_caps
+            return caps is None or self.used.get((shard, day), 0) <= caps[shard] - total
 
         def day_apply() -> None:
             self.used[(shard, day)] = self.used.get((shard, day), 0) + total
@@ -248,6 +312,75 @@ class SimStore:
             Write(day_key, self.day_size, day_ok, day_apply),
             *self._order_writes(pairs),
         ]
+
+    def _shard_writes(  # noqa: PLR0917 - a claim's parts
+        self,
+        line: LineRecord,
+        index: int,
+        moves: list[Move],
+        total: int,
+        now: datetime,
+        pairs: list[Any],
+    ) -> list[Write]:
+        """What DynamoLineRepository._shard_claim and shard_moves write."""
+        day = line.line.day_of(now)
+        shard = line.shards[index]
+        more, day_more = sum(m.cap for m in moves), sum(m.day_cap for m in moves)
+        line_key, day_key = self._keys(index, day)
+
+        def pinned(i: int, seen: Shard) -> bool:
+            days = self.day_caps
+            return self.caps[i] == seen.cap and (days is None or days[i] == seen.day_cap)
+
+        def line_ok() -> bool:
+            return pinned(index, shard) and self.reserved[index] <= shard.cap + more - total
+
+        def line_apply() -> None:
+            self.reserved[index] += total
+            self.caps[index] += more
+            if self.day_caps is not None:
+                self.day_caps[index] += day_more
+            self.matched_total += total
+            self.n_matched += len(pairs)
+
+        def day_ok() -> bool:
+            room = None if shard.day_cap is None else shard.day_cap + day_more - total
+            return room is None or self.used.get((index, day), 0) <= room
+
+        def day_apply() -> None:
+            self.used[(index, day)] = self.used.get((index, day), 0) + total
+
+        writes = [
+            Write(line_key, self.line_size, line_ok, line_apply),
+            Write(day_key, self.day_size, day_ok, day_apply),
+            *self._order_writes(pairs),
+        ]
+        return writes + [w for move in moves for w in self._move_writes(line, move, day)]
+
+    def _move_writes(self, line: LineRecord, move: Move, day: str) -> list[Write]:
+        """A move of room out of its source shard (DynamoLineRepository.shard_moves)."""
+        source = line.shards[move.source]
+        source_key, source_day = self._keys(move.source, day)
+        days = self.day_caps
+
+        def ok() -> bool:
+            pinned = self.caps[move.source] == source.cap and (
+                days is None or days[move.source] == source.day_cap
+            )
+            day_fits = source.day_cap is None or (
+                self.used.get((move.source, day), 0) <= source.day_cap - move.day_cap
+            )
+            return pinned and day_fits and self.reserved[move.source] <= source.cap - move.cap
+
+        def apply() -> None:
+            self.caps[move.source] -= move.cap
+            if days is not None:
+                days[move.source] -= move.day_cap
+
+        writes = [Write(source_key, self.line_size, ok, apply)]
+        if move.day_cap:
+            writes.append(Write(source_day, self.day_size))
+        return writes
 
     def _order_writes(self, pairs: list[tuple[Order, Order]]) -> list[Write]:
         writes = []
@@ -304,7 +437,7 @@ class SimStore:
 
     def _refusal(self, amount: int, now: datetime) -> LineRefusal:
         line = self.record().line
-        room = max(limit - held for limit, held in zip(self.limits, self.reserved, strict=True))
+        room = max(limit - held for limit, held in zip(self.caps, self.reserved, strict=True))
         return line.capacity_refusal(amount, now) or InsufficientCapacity(LINE_ID, room, amount)
 
 

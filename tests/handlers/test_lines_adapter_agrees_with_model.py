@@ -4,7 +4,12 @@ and its group commit, claim_together: all or nothing; the lifecycle's and the
 reconciler's commit, DynamoOrderEvents.commit, with the transitions of
 fundrouter.domain.lifecycle) and the pure Line model are driven here
 with the same seeded random sequences (1,000 of 14 steps) and must agree on every
-outcome, every counter and the line's counts of its orders, after every step."""
+outcome, every counter and the line's counts of its orders, after every step. A
+third of the lines are sharded (K of 2 or 4 at first; K of 1 to 3 among the
+configuration changes, made while orders hold them): the model is the unsharded
+line, the adapter's counters the sums of its shards, and each shard holds exactly
+its orders, the shares sum to the limit and the daily cap, and no shard has room
+while another is short unless the line is closed."""
 
 import os
 import random
@@ -52,6 +57,7 @@ def random_config(rng: random.Random) -> LineConfig:
         maxAmount=20_000,
         status=rng.choice(["ACTIVE", "ACTIVE", "ACTIVE", "PAUSED"]),
         activeUntil=rng.choice([None, "2026-11-25T00:00:00Z"]),
+        shards=rng.choice([1, 1, 1, 1, 2, 4]),
     )
 
 
@@ -117,6 +123,7 @@ class Sequence:
         self.now = START
         self.days: set[str] = set()
         self.orders: list[Order] = []  # every order of the sequence, as the model has it
+        self.last_read: LineRecord | None = None
 
     def run(self) -> None:
         for step in range(OPERATIONS_PER_SEQUENCE):
@@ -146,6 +153,7 @@ class Sequence:
                             {"limit": rng.choice([500, 2_000, 30_000])},
                             {"status": LineStatus.PAUSED},
                             {"status": LineStatus.ACTIVE},
+                            {"shards": rng.choice([1, 2, 3])},
                         ]
                     )
                 )
@@ -155,10 +163,21 @@ class Sequence:
             assert stored is not None
             assert_same_state(stored, self.model, self.orders, label)
 
-    def claim(self, label: str) -> None:
-        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+    def read(self) -> LineRecord:
+        """The line as a claim reads it; a sharded one half the time as it was at the
+        claim before (a matcher's cached view: counters and shares stale, the
+        configuration the same), so the shards' conditions, not the read, must keep
+        each within its share."""
         record = self.lines.get(self.line_id, sorted(self.days))
         assert record is not None
+        stale, self.last_read = self.last_read, record
+        if stale is not None and stale.shards and stale.config_version == record.config_version:
+            return stale if self.rng.random() < 0.5 else record
+        return record
+
+    def claim(self, label: str) -> None:
+        amount = self.rng.choice([1, 500, 1_000, 3_000, 9_000])
+        record = self.read()
         expected = outcome(self.model.claim, amount, self.config.currency, self.now)
         attempt, order = self.paths.claim(record, amount, self.now)
         assert order is not None
@@ -180,8 +199,7 @@ class Sequence:
         line had (how many the model took before refusing one for room), or None
         when it refused for another reason (paused, outside its window)."""
         amounts = [self.rng.choice([1, 500, 1_000, 3_000]) for _ in range(self.rng.randint(2, 4))]
-        record = self.lines.get(self.line_id, sorted(self.days))
-        assert record is not None
+        record = self.read()
         model, taken, refusal = self.model, 0, None
         for amount in amounts:
             expected = outcome(model.claim, amount, self.config.currency, self.now)
@@ -242,6 +260,19 @@ def assert_same_state(stored: LineRecord, model: Line, orders: list[Order], labe
     ), label
     assert stored.line.config == model.config, label
     assert dict(stored.orders) == counts_of(orders, model.line_id), label
+    if stored.shards:
+        config = model.config
+        assert sum(s.cap for s in stored.shards) == config.limit, label
+        if config.daily_limit is not None:
+            assert sum(s.day_cap or 0 for s in stored.shards) == config.daily_limit, label
+        for shard in stored.shards:
+            on = [o for o in orders if o.line_id == model.line_id and (o.shard or 0) == shard.index]
+            assert shard.reserved == sum(o.reserved for o in on if o.status in RESERVING), label
+            assert shard.drawn == sum(o.outstanding for o in on), label
+        # No shard has room while another is short (else the line could lend past its
+        # limit); with room in all, none holds more than its share.
+        rooms = [s.room for s in stored.shards]
+        assert min(rooms) >= 0 or max(rooms) <= 0 or stored.short, label
 
 
 def test_adapter_and_model_agree_on_every_outcome_and_counter(client: Any) -> None:

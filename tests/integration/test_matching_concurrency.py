@@ -2,7 +2,8 @@
 race, so this runs against the DynamoDB of the local stack (ministack): 16 threads
 insert orders and race the deployed MatcherFunction (fed by the table's stream) to
 match them. Afterwards no line lends more than its limit, each line's `reserved` is
-exactly the sum of its MATCHED orders, and every order is MATCHED or UNMATCHED."""
+exactly the sum of its MATCHED orders, and every order is MATCHED or UNMATCHED; on a
+sharded line, each shard's too, within its share."""
 
 import random
 import threading
@@ -112,6 +113,39 @@ def assert_invariant(stack: LocalStack, orders: list[Order], line_ids: list[str]
         assert record.line.counters.reserved <= record.line.config.limit, line_id
     assert all(o.line_id in line_ids for o in final if o.status is OrderStatus.MATCHED)
     return final
+
+
+def test_sixteen_threads_never_over_allocate_a_sharded_line(
+    local_stack: LocalStack, admin: str
+) -> None:
+    product = f"p{uuid.uuid4().hex[:10]}"
+    line_id = f"sharded-{product}"
+    body = line_body(CONCURRENCY_LINE, products=[product], shards=4, dailyLimit=900_000)
+    assert local_stack.call("PUT", f"/v1/lines/{line_id}", admin, body).status == 201
+    orders = new_orders(f"tenant-{product}", product, 48, seed=2)  # ~3.2M asked of 0.9M a day
+
+    race(local_stack, orders)
+
+    final = assert_invariant(local_stack, orders, [line_id])
+    matched = [o for o in final if o.status is OrderStatus.MATCHED]
+    assert matched
+    assert any(o.status is OrderStatus.UNMATCHED for o in final)
+    lines = DynamoLineRepository(
+        local_stack.client("dynamodb"), local_stack.settings["FUNDROUTER_LINES_TABLE"]
+    )
+    record = lines.get(line_id, sorted({o.claim_day for o in matched if o.claim_day}))
+    assert record is not None
+    assert len(record.shards) == 4
+    assert sum(s.cap for s in record.shards) == 1_000_000
+    assert sum(s.day_cap or 0 for s in record.shards) == 900_000
+    for shard in record.shards:
+        held = sum(o.reserved for o in matched if (o.shard or 0) == shard.index)
+        assert shard.reserved == held <= shard.cap, shard
+        assert sum(shard.daily_used.values()) == held <= (shard.day_cap or 0), shard
+    assert {o.shard or 0 for o in matched} == {0, 1, 2, 3}  # the hash spread the claims
+    # Funds used as fully as possible: what is left today is less than any unmatched order.
+    left = 900_000 - sum(o.amount for o in matched)
+    assert left < min(o.amount for o in final if o.status is OrderStatus.UNMATCHED)
 
 
 @pytest.fixture(scope="module")

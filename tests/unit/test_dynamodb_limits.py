@@ -96,10 +96,14 @@ def test_claims_never_over_allocate_a_shard_or_the_line(
     matched = [o for o in store.orders.values() if o.status is OrderStatus.MATCHED]
     assert sum(store.reserved) == sum(o.amount for o in matched) > 0
     assert store.matched_total == sum(store.reserved) <= limit
-    assert all(r <= limit for r, limit in zip(store.reserved, store.limits, strict=True))
+    # Every shard within its share, the shares (moved by claims the line fits but no
+    # shard alone does) summing to the limit and the daily cap.
+    assert all(r <= cap for r, cap in zip(store.reserved, store.caps, strict=True))
+    assert sum(store.caps) == limit
     assert sum(store.used.values()) == sum(store.reserved)
-    if store.caps is not None:
-        assert all(used <= store.caps[shard] for (shard, _), used in store.used.items())
+    if store.day_caps is not None:
+        assert sum(store.day_caps) == daily_limit
+        assert all(used <= store.day_caps[shard] for (shard, _), used in store.used.items())
     # The limit (or the daily cap) was reached: orders were refused, so it was exercised.
     assert any(o.status is OrderStatus.UNMATCHED for o in store.orders.values())
     assert figures.claims_per_second > 0

@@ -168,6 +168,7 @@ class CapacityEffect:
     amount: int
     drawn: int = 0
     claim_day: str | None = None
+    shard: int | None = None  # the order's shard of a sharded line (None: the line item)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,12 @@ def _disbursed(order: Order, event: OrderEvent, now: datetime) -> Transition:
     if amount > order.reserved:
         raise AmountExceedsHeld(event.type, amount, order.reserved, "reservation")
     effect = CapacityEffect(
-        CapacityMove.DRAW, _line(order), order.reserved, drawn=amount, claim_day=order.claim_day
+        CapacityMove.DRAW,
+        _line(order),
+        order.reserved,
+        drawn=amount,
+        claim_day=order.claim_day,
+        shard=order.shard,
     )
     fields = _unreserved() | {"outstanding": amount}
     return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
@@ -221,7 +227,7 @@ def _repaid(order: Order, event: OrderEvent, now: datetime) -> Transition:
         raise AmountExceedsHeld(event.type, amount, order.outstanding, "outstanding")
     left = order.outstanding - amount
     status = OrderStatus.REPAID if left == 0 else OrderStatus.DISBURSED
-    effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount)
+    effect = CapacityEffect(CapacityMove.RESTORE, _line(order), amount, shard=order.shard)
     return _moved(order, event, now, status, fields={"outstanding": left}, effect=effect)
 
 
@@ -243,7 +249,12 @@ def _disbursed_late(
     if amount > order.amount:
         raise AmountExceedsHeld(event.type, amount, order.amount, "order amount")
     effect = CapacityEffect(
-        CapacityMove.LATE_DRAW, order.line_id, amount, drawn=amount, claim_day=order.claim_day
+        CapacityMove.LATE_DRAW,
+        order.line_id,
+        amount,
+        drawn=amount,
+        claim_day=order.claim_day,
+        shard=order.shard,
     )
     fields: dict[str, object] = {"outstanding": amount}
     return _moved(order, event, now, OrderStatus.DISBURSED, fields=fields, effect=effect)
@@ -287,6 +298,7 @@ def _unreserved(declined: list[str] | None = None) -> dict[str, object]:
             "line_id": None,
             "funder_id": None,
             "claim_day": None,
+            "shard": None,
             "declined_line_ids": declined,
         }
     return fields
@@ -296,7 +308,11 @@ def _release(order: Order) -> CapacityEffect | None:
     if order.reserved == 0 or order.line_id is None:
         return None
     return CapacityEffect(
-        CapacityMove.RELEASE, order.line_id, order.reserved, claim_day=order.claim_day
+        CapacityMove.RELEASE,
+        order.line_id,
+        order.reserved,
+        claim_day=order.claim_day,
+        shard=order.shard,
     )
 
 
@@ -321,8 +337,10 @@ def matched(
     hold_expires_at: datetime,
     claim_day: str,
     decision: Decision,
+    shard: int | None = None,
 ) -> Order:
-    """The order once its line's capacity is claimed for it."""
+    """The order once its line's capacity is claimed for it (on `shard` of a sharded
+    line)."""
     return _next(
         order,
         now,
@@ -334,6 +352,7 @@ def matched(
         hold_expires_at=hold_expires_at,
         claim_day=claim_day,
         decision=decision,
+        shard=shard,
     )
 
 

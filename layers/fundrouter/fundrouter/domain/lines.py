@@ -6,6 +6,7 @@ line as it was. The DynamoDB adapter enforces the same rules with condition expr
 keeping them here first lets the rules be tested in microseconds.
 """
 
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +46,9 @@ MAX_HOLD_SECONDS: Final = 30 * 24 * 60 * 60
 MAX_APR_BPS: Final = 100_000
 MAX_PRIORITY: Final = 1_000_000
 MAX_WEIGHT: Final = 100
+# Capacity shards of one line at most: a change of K writes every shard item and
+# checks each one's day item in one transaction (DynamoDB's 100 items).
+MAX_SHARDS: Final = 32
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
 # Every civil time zone's offset from UTC lies within these (UTC-12 to UTC+14).
 _UTC_OFFSETS_HOURS: Final = (-12, 0, 14)
@@ -124,6 +128,9 @@ class LineConfig(CamelModel):
     active_until: Timestamp | None = None
     status: LineStatus = LineStatus.ACTIVE
     timezone: TimeZoneName = DEFAULT_TIMEZONE
+    # Capacity shards: the limit and the daily cap spread over this many items, so one
+    # hot line takes more than one item's write rate (docs/decisions.md, 31).
+    shards: Annotated[StrictInt, Field(ge=1, le=MAX_SHARDS)] = 1
 
     # Cross-field rules are field validators on the later field, not a model validator,
     # so the error's loc names the field the operator has to change.
@@ -443,6 +450,145 @@ class Line:
         return replace(self, counters=replace(counters, drawn=counters.drawn - amount))
 
 
+# Claims a second one shard takes with room to spare: a transactional write costs two
+# of an item's 1,000 write units a second, and group commit claims several orders in
+# one (decision 28's simulation: about 2,400 a shard at K = 8).
+CLAIMS_PER_SHARD: Final = 1_000
+
+
+def suggested_shards(claims_per_minute: int) -> int:
+    """The K that keeps each shard under CLAIMS_PER_SHARD at the measured rate."""
+    needed = -(-claims_per_minute // (60 * CLAIMS_PER_SHARD))
+    return min(MAX_SHARDS, max(1, needed))
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` integer shares that differ by one at most, the larger first."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def shard_sequence(key: str, shards: int) -> list[int]:
+    """The shards a claim tries, in turn: the one a hash of `key` (the order id) picks,
+    then the next ones round. A stable hash (crc32), so every container agrees."""
+    first = zlib.crc32(key.encode()) % shards
+    return [(first + i) % shards for i in range(shards)]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One capacity item of a sharded line: its share of the limit (`cap`) and of the
+    daily cap (`day_cap`, None without one) and what it holds. The shares of a line's
+    shards sum to its limit and daily cap; its counters are their sums."""
+
+    index: int
+    cap: int
+    day_cap: int | None = None
+    reserved: int = 0
+    drawn: int = 0
+    daily_used: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def held(self) -> int:
+        return self.reserved + self.drawn
+
+    @property
+    def room(self) -> int:
+        return self.cap - self.held
+
+    def day_room(self, day: str) -> int | None:
+        return None if self.day_cap is None else self.day_cap - self.daily_used.get(day, 0)
+
+    def fits(self, amount: int, day: str) -> bool:
+        day_room = self.day_room(day)
+        return amount <= self.room and (day_room is None or amount <= day_room)
+
+
+@dataclass(frozen=True)
+class Move:
+    """Room moved from one shard to another: `cap` of the limit, `day_cap` of the
+    daily cap (on the shares; what each shard holds stays)."""
+
+    source: int
+    target: int
+    cap: int = 0
+    day_cap: int = 0
+
+
+def borrowing(shards: Sequence[Shard], target: int, amount: int, day: str) -> list[Move] | None:
+    """The moves that give shard `target` room for `amount` from the others (largest
+    room first), when the shards together have it; None when they do not."""
+    need = amount - shards[target].room
+    day_room = shards[target].day_room(day)
+    need_day = 0 if day_room is None else amount - day_room
+    moves = []
+    others = sorted((s for s in shards if s.index != target), key=lambda s: -s.room)
+    for shard in others:
+        cap = min(max(shard.room, 0), max(need, 0))
+        day_cap = min(max(shard.day_room(day) or 0, 0), max(need_day, 0))
+        if cap or day_cap:
+            moves.append(Move(shard.index, target, cap, day_cap))
+            need, need_day = need - cap, need_day - day_cap
+    return moves if need <= 0 and need_day <= 0 else None
+
+
+def moved(shards: Sequence[Shard], move: Move) -> tuple[Shard, ...]:
+    """The shards once `move` committed (their shares; what each holds stays)."""
+    changed = list(shards)
+    for index, sign in ((move.source, -1), (move.target, 1)):
+        shard = changed[index]
+        day_cap = None if shard.day_cap is None else shard.day_cap + sign * move.day_cap
+        changed[index] = replace(shard, cap=shard.cap + sign * move.cap, day_cap=day_cap)
+    return tuple(changed)
+
+
+def rebalancing(shards: Sequence[Shard], active: int, day: str) -> list[Move]:
+    """Moves that even out the room of the first `active` shards and empty the room
+    of the others (removed by a smaller K: their holdings stay until released). None
+    while every active shard has a quarter of its even share and no removed shard
+    has room. With less room than held in all (a lowered limit), the room left is
+    spread so that no shard has room while another is short."""
+    moves = _evened([s.room for s in shards], active)
+    days = [s.day_room(day) for s in shards]
+    if all(room is not None for room in days):
+        day_moves = _evened([room or 0 for room in days], active)
+        moves += [Move(m.source, m.target, day_cap=m.cap) for m in day_moves]
+    return moves
+
+
+def _evened(rooms: list[int], active: int) -> list[Move]:
+    total = sum(rooms)
+    if total >= 0:
+        targets = split(total, active) + [0] * (len(rooms) - active)
+        balanced = (
+            all(r >= 0 for r in rooms)
+            and all(r == 0 for r in rooms[active:])
+            and all(4 * r >= t for r, t in zip(rooms, targets[:active], strict=False))
+        )
+        if balanced:
+            return []
+    else:  # short in all: no room anywhere while a shard is short
+        if all(r <= 0 for r in rooms):
+            return []
+        targets, left = [], sum(r for r in rooms if r > 0)
+        for r in rooms:
+            give = min(left, -r) if r < 0 else 0
+            left -= give
+            targets.append(0 if r > 0 else r + give)
+    surplus = [r - t for r, t in zip(rooms, targets, strict=True)]
+    moves = []
+    sources = [i for i, s in enumerate(surplus) if s > 0]
+    for target in (i for i, s in enumerate(surplus) if s < 0):
+        while surplus[target] < 0 and sources:
+            source = sources[0]
+            amount = min(surplus[source], -surplus[target])
+            moves.append(Move(source, target, amount))
+            surplus[source] -= amount
+            surplus[target] += amount
+            if surplus[source] == 0:
+                sources.pop(0)
+    return moves
+
+
 class StaleLineConfig(DomainError):
     """The line's configuration changed between the read and the write: read again."""
 
@@ -480,6 +626,27 @@ class LineRecord:
     matched_total: int = 0
     # How many orders hold capacity on the line, by status (HOLDING_STATUSES).
     orders: Mapping[str, int] = field(default_factory=dict)
+    # A sharded line's capacity items (index 0 is the line item itself); empty: the
+    # line item alone holds the counters (K = 1, never sharded). The line's counters
+    # are their sums; shards past config.shards were removed and only drain.
+    shards: tuple[Shard, ...] = ()
+    # Closed to claims on every shard: a limit or daily cap set below what the line
+    # holds (or a late disbursement past the limit) left room on some shard while
+    # others are short; reopened with shares set anew once the line has room.
+    short: bool = False
+    # Claims a minute the reconciler measured on the line over its last runs (None:
+    # not read with this view, or never measured); see service.auditing.
+    claims_per_minute: int | None = None
+
+    def shard(self, index: int | None) -> Shard:
+        """The shard an order holds (None: the line item), as read."""
+        if not self.shards:
+            config, counters = self.line.config, self.line.counters
+            return Shard(
+                0, config.limit, config.daily_limit, counters.reserved, counters.drawn,
+                counters.daily_used,
+            )  # fmt: skip
+        return self.shards[index or 0]
 
 
 def holding_moves(before: Order, after: Order) -> dict[str, dict[OrderStatus, int]]:

@@ -191,6 +191,8 @@ class Order(OrderFields):
 
     # The line's local day the reservation counts against, to give it back there.
     claim_day: str | None = None
+    # The capacity shard of a sharded line the reservation is on (None: the line item).
+    shard: int | None = None
     # The status before the current one, which the bounded history (RECENT_HISTORY
     # entries) may no longer show (a loan's many partial repayments): the `from` of a
     # re-published status event.

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from fundrouter.domain.lines import LineConfig, LineId
+from fundrouter.domain.lines import MAX_SHARDS, LineConfig, LineId, suggested_shards
 from fundrouter.domain.orders import (
     CamelModel,
     HistoryEntry,
@@ -182,6 +182,17 @@ class LineResource(LineConfig, _LineKey):
     config_version: Version
     created_at: DateTimeText
     updated_at: DateTimeText
+    claims_per_minute: NonNegativeInt | None = Field(
+        None,
+        description="Claims a minute on the line, as the reconciler last measured them"
+        " (matched amount a minute over the mean reservation). Only GET"
+        " /v1/lines/{lineId} reads it: null elsewhere and before a measure.",
+    )
+    suggested_shards: Annotated[int, Field(ge=1, le=MAX_SHARDS)] | None = Field(
+        None,
+        description="The `shards` (K) that keeps each capacity shard under 1,000 claims"
+        " a second at `claimsPerMinute`; null when that is not measured.",
+    )
 
     @classmethod
     def of(cls, view: LineView) -> Self:
@@ -213,6 +224,10 @@ class LineResource(LineConfig, _LineKey):
             config_version=record.config_version,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            claims_per_minute=record.claims_per_minute,
+            suggested_shards=None
+            if record.claims_per_minute is None
+            else suggested_shards(record.claims_per_minute),
         )
 
 

@@ -13,23 +13,24 @@ import base64
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from fundrouter.domain.orders import HOLDING_STATUSES, Holding, OrderStatus
 from fundrouter.persistence.codec import from_item, to_item
-from fundrouter.persistence.lines import LINE_SK, line_pk
+from fundrouter.persistence.lines import (
+    CLAIMS_PER_MINUTE,
+    LINE_SK,
+    audit_key,
+    line_pk,
+    shard_count,
+    shard_key,
+)
 from fundrouter.persistence.orders import BY_LINE, ORDER_SK, order_ids, order_pk
 from fundrouter.persistence.retries import DEFAULT_BACKOFF, Backoff, batch_get, read, transact_get
 from fundrouter.service.auditing import AuditState, Cut, Drift
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-AUDIT_SK: Final = "AUDIT"
-
-
-def audit_key(line_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"AUDIT#{line_id}"}, "sk": {"S": AUDIT_SK}}
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,21 @@ class DynamoAudit:
         return keys, None if last is None else _encode(last)
 
     def cut(self, line_id: str, keys: list[tuple[str, str]]) -> Cut | None:
-        line_key = {"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}}
-        gets = [{"Get": {"TableName": self.lines, "Key": line_key}}]
+        """One transactional read of the line's counters and the orders; a sharded
+        line's counters are the sums of its shard items, read in the same cut (a
+        second one, once the first says how many there are)."""
+        shards = 1
+        while True:
+            cut = self._cut(line_id, keys, shards)
+            if not isinstance(cut, int):
+                return cut
+            shards = cut
+
+    def _cut(self, line_id: str, keys: list[tuple[str, str]], shards: int) -> Cut | int | None:
+        """The cut, or how many shard items it must read instead."""
+        line_keys = [{"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}}]
+        line_keys += [shard_key(line_id, i) for i in range(1, shards)]
+        gets = [{"Get": {"TableName": self.lines, "Key": key}} for key in line_keys]
         gets += [
             {
                 "Get": {
@@ -71,10 +85,13 @@ class DynamoAudit:
             }
             for key in keys
         ]
-        line, *orders = transact_get(self.client, gets, self.backoff)
+        found = transact_get(self.client, gets, self.backoff)
+        line, counted, orders = found[0], found[:shards], found[shards:]
         if line is None:
             return None
-        counters = from_item(line)
+        if shard_count(line) != shards:
+            return shard_count(line)
+        items = [from_item(item) for item in counted if item]
         holdings = []
         for item in orders:
             values = from_item(item) if item else {}
@@ -89,7 +106,11 @@ class DynamoAudit:
                         outstanding=int(values.get("outstanding", 0)),
                     )
                 )
-        return Cut(int(counters.get("reserved", 0)), int(counters.get("drawn", 0)), holdings)
+        return Cut(
+            sum(int(item.get("reserved", 0)) for item in items),
+            sum(int(item.get("drawn", 0)) for item in items),
+            holdings,
+        )
 
     def audit_states(self, line_ids: list[str]) -> dict[str, AuditState]:
         items = batch_get(self.client, self.lines, [audit_key(i) for i in line_ids], self.backoff)
@@ -109,6 +130,9 @@ class DynamoAudit:
             "lastPassOrders": state.last_pass_orders,
             "drift": None if state.drift is None else state.drift.values(),
             "unconfirmed": None if state.unconfirmed is None else state.unconfirmed.values(),
+            "sampledAt": state.sampled_at,
+            "sampledTotal": state.sampled_total,
+            CLAIMS_PER_MINUTE: state.claims_per_minute,
         }
         item = audit_key(state.line_id) | to_item(
             {k: v for k, v in values.items() if v is not None}
@@ -143,6 +167,9 @@ def _state(values: dict[str, Any]) -> AuditState:
         last_pass_orders=int(values.get("lastPassOrders", 0)),
         drift=_drift(line_id, values.get("drift")),
         unconfirmed=_drift(line_id, values.get("unconfirmed")),
+        sampled_at=values.get("sampledAt"),
+        sampled_total=int(values.get("sampledTotal", 0)),
+        claims_per_minute=int(values.get(CLAIMS_PER_MINUTE, 0)),
     )
 
 

@@ -13,13 +13,13 @@ fundrouter.persistence.retries (Contended, Unavailable after that).
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.lifecycle import CapacityEffect, CapacityMove, OrderEvent, Transition
-from fundrouter.domain.lines import holding_moves
+from fundrouter.domain.lines import LineRecord, borrowing, holding_moves
 from fundrouter.domain.orders import Order, OrderStatus, spilled_history
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.history import spill_items
@@ -58,14 +58,16 @@ def _fitting(expiring: Sequence[tuple[Order, Transition]]) -> int:
     return len(expiring)
 
 
-def _releases(transition: Transition, line_id: str | None) -> bool:
-    """A release of a reservation, on the line, with the day it was claimed on."""
+def _releases(transition: Transition, line_id: str | None, shard: int | None) -> bool:
+    """A release of a reservation, on the line (and shard), with the day it was
+    claimed on."""
     effect = transition.effect
     return (
         effect is not None
         and effect.move is CapacityMove.RELEASE
         and effect.claim_day is not None
         and effect.line_id == line_id
+        and effect.shard == shard
     )
 
 
@@ -109,7 +111,8 @@ class DynamoOrderEvents:
             return Commit.LINE_FULL
         # The line's counts of its orders by status move with the order, APPROVED too;
         # the history spill goes last, so the reasons of the others keep their places.
-        items += self.lines.with_counts(capacity, holding_moves(before, after))
+        shard = before.shard if before.line_id is not None else after.shard
+        items += self.lines.with_counts(capacity, holding_moves(before, after), shard)
         items += spill_items(self.table, before, after)
         reasons = transact(self.client, items, self.backoff)
         if not reasons:
@@ -135,10 +138,11 @@ class DynamoOrderEvents:
         fails otherwise is tried again order by order, so one order's fault stays its
         own. One outcome (a Commit, or the error) per order, in order."""
         line_id = expiring[0][0].line_id if expiring else None
+        shard = expiring[0][0].shard if expiring else None
         outcomes: dict[int, Outcome] = {
             i: self._alone(before, transition)
             for i, (before, transition) in enumerate(expiring)
-            if not _releases(transition, line_id)
+            if not _releases(transition, line_id, shard)
         }
         pending = [i for i in range(len(expiring)) if i not in outcomes]
         while pending:
@@ -164,7 +168,7 @@ class DynamoOrderEvents:
     def _expire_group(self, group: list[tuple[Order, Transition]]) -> set[int]:
         """One transaction: the positions in `group` of the orders that had moved
         (none: it committed). CapacityDisagrees when the line itself refused."""
-        line_id = str(group[0][0].line_id)
+        line_id, shard = str(group[0][0].line_id), group[0][0].shard
         by_day: Counter[str] = Counter()
         counts: Counter[OrderStatus] = Counter()
         for before, transition in group:
@@ -175,7 +179,9 @@ class DynamoOrderEvents:
                 counts.update(moved_counts)
         moves = {line_id: {status: step for status, step in counts.items() if step}}
         items = [order_put(self.table, before, transition.order) for before, transition in group]
-        items += self.lines.with_counts(self.lines.release_items(line_id, by_day), moves)
+        items += self.lines.with_counts(
+            self.lines.release_items(line_id, by_day, shard), moves, shard
+        )
         for before, transition in group:
             items += spill_items(self.table, before, transition.order)
         reasons = transact(self.client, items, self.backoff)
@@ -212,25 +218,52 @@ class DynamoOrderEvents:
             case CapacityMove.RELEASE:
                 if effect.claim_day is None:
                     raise CapacityDisagrees(f"reservation on {effect.line_id} has no claim day")
-                return self.lines.release_items(effect.line_id, {effect.claim_day: effect.amount})
+                return self.lines.release_items(
+                    effect.line_id, {effect.claim_day: effect.amount}, effect.shard
+                )
             case CapacityMove.DRAW:
                 return self.lines.draw_items(
-                    effect.line_id, effect.amount, effect.drawn, effect.claim_day
+                    effect.line_id, effect.amount, effect.drawn, effect.claim_day, effect.shard
                 )
             case CapacityMove.LATE_DRAW:
                 return self._late_draw_items(effect)
             case CapacityMove.OVER_LIMIT_DRAW:
-                return self.lines.late_draw_items(
-                    effect.line_id, effect.amount, effect.claim_day, None
-                )
+                return self._over_limit_items(effect)
             case CapacityMove.RESTORE:
-                return self.lines.restore_items(effect.line_id, effect.amount)
+                return self.lines.restore_items(effect.line_id, effect.amount, effect.shard)
+
+    def _over_limit_items(self, effect: CapacityEffect) -> list[dict[str, Any]]:
+        """Drawn past the limit, unconditionally; a sharded line is closed to claims
+        on every shard as well (fundrouter.persistence.lines.closing_items)."""
+        record = self.lines.get(effect.line_id)
+        sharded = record is not None and bool(record.shards)
+        items = self.lines.late_draw_items(
+            effect.line_id, effect.amount, effect.claim_day, None, effect.shard, close=sharded
+        )
+        if record is not None and sharded:
+            items += self.lines.closing_items(record, effect.shard)
+        return items
+
+    def _room_moved_in(self, record: LineRecord, effect: CapacityEffect) -> LineRecord:
+        """A sharded line with room for a late disbursement, but not on the order's
+        shard: room moved there from the others first (each move conditioned, see
+        DynamoLineRepository.move_room), so it is drawn within the limit exactly when
+        the line as a whole has room, as on an unsharded line."""
+        limits_only = [replace(shard, day_cap=None) for shard in record.shards]
+        for move in borrowing(limits_only, effect.shard or 0, effect.amount, "") or []:
+            self.lines.move_room(record, move, [])
+        return self.lines.get(effect.line_id) or record
 
     def _late_draw_items(self, effect: CapacityEffect) -> list[dict[str, Any]] | None:
-        """Conditioned on the room the line has as read now; None when it has none."""
+        """Conditioned on the room the line (the order's shard of a sharded one) has as
+        read now; None when it has none."""
         record = self.lines.get(effect.line_id)
         if record is None:
             raise CapacityDisagrees(f"order holds line {effect.line_id}, which is gone")
-        if not record.line.has_room(effect.amount):
+        if record.shards and effect.amount > record.shard(effect.shard).room:
+            record = self._room_moved_in(record, effect)
+        if effect.amount > record.shard(effect.shard).room:
             return None
-        return self.lines.late_draw_items(effect.line_id, effect.amount, effect.claim_day, record)
+        return self.lines.late_draw_items(
+            effect.line_id, effect.amount, effect.claim_day, record, effect.shard
+        )

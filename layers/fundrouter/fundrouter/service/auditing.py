@@ -12,7 +12,7 @@ compared at its last cut and, since orders behind the cursor may move during the
 pass, its difference counts as drift only when the next pass finds the same one.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
@@ -83,6 +83,14 @@ class AuditState:
     drift: Drift | None = None  # what the last completed pass found
     # A multi-cut pass's difference, drift once the next pass finds the same.
     unconfirmed: Drift | None = None
+    # The claim rate (the line's K suggestion): everything ever claimed on the line
+    # (matchedTotal, summed over its shards) when last sampled, and the claims a
+    # minute since the sample before, estimated as the amount claimed a minute over
+    # the mean reservation its holding orders have. No write per claim: a sample is
+    # one more attribute of this item, which every run writes anyway.
+    sampled_at: str | None = None
+    sampled_total: int = 0
+    claims_per_minute: int = 0
 
 
 @dataclass
@@ -96,21 +104,42 @@ class AuditRun:
     failures: list[tuple[str, Exception]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ClaimSample:
+    """What the line's item says now: everything claimed, and its reserving orders."""
+
+    matched_total: int
+    reserved: int
+    reserving: int
+
+
 class RollingAudit:
     def __init__(self, store: AuditStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
 
-    def run(self, line_ids: list[str], out_of_time: Callable[[], bool]) -> AuditRun:
-        """A slice of every line, least recently completed first, until out of time."""
+    def run(
+        self,
+        line_ids: list[str],
+        out_of_time: Callable[[], bool],
+        samples: Mapping[str, ClaimSample] | None = None,
+        shard_items: Mapping[str, int] | None = None,
+    ) -> AuditRun:
+        """A slice of every line, least recently completed first, until out of time;
+        each line's claim rate measured against its sample from the last run. A
+        sharded line's cut reads its other shard items too (`shard_items`: how many it
+        has), so it holds that many fewer orders."""
         run = AuditRun()
         states = self._store.audit_states(line_ids)
         order = sorted(line_ids, key=lambda i: states.get(i, AuditState(i)).last_full_pass_at or "")
         for line_id in order:
             if out_of_time():
                 break
+            size = CUT_ORDERS - (shard_items or {}).get(line_id, 1) + 1
             try:
-                state = self._slice(states.get(line_id, AuditState(line_id)), run)
+                state = self._slice(states.get(line_id, AuditState(line_id)), run, size)
+                if samples and line_id in samples:
+                    state = self._sampled(state, samples[line_id])
                 self._store.save_audit(state)
             except Exception as error:
                 run.failures.append((line_id, error))
@@ -122,7 +151,22 @@ class RollingAudit:
         run.oldest_pass_age = max(ages, default=0)
         return run
 
-    def _slice(self, state: AuditState, run: AuditRun) -> AuditState:
+    def _sampled(self, state: AuditState, sample: ClaimSample) -> AuditState:
+        now = self._clock()
+        rate = state.claims_per_minute
+        if state.sampled_at is not None and sample.reserving:
+            minutes = (now - datetime.fromisoformat(state.sampled_at)).total_seconds() / 60
+            claimed = max(0, sample.matched_total - state.sampled_total)
+            mean = sample.reserved / sample.reserving
+            rate = round(claimed / mean / minutes) if minutes > 0 and mean > 0 else rate
+        return replace(
+            state,
+            sampled_at=format_timestamp(now),
+            sampled_total=sample.matched_total,
+            claims_per_minute=rate,
+        )
+
+    def _slice(self, state: AuditState, run: AuditRun, size: int = CUT_ORDERS) -> AuditState:
         line_id = state.line_id
         page = None
         if state.cursor is None:
@@ -130,12 +174,12 @@ class RollingAudit:
             state = replace(
                 state, pass_started_at=started, reserved=0, drawn=0, orders=(), order_count=0
             )
-            page = self._store.holding_keys(line_id, CUT_ORDERS, None)
-            whole = self._whole_line(line_id, *page)
+            page = self._store.holding_keys(line_id, size, None)
+            whole = self._whole_line(line_id, *page, size=size)
             if whole is not None:  # the line fits one cut: compared exactly there
                 return self._complete(self._add(state, whole), whole, run, exact=True)
         for _ in range(_cuts(state)):
-            keys, cursor = page or self._store.holding_keys(line_id, CUT_ORDERS, state.cursor)
+            keys, cursor = page or self._store.holding_keys(line_id, size, state.cursor)
             page = None
             cut = self._store.cut(line_id, keys)
             if cut is None:  # the line is gone
@@ -146,7 +190,7 @@ class RollingAudit:
         return state
 
     def _whole_line(
-        self, line_id: str, keys: list[tuple[str, str]], more: str | None
+        self, line_id: str, keys: list[tuple[str, str]], more: str | None, *, size: int
     ) -> Cut | None:
         """The whole line in one cut, or None when its holdings need more than one."""
         for _ in range(JOINER_RETRIES):
@@ -155,12 +199,12 @@ class RollingAudit:
             cut = self._store.cut(line_id, keys)
             if cut is None:
                 return None
-            again, more = self._store.holding_keys(line_id, CUT_ORDERS, None)
+            again, more = self._store.holding_keys(line_id, size, None)
             # Every order holding the line at the cut was listed before or is listed now.
             if set(again) <= set(keys):
                 return cut
             keys = sorted(set(keys) | set(again))
-            if len(keys) > CUT_ORDERS:
+            if len(keys) > size:
                 return None
         return None  # joiners every time: walked in cuts instead
 

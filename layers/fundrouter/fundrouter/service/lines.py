@@ -89,7 +89,7 @@ class LineService:
         now = self._clock()
         records = self._repository.list_lines()
         days = {r.line.line_id: r.line.day_of(now) for r in records}
-        usage = self._repository.usage_on(days)
+        usage = self._repository.usage_on(days, _shards(records))
         return [
             LineView(r, days[r.line.line_id], usage[r.line.line_id])
             for r in sorted(records, key=lambda r: r.line.line_id)
@@ -118,4 +118,10 @@ class LineService:
     def _written(self, record: LineRecord, now: datetime) -> LineView:
         """The view of a line as a write returned it, with the day's usage."""
         line_id, day = record.line.line_id, record.line.day_of(now)
-        return LineView(record, day, self._repository.usage_on({line_id: day})[line_id])
+        usage = self._repository.usage_on({line_id: day}, _shards([record]))
+        return LineView(record, day, usage[line_id])
+
+
+def _shards(records: list[LineRecord]) -> dict[str, int]:
+    """How many shard items each sharded line has, for reading their days."""
+    return {r.line.line_id: len(r.shards) for r in records if r.shards}

@@ -3,7 +3,7 @@ unit tests. Every port of every service is here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from fundrouter.domain.errors import DomainError
     from fundrouter.domain.lifecycle import OrderEvent, Transition
-    from fundrouter.domain.lines import LineConfig, LineRecord
+    from fundrouter.domain.lines import LineConfig, LineRecord, Move
     from fundrouter.domain.orders import Decision, HistoryEntry, Order, OrderStatus, UnreadableOrder
     from fundrouter.domain.paging import Page
     from fundrouter.domain.routing import RoutingPolicy
@@ -62,7 +62,11 @@ class LineRepository(Protocol):
 
     def list_lines(self) -> list[LineRecord]: ...
 
-    def usage_on(self, day_by_line: dict[str, str]) -> dict[str, int]: ...
+    def usage_on(
+        self, day_by_line: dict[str, str], shards: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """Each line's usage on its day, over `shards` shard items where named."""
+        ...
 
     def put_routing(self, tenant_id: str, policy: RoutingPolicy, now: datetime) -> None: ...
 
@@ -171,6 +175,16 @@ class HoldExpiries(Protocol):
 
 class LineListing(Protocol):
     def list_lines(self) -> list[LineRecord]: ...
+
+    def get(self, line_id: str, days: Sequence[str] = ()) -> LineRecord | None: ...
+
+    def move_room(self, record: LineRecord, move: Move, days: Sequence[str]) -> bool:
+        """One conditional move of room between two shards; False when refused."""
+        ...
+
+    def reshare(self, record: LineRecord, now: datetime) -> bool:
+        """A closed (short) sharded line reopened, its shares set anew."""
+        ...
 
 
 class Matcher(Protocol):

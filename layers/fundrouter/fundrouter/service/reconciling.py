@@ -22,14 +22,15 @@ time, would stop every hold behind it from expiring.
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from fundrouter.domain.lifecycle import Transition, expire
+from fundrouter.domain.lines import LineRecord, moved, rebalancing
 from fundrouter.domain.orders import Order, OrderStatus, UnreadableOrder
-from fundrouter.service.auditing import Drift, RollingAudit
+from fundrouter.service.auditing import ClaimSample, Drift, RollingAudit
 from fundrouter.service.ports import (
     AuditStore,
     Commit,
@@ -44,6 +45,9 @@ BATCH: Final = 200
 EXPIRY_WORKERS: Final = 16
 # Of the run's time budget, what is kept for the audit after the expiry loop.
 AUDIT_RESERVE_SECONDS: Final = 10.0
+# A claim's clock and the reconciler's differ by less than this: a daily share moved
+# near a line's midnight is checked against the usage of both days.
+DAY_SKEW: Final = timedelta(minutes=2)
 
 
 class FailureKind(StrEnum):
@@ -52,6 +56,7 @@ class FailureKind(StrEnum):
     EXPIRE = "expire"
     REDRIVE = "redrive"
     AUDIT = "audit"
+    REBALANCE = "rebalance"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class ReconcileReport:
     drift: list[Drift] = field(default_factory=list)
     # Percent of each line's limit held (reserved + drawn), for the dashboard.
     utilization: dict[str, int] = field(default_factory=dict)
+    # Moves of room between a sharded line's shards committed, by line.
+    rebalanced: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
 
     def failed(self, kind: FailureKind, subject: str, error: Exception) -> None:
@@ -160,9 +167,10 @@ class Reconciler:
                     self._redrive(order, report)
                 elif order.hold_expires_at is not None and order.hold_expires_at <= now:
                     expiring.append(order)
-        by_line: dict[str | None, list[tuple[Order, Transition]]] = {}
+        # A line's holds together, each shard's of a sharded line (one release each).
+        by_line: dict[tuple[str | None, int | None], list[tuple[Order, Transition]]] = {}
         for order in expiring:
-            by_line.setdefault(order.line_id, []).append((order, expire(order, now)))
+            by_line.setdefault((order.line_id, order.shard), []).append((order, expire(order, now)))
         for group, outcomes in zip(
             by_line.values(), pool.map(self._store.expire_together, by_line.values()), strict=True
         ):
@@ -190,9 +198,25 @@ class Reconciler:
             line = record.line
             held = line.counters.reserved + line.counters.drawn
             report.utilization[line.line_id] = held * 100 // line.config.limit
+            if record.shards:
+                try:
+                    self._rebalance(record, report)
+                except Exception as error:
+                    report.failed(FailureKind.REBALANCE, line.line_id, error)
+        samples = {
+            r.line.line_id: ClaimSample(
+                r.matched_total,
+                r.line.counters.reserved,
+                r.orders.get(OrderStatus.MATCHED.value, 0)
+                + r.orders.get(OrderStatus.APPROVED.value, 0),
+            )
+            for r in records
+        }
         run = self._audit.run(
             [record.line.line_id for record in records],
             lambda: deadline is not None and self._timer() >= deadline,
+            samples,
+            {r.line.line_id: len(r.shards) for r in records if r.shards},
         )
         report.lines_audited = run.lines_audited
         report.passes_completed = run.passes_completed
@@ -200,6 +224,29 @@ class Reconciler:
         report.drift += run.drift
         for line_id, problem in run.failures:
             report.failed(FailureKind.AUDIT, line_id, problem)
+
+    def _rebalance(self, record: LineRecord, report: ReconcileReport) -> None:
+        """A sharded line's room evened out over its shards, removed shards' room
+        moved to the others (domain.lines.rebalancing), one conditional move per
+        transaction: one read of the line and at most two moves per shard a run,
+        nothing for a line that is even. A move refused (claims moved the shares or
+        counters since the read) is left for the next run."""
+        now = self._clock()
+        days = sorted({record.line.day_of(now - DAY_SKEW), record.line.day_of(now + DAY_SKEW)})
+        fresh = self._lines.get(record.line.line_id, days)
+        if fresh is None or not fresh.shards:
+            return
+        today = fresh.line.day_of(now)
+        if fresh.short:  # closed: reopened once it has room again
+            line = fresh.line
+            if line.available >= 0 and (line.daily_room(today) or 0) >= 0:
+                self._lines.reshare(fresh, now)
+            return
+        for move in rebalancing(fresh.shards, fresh.line.config.shards, today):
+            if not self._lines.move_room(fresh, move, days):
+                return
+            fresh = replace(fresh, shards=moved(fresh.shards, move))
+            report.rebalanced[fresh.line.line_id] = report.rebalanced.get(fresh.line.line_id, 0) + 1
 
 
 def _key(order: Order | UnreadableOrder) -> str:

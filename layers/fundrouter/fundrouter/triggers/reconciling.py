@@ -37,6 +37,7 @@ def reconcile(reconciler: Reconciler, deadline: float | None) -> dict[str, Any]:
     metrics.add_metric("OldestAuditSeconds", MetricUnit.Seconds, report.oldest_audit_seconds)
     metrics.add_metric("CounterDrift", MetricUnit.Count, sum(d.amount for d in report.drift))
     metrics.add_metric("ReconcileFailures", MetricUnit.Count, len(report.failures))
+    metrics.add_metric("ShardMoves", MetricUnit.Count, sum(report.rebalanced.values()))
     for kind, failures in Counter(f.kind for f in report.failures).items():
         _one("ReconcileFailures", MetricUnit.Count, failures, "kind", kind.value)
     for failure in report.failures:
@@ -52,6 +53,7 @@ def reconcile(reconciler: Reconciler, deadline: float | None) -> dict[str, Any]:
         "linesAudited": report.lines_audited,
         "passesCompleted": report.passes_completed,
         "drift": [asdict(d) for d in report.drift],
+        "shardMoves": report.rebalanced,
         "failures": [asdict(f) for f in report.failures],
     }
     logger.info("reconciled", extra=summary)
