@@ -33,6 +33,10 @@ def line_config(**changes: Any) -> LineConfig:
     )
 
 
+def order_key(tenant_id: str, order_id: str) -> dict[str, Any]:
+    return {"pk": {"S": order_pk(tenant_id, order_id)}, "sk": {"S": ORDER_SK}}
+
+
 def create_tables(client: Any, **names: str) -> None:
     """Tables of template.yaml by logical id, e.g. OrdersTable="bench-orders"."""
     for logical, name in names.items():
@@ -135,15 +139,14 @@ def expired_holds(client: Any, tables: dict[str, str], line_ids: list[str], hold
     records = [lines.put_config(line_id, config, now).line for line_id in line_ids]
     then, day = now - timedelta(minutes=16), records[0].day_of(now)
 
-    def line_of(n: int) -> dict[str, str]:
-        line = records[n % len(records)]
-        return {"line_id": line.line_id, "funder_id": line.config.funder_id}
-
-    claim = {"now": then, "hold_expires_at": now - timedelta(minutes=1), "claim_day": day}
-    orders = [
-        matched(received(f"expiry-{n:06d}", amount, then), decision=DECISION, **claim, **line_of(n))
-        for n in range(holds)
-    ]
+    orders = []
+    for n in range(holds):
+        line, order = records[n % len(records)], received(f"expiry-{n:06d}", amount, then)
+        expires = now - timedelta(minutes=1)
+        orders.append(
+            matched(order, line_id=line.line_id, funder_id=line.config.funder_id, now=then,
+                    hold_expires_at=expires, claim_day=day, decision=DECISION)
+        )  # fmt: skip
     put_all(client, tables["OrdersTable"], [order_item(o) for o in orders])
     for line in records:
         total = amount * (count := sum(o.line_id == line.line_id for o in orders))
@@ -152,5 +155,4 @@ def expired_holds(client: Any, tables: dict[str, str], line_ids: list[str], hold
         )
         used = {"used": {"N": str(total)}, "lineId": {"S": line.line_id}}
         client.put_item(TableName=tables["LinesTable"], Item=day_key(line.line_id, day) | used)
-    keys = [{"pk": {"S": order_pk(o.tenant_id, o.order_id)}, "sk": {"S": ORDER_SK}} for o in orders]
-    return Backlog(client, tables, line_ids, keys)
+    return Backlog(client, tables, line_ids, [order_key(o.tenant_id, o.order_id) for o in orders])

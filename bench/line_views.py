@@ -55,9 +55,9 @@ def hold(client: Any, line_id: str, funder_id: str, start: int, count: int) -> N
     """Loans `start` to `count` in the Orders table, each as the matcher and a
     DISBURSED event leave it, and the line's counters and counts set to match `count`."""
     now = utc_now()
-    claim = {"now": now, "hold_expires_at": now + timedelta(minutes=15), "decision": DECISION}
+    day, expires = now.date().isoformat(), now + timedelta(minutes=15)
     order = matched(received("bench-loan", AMOUNT, now), line_id=line_id, funder_id=funder_id,
-                    claim_day=now.date().isoformat(), **claim)  # fmt: skip
+                    now=now, hold_expires_at=expires, claim_day=day, decision=DECISION)  # fmt: skip
     sent = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
     item = order_item(apply_event(order, sent, now).order)
     names = (f"bench-loan-{index:06d}" for index in range(start, count))

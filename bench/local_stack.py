@@ -30,13 +30,13 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from common import create_tables, expired_holds, header, line_config, table
+from common import create_tables, expired_holds, header, line_config, order_key, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.errors import Unavailable
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
 from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
-from fundrouter.persistence.orders import ORDER_SK, order_item, order_pk
+from fundrouter.persistence.orders import order_item
 from fundrouter.persistence.retries import batch_get
 from fundrouter.service.ports import ClaimResult
 
@@ -119,12 +119,10 @@ def layer_matches(args: Any) -> str:
     built = ROOT / STATE_DIR / f"build-{args.arch}" / "SharedLayer" / "python" / "fundrouter"
     if not built.is_dir():
         return "deployed layer: no build found"
-    names = {p.relative_to(source) for p in source.rglob("*.py")}
-    names |= {p.relative_to(built) for p in built.rglob("*.py")}
-    read = [
-        lambda n, r=r: (r / n).read_bytes() if (r / n).is_file() else None for r in (source, built)
-    ]
-    differ = sorted(str(n) for n in names if read[0](n) != read[1](n))
+    tree, deployed = (
+        {p.relative_to(r): p.read_bytes() for p in r.rglob("*.py")} for r in (source, built)
+    )
+    differ = sorted(str(n) for n in tree.keys() | deployed.keys() if tree.get(n) != deployed.get(n))
     return f"deployed layer differs in: {', '.join(differ)}" if differ else "deployed layer = tree"
 
 
@@ -172,13 +170,15 @@ def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]
 def ratios(figures: Figures) -> None:
     """Issue 11: matched orders/s in the biggest burst (over HTTP, and written straight
     into the table) against the raw rate."""
+    bursts = [(label, run) for label, run in figures.loads if label.startswith("burst")]
     measured = [
-        (f"{label} over HTTP", run["phases"]["matched"]["perSecond"])
-        for label, run in figures.loads
-        if label.startswith("burst")
+        (f"{label} over HTTP", run["phases"]["matched"]["perSecond"]) for label, run in bursts
     ]
-    if figures.table_burst:
-        measured.append(("the same burst written into the table", figures.table_burst))
+    measured += (
+        [("the same burst written into the table", figures.table_burst)]
+        if figures.table_burst
+        else []
+    )
     for label, rate in measured[-2:] if figures.rates else []:
         parts = [
             f"{r.clients} client(s) {r.rate():.0f}/s: {rate / r.rate():.2f}"
@@ -191,47 +191,42 @@ def ratios(figures: Figures) -> None:
         )
 
 
-def decided(
-    stack: LocalStack, keys: list[dict[str, Any]], seconds: float, wanted: str
-) -> dict[str, tuple[str, str]]:
-    """Status and updatedAt of each order once it is no longer RECEIVED (or no longer
-    `wanted`), read once a second for at most `seconds`."""
-    client, table_name = stack.client("dynamodb"), stack.settings["FUNDROUTER_ORDERS_TABLE"]
-    found: dict[str, tuple[str, str]] = {}
-    deadline = time.monotonic() + seconds
-    while len(found) < len(keys) and time.monotonic() < deadline:
-        time.sleep(1.0)
-        for item in batch_get(client, table_name, [k for k in keys if k["pk"]["S"] not in found]):
-            if item["status"]["S"] != wanted:
-                found[item["pk"]["S"]] = (item["status"]["S"], item["updatedAt"]["S"])
-    return found
-
-
 def report_table_burst(stack: LocalStack, orders: int, seconds: float = 300.0) -> float | None:
     """`orders` RECEIVED orders put into the Orders table at once (BatchWriteItem), as
     intake stores them, for the deployed matcher to decide from the stream: its rate
     without the HTTP intake in front of it. From the first write to the last decision
-    (the orders' updatedAt, the server's clock)."""
-    client, now = stack.client("dynamodb"), utc_now()
-    config = line_config(limit=10**15, minAmount=AMOUNT, priority=1)
-    DynamoLineRepository(client, stack.settings["FUNDROUTER_LINES_TABLE"]).put_config(
-        "bench-burst", config, now
+    (the orders' updatedAt, the server's clock), read once a second."""
+    client, table_name, now = (
+        stack.client("dynamodb"),
+        stack.settings["FUNDROUTER_ORDERS_TABLE"],
+        utc_now(),
     )
+    lines = DynamoLineRepository(client, stack.settings["FUNDROUTER_LINES_TABLE"])
+    lines.put_config("bench-burst", line_config(limit=10**15, minAmount=AMOUNT, priority=1), now)
     run = uuid.uuid4().hex[:8]
     batch = [received(f"burst-{run}-{i:05d}", AMOUNT, now) for i in range(orders)]
-    keys = [{"pk": {"S": order_pk(o.tenant_id, o.order_id)}, "sk": {"S": ORDER_SK}} for o in batch]
     started = utc_now()
-    put_all(client, stack.settings["FUNDROUTER_ORDERS_TABLE"], [order_item(o) for o in batch])
-    written = (utc_now() - started).total_seconds()
-    found = decided(stack, keys, seconds, OrderStatus.RECEIVED)
-    if not found:
+    put_all(client, table_name, [order_item(o) for o in batch])
+    written, deadline = (utc_now() - started).total_seconds(), time.monotonic() + seconds
+    waiting = [order_key(o.tenant_id, o.order_id) for o in batch]
+    decided: dict[str, tuple[str, str]] = {}
+    while waiting and time.monotonic() < deadline:
+        time.sleep(1.0)
+        found = {
+            i["pk"]["S"]: i
+            for i in batch_get(client, table_name, waiting)
+            if i["status"]["S"] != "RECEIVED"
+        }
+        decided |= {pk: (i["status"]["S"], i["updatedAt"]["S"]) for pk, i in found.items()}
+        waiting = [k for k in waiting if k["pk"]["S"] not in found]
+    if not decided:
         print(f"{orders:,} orders written in {written:.1f} s; none decided in {seconds:.0f} s")
         return None
-    statuses = Counter(status for status, _ in found.values())
-    span = (max(datetime.fromisoformat(at) for _, at in found.values()) - started).total_seconds()
+    statuses = Counter(status for status, _ in decided.values())
+    span = (max(datetime.fromisoformat(at) for _, at in decided.values()) - started).total_seconds()
     rate = statuses.get(OrderStatus.MATCHED, 0) / span
     print(f"{orders:,} orders written in {written:.1f} s (BatchWriteItem, 25 a call);")
-    print(f"decided {len(found):,} ({dict(statuses)}) {span:.1f} s after the first write:")
+    print(f"decided {len(decided):,} ({dict(statuses)}) {span:.1f} s after the first write:")
     print(f"{rate:.1f} matched orders/s")
     return rate
 
@@ -290,13 +285,9 @@ class ClaimRates:
         when all threads are ready)."""
         orders = self.orders[self.used : self.used + cap] if kind == "claims" else []
         self.used += len(orders)
-        lock, counter, box, ends, found = (
-            threading.Lock(),
-            iter(range(cap)),
-            {},
-            [],
-            RateRun(threads),
-        )
+        lock, counter, found = threading.Lock(), iter(range(cap)), RateRun(threads)
+        box: dict[str, float] = {}
+        ends: list[float] = []
         barrier = threading.Barrier(threads, action=lambda: box.update(t=time.perf_counter()))
 
         def loop(client: Any, calls: Answers) -> None:

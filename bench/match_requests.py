@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from common import create_tables, header, line_config, table
+from common import create_tables, header, line_config, order_key, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.codec import from_item, item_size
 from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, day_key, line_pk
 from fundrouter.persistence.matching import DynamoMatchStore
-from fundrouter.persistence.orders import ORDER_SK, order_pk
+from fundrouter.persistence.orders import order_pk
 from fundrouter.service.matching import LineCatalog, MatchService
 from fundrouter.triggers import streams
 from moto import mock_aws
@@ -29,13 +29,17 @@ from tests.support.events import load_event
 from tests.support.handlers import handler_module
 from tests.support.orders import Paths
 from tests.support.requests import Answers
+from tests.support.world import transaction_units
 
 RECORD = load_event("matcher/new_order.json")["Records"][0]
 TENANT = RECORD["dynamodb"]["NewImage"]["tenantId"]["S"]
 ORDERS_TABLE = "fundrouter-bench-match-orders"
 LINES_TABLE = "fundrouter-bench-match-lines"
 FIRST = "bench-first"  # ranks first in case 3, filled after the catalog was cached
-LINES = {"bench-a": {"priority": 10}, "bench-b": {"funderId": "trust-b", "priority": 20}}
+LINES: dict[str, dict[str, Any]] = {
+    "bench-a": {"priority": 10},
+    "bench-b": {"funderId": "trust-b", "priority": 20},
+}
 PARTITION_WCU_PER_S = 1000  # per partition, and so per item
 SHARDS = (1, 2, 4, 8, 16)
 
@@ -108,7 +112,7 @@ def measure(orders: int) -> tuple[list[Case], dict[str, int]]:
             case.totals.update(calls.names)
             case.sequences[tuple(calls.names)] += 1
         for order_id in ids:
-            key = {"pk": {"S": order_pk(TENANT, order_id)}, "sk": {"S": ORDER_SK}}
+            key = order_key(TENANT, order_id)
             order = from_item(client.get_item(TableName=ORDERS_TABLE, Key=key)["Item"])
             case.outcomes[f"{order['status']} {order.get('lineId', '-')}"] += 1
             first = (order.get("decision") or {}).get("candidates", [{}])[0]
@@ -124,16 +128,13 @@ def measure(orders: int) -> tuple[list[Case], dict[str, int]]:
     Paths(client, ORDERS_TABLE, lines).claimed(first, 1_500_000, utc_now())
     fallback = run("first line full", "fallback", fallback_service)
 
-    def size(table_name: str, pk: str, sk: str) -> int:
-        return item_size(
-            client.get_item(TableName=table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
-        )
+    def size(table_name: str, key: dict[str, Any]) -> int:
+        return item_size(client.get_item(TableName=table_name, Key=key)["Item"])
 
-    day = day_key("bench-a", first.line.day_of(utc_now()))["pk"]["S"]
     sizes = {
-        "line": size(LINES_TABLE, line_pk("bench-a"), LINE_SK),
-        "day": size(LINES_TABLE, day, "DAY"),
-        "order": size(ORDERS_TABLE, order_pk(TENANT, "cold-00000"), ORDER_SK),
+        "line": size(LINES_TABLE, {"pk": {"S": line_pk("bench-a")}, "sk": {"S": LINE_SK}}),
+        "day": size(LINES_TABLE, day_key("bench-a", first.line.day_of(utc_now()))),
+        "order": size(ORDERS_TABLE, order_key(TENANT, "cold-00000")),
     }
     return [cold, cached_case, fallback], sizes
 
@@ -161,8 +162,7 @@ def report(orders: int) -> tuple[list[Case], dict[str, int]]:
 
 
 def transactional_wcu(size: int) -> int:
-    """A write inside a transaction costs 2 WCU per started KB of the item."""
-    return 2 * max(1, math.ceil(size / 1024))
+    return transaction_units([("", size)])
 
 
 def report_scale(sizes: dict[str, int]) -> None:

@@ -64,11 +64,15 @@ def report() -> None:
 
 def _units(reads: list[tuple[str, int]], order_bytes: int) -> float:
     """Read units of a run's reads, each ("query" | "cut" | "get", items returned)."""
-    per = {
-        "query": lambda n: 0.5 * max(1, math.ceil(n * order_bytes / UNIT)),
-        "cut": lambda n: 2 * (1 + (n - 1) * math.ceil(order_bytes / UNIT)),
-    }
-    return sum(per.get(kind, lambda n: 0.5 * n)(items) for kind, items in reads)
+    total = 0.0
+    for kind, items in reads:
+        if kind == "query":
+            total += 0.5 * max(1, math.ceil(items * order_bytes / UNIT))
+        elif kind == "cut":
+            total += 2 * (1 + (items - 1) * math.ceil(order_bytes / UNIT))
+        else:
+            total += 0.5 * items
+    return total
 
 
 def _backlog() -> tuple[float, int, int]:
@@ -92,4 +96,5 @@ def _backlog() -> tuple[float, int, int]:
         report = reconciler.run(deadline=time.monotonic() + 3600)
         elapsed = time.perf_counter() - started
         missed = backlog.left()[0] + sum(r.line.counters.reserved != 0 for r in backlog.lines())
-        return len(report.expired) * 60 / elapsed, missed, report.batches
+        per_minute: float = len(report.expired) * 60 / elapsed
+        return per_minute, missed, report.batches

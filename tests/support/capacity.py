@@ -29,8 +29,14 @@ from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World
 
 ORDERS_TABLE = "fundrouter-capacity-orders"
 LINE = "bank-a-consumer"  # the line the lifecycle events name
-LIFE = ("submit_order", "match", "order_event_approved", "order_event_disbursed_partly")
-LIFE += ("order_event_repaid_part", "order_event_repaid_rest")
+LIFE = (
+    "submit_order",
+    "match",
+    "order_event_approved",
+    "order_event_disbursed_partly",
+    "order_event_repaid_part",
+    "order_event_repaid_rest",
+)
 PARTITION_WCU = 1000
 KB = 1024
 INDEX_ENTRY_OVERHEAD = 100
