@@ -1,293 +1,48 @@
-"""Section 7: the capacity model (docs/capacity.md): orders/s before any partition
-passes DynamoDB's 1,000 WCU/s. (1) On moto, one order's life through the product's
-code; every write and the items before and after, read back: ceil(KB) WCU of the
-larger image (twice in a transaction; a ConditionCheck as a write). (2) From
-template.yaml, every GSI's keys and projection: an unchanged entry costs nothing,
-changed projected attributes one write, a moved key a delete and a put; an entry is
-its attributes plus 100 B. (3) The order's images re-keyed by ``order_item`` for
-SAMPLE orders of one tenant on one line: WCU per order on the busiest key of each
-table and index, and the rate at which it reaches 1,000 WCU/s; a key naming the line
-is per line, the tenant per tenant, the order per order, anything else system-wide.
-Also run by tests/unit/test_capacity.py, which holds the template to the goals."""
+"""Section 7: the capacity model of tests/support/capacity.py (docs/capacity.md): orders/s
+before any partition passes DynamoDB's 1,000 WCU/s. Section 8, on tests/support/world.py's
+World (moto, made cheaper by moto_speed): (a) one order matched with N lines in the system
+(all but the world's two ranked first and refusing its term): the match's transaction
+items and write units, plus the GSI entries it changed, by the capacity model's rules;
+(b) one order disbursed 1,000,000 and repaid 1 at a time through the API: the order
+item's size, the last event's transaction, and what the item would weigh unbounded
+(every entry now stored apart back in it)."""
 
-import json
 import math
-from collections import Counter, defaultdict
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from contextlib import contextmanager
 
 import boto3
-from common import table as print_table
-from fundrouter.persistence.codec import item_size
-from fundrouter.persistence.orders import ORDER_SK, order_from_item, order_item
+import pytest
+from common import create_tables, header, table
+from fundrouter.persistence.codec import attribute_size, item_size
+from fundrouter.persistence.history import HIST_PREFIX
+from fundrouter.persistence.orders import order_pk
 from moto import mock_aws
 
-from tests.support.template import create_table_kwargs
-from tests.support.world import LINES_TABLE, ORDER_ID, TENANT, World
-
-ORDERS_TABLE = "fundrouter-capacity-orders"
-LINE = "bank-a-consumer"  # the line the lifecycle events name
-LIFE = (
-    "submit_order",
-    "match",
-    "order_event_approved",
-    "order_event_disbursed_partly",
-    "order_event_repaid_part",
-    "order_event_repaid_rest",
+from tests.support import capacity, moto_speed
+from tests.support.capacity import GOALS, LIFE, SAMPLE, Change, index_writes, indexes
+from tests.support.world import (
+    KB,
+    ORDER_ID,
+    TENANT,
+    World,
+    add_refusing_lines,
+    api,
+    disbursed,
+    repaid,
+    stored_order,
+    stored_sizes,
+    submit,
+    transaction_units,
 )
-PARTITION_WCU = 1000
-KB = 1024
-INDEX_ENTRY_OVERHEAD = 100
-SAMPLE = 4_000
-GOALS = {"system": 5_000, "tenant": 1_000}
+
+ORDERS_TABLE = "bench-size-orders"
 
 
-@dataclass(frozen=True)
-class Index:
-    table: str  # logical id
-    name: str | None  # None: the table itself
-    keys: tuple[str, ...]
-    projection: str
-    include: frozenset[str] = frozenset()
-
-    @property
-    def label(self) -> str:
-        return self.table if self.name is None else f"{self.table}.{self.name}"
-
-    def entry(self, image: dict[str, Any] | None, table_keys: tuple[str, ...]) -> Any:
-        if image is None or any(key not in image for key in self.keys):
-            return None  # sparse: not in the index
-        if self.projection == "ALL":
-            return image
-        names = set(table_keys) | set(self.keys) | self.include
-        return {name: value for name, value in image.items() if name in names}
-
-
-def indexes(tables: ModuleType) -> list[Index]:
-    """Every table and GSI of the template, with its keys and projection."""
-    found = []
-    for table in ("OrdersTable", "LinesTable"):
-        props = tables.resources()[table]["Properties"]
-        table_keys = tuple(k["AttributeName"] for k in props["KeySchema"])
-        found.append(Index(table, None, table_keys, "ALL"))
-        for gsi in props.get("GlobalSecondaryIndexes", []):
-            projection = gsi["Projection"]
-            found.append(
-                Index(
-                    table,
-                    gsi["IndexName"],
-                    tuple(k["AttributeName"] for k in gsi["KeySchema"]),
-                    projection["ProjectionType"],
-                    frozenset(projection.get("NonKeyAttributes", [])),
-                )
-            )
-    return found
-
-
-@dataclass(frozen=True)
-class Change:
-    """One item's write in one step of the order's life."""
-
-    table: str
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-    transactional: bool
-
-
-@dataclass
-class Recorder:
-    """The write targets of successful requests, by botocore hooks."""
-
-    pending: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    written: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.pending = list(targets(model.name, params))
-
-    def after_call(self, parsed: dict[str, Any], **_: Any) -> None:
-        if "Error" not in parsed:
-            self.written += self.pending
-        self.pending = []
-
-
-def targets(operation: str, params: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(table, how, key) of every item a write request touches."""
-    if operation == "TransactWriteItems":
-        for entry in params["TransactItems"]:
-            (kind, action), = entry.items()  # fmt: skip
-            key = action.get("Key") or {n: action["Item"][n] for n in ("pk", "sk")}
-            yield action["TableName"], f"transact-{kind}", key
-    elif operation in {"PutItem", "UpdateItem", "DeleteItem"}:
-        key = params.get("Key") or {n: params["Item"][n] for n in ("pk", "sk")}
-        yield params["TableName"], operation, key
-
-
-def measure() -> list[list[Change]]:
-    """One order's life on moto (tests/support/world.py: the API handler and the matcher
-    over template.yaml's tables): per step, every item written, before and after."""
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**create_table_kwargs("OrdersTable", ORDERS_TABLE))
-        world = World(ORDERS_TABLE)
-        client = world.client
-        tables = {ORDERS_TABLE: "OrdersTable", LINES_TABLE: "LinesTable"}
-        images = {(t, key_of(i)): i for t in tables for i in client.scan(TableName=t)["Items"]}
-        recorder = Recorder()
-        client.meta.events.register("before-parameter-build.dynamodb.*", recorder.before_call)
-        client.meta.events.register("after-call.dynamodb.*", recorder.after_call)
-        steps = []
-        for step in LIFE:
-            recorder.written = []
-            if step == "match":
-                world.match()
-            elif (status := world.respond(step)["statusCode"]) >= 300:
-                raise SystemExit(f"capacity model: {step} answered {status}")
-            written = dict.fromkeys((t, key_of(k), how) for t, how, k in recorder.written)
-            changes = []
-            for table, key, how in written:
-                item = client.get_item(TableName=table, Key=json.loads(key), ConsistentRead=True)
-                new = item.get("Item")
-                changes.append(
-                    Change(tables[table], images.get((table, key)), new, "transact" in how)
-                )
-                images[(table, key)] = new
-            steps.append(changes)
-        return steps
-
-
-def key_of(item: dict[str, Any]) -> str:
-    return json.dumps({"pk": item["pk"], "sk": item["sk"]}, sort_keys=True)
-
-
-def units(size: int) -> int:
-    return max(1, math.ceil(size / KB))
-
-
-@dataclass
-class Partition:
-    """The busiest partition key of a table or index."""
-
-    index: Index
-    scope: str  # system, tenant, line, order
-    key: str
-    wcu_per_order: float
-    total_per_order: float  # over all its partitions: what the table's quota sees
-
-    @property
-    def ceiling(self) -> float:
-        if self.scope == "order" or self.wcu_per_order == 0:
-            return math.inf  # one order's own key: no rate of orders adds to it
-        return PARTITION_WCU / self.wcu_per_order
-
-
-def scope(key: str, keys: int, sample: int) -> str:
-    if LINE in key:
-        return "line"
-    if keys >= sample:
-        return "order"  # as many keys as orders: each its own
-    return "tenant" if TENANT in key else "system"
-
-
-def rekeyer(change: Change) -> Any:
-    """The same Orders item for another order of the same tenant, by number: an order
-    item by the product's own keys (of the order without its bulky, keyless fields);
-    the order's other items by its partition key."""
-    if change.table != "OrdersTable":
-        return lambda image, _: image
-    orders = {}
-    for image in (change.old, change.new):
-        if image is not None and image["sk"]["S"] == ORDER_SK:
-            order = order_from_item(image)
-            orders[id(image)] = order.model_copy(update={"history": [], "decision": None})
-
-    def rekeyed(image: dict[str, Any] | None, number: int) -> dict[str, Any] | None:
-        order_id = f"o-{number:07d}"
-        if image is None:
-            return None
-        if id(image) in orders:
-            return order_item(orders[id(image)].model_copy(update={"order_id": order_id}))
-        return image | {"pk": {"S": image["pk"]["S"].replace(ORDER_ID, order_id)}}
-
-    return rekeyed
-
-
-def busiest(steps: list[list[Change]], tables: ModuleType, sample: int = SAMPLE) -> list[Partition]:
-    """WCU per order on the busiest partition key of every table and index, with
-    `sample` orders of one tenant on one line. What each write costs comes from the
-    measured items; only where it lands is worked out per order."""
-    all_indexes = indexes(tables)
-    table_keys = {i.table: i.keys for i in all_indexes if i.name is None}
-    load: dict[Index, Counter[str]] = defaultdict(Counter)
-    changes = [c for step in steps for c in step]
-    plans = [
-        (change, rekeyer(change), [
-            (index, list(index_writes(index, table_keys[index.table], change)))
-            for index in all_indexes
-            if index.table == change.table
-        ])
-        for change in changes
-    ]  # fmt: skip
-    for number in range(sample):
-        for change, rekeyed, writes in plans:
-            images = {"old": rekeyed(change.old, number), "new": rekeyed(change.new, number)}
-            for index, costs in writes:
-                for role, cost in costs:
-                    load[index][images[role][index.keys[0]]["S"]] += cost  # type: ignore[index]
-    found = []
-    for index in all_indexes:
-        counts = load[index]
-        key, wcu = counts.most_common(1)[0] if counts else ("-", 0)
-        where = scope(key, len(counts), sample)
-        # An order's own key: what that one order writes there over its life.
-        per_order = wcu if where == "order" else wcu / sample
-        found.append(Partition(index, where, key, per_order, sum(counts.values()) / sample))
-    return found
-
-
-def index_writes(
-    index: Index, table_keys: tuple[str, ...], change: Change
-) -> Iterator[tuple[str, int]]:
-    """(image whose key it lands on, WCU) of what one base write costs the table or index."""
-    old, new = change.old, change.new
-    if index.name is None:
-        size = max(item_size(old or {}), item_size(new or {}))
-        yield ("new" if new else "old"), units(size) * (2 if change.transactional else 1)
-        return
-    before, after = index.entry(old, table_keys), index.entry(new, table_keys)
-    if before == after:
-        return
-    moved = before is None or after is None or any(before[k] != after[k] for k in index.keys)
-    if moved and before is not None:
-        yield "old", units(item_size(before) + INDEX_ENTRY_OVERHEAD)
-    if after is not None:
-        yield "new", units(item_size(after) + INDEX_ENTRY_OVERHEAD)
-
-
-@dataclass(frozen=True)
-class Ceilings:
-    system: float  # orders/s before a partition shared by every order passes 1,000 WCU/s
-    tenant: float  # ... for one tenant's orders
-    line: float  # ... for one line's orders
-
-
-def ceilings(partitions: list[Partition]) -> Ceilings:
-    def lowest(name: str, *wider: str) -> float:
-        return min((p.ceiling for p in partitions if p.scope in {name, *wider}), default=math.inf)
-
-    # A tenant's orders also load what every order shares; one line's, both.
-    return Ceilings(
-        lowest("system"), lowest("tenant", "system"), lowest("line", "tenant", "system")
-    )
-
-
-def model(tables: ModuleType, sample: int = SAMPLE) -> tuple[list[Partition], Ceilings]:
-    partitions = busiest(measure(), tables, sample)
-    return partitions, ceilings(partitions)
-
-
-def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
-    partitions, found = model(tables)
+def report(rate: int = GOALS["system"]) -> None:
+    header("7. Capacity model: orders/s before any partition passes 1,000 WCU/s (docs/capacity.md)")
+    partitions, found = capacity.model()
     print(f"computed, not measured on AWS; one order's life: {', '.join(LIFE)};")
     print(f"{SAMPLE:,} orders of one tenant on one line; 'order' keys are an order's own")
     rows = [
@@ -303,7 +58,7 @@ def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
         for p in partitions
     ]
     head = ("table / index", "scope", "WCU/order", f"at {rate:,}/s", "ceiling", "whole/order")
-    print_table((*head, f"whole at {rate:,}/s (quota 40,000 WCU/s a table)"), rows)
+    table((*head, f"whole at {rate:,}/s (quota 40,000 WCU/s a table)"), rows)
     for name, value, goal in (
         ("system-wide", found.system, GOALS["system"]),
         ("one tenant", found.tenant, GOALS["tenant"]),
@@ -312,4 +67,71 @@ def report(tables: ModuleType, rate: int = GOALS["system"]) -> Ceilings:
         shown = "no shared partition" if math.isinf(value) else f"{value:,.0f} orders/s"
         print(f"  {name:<12} {shown}" + (f" (goal {goal:,})" if goal else ""))
     print("  system-wide assumes orders spread over enough lines, no tenant above its ceiling")
-    return found
+    header("8. Writes per matched order as lines grow; order item size after N repayments")
+    report_match_cost()
+    report_order_size()
+
+
+@contextmanager
+def world() -> Iterator[World]:
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        moto_speed.speed_up_moto(patch)
+        create_tables(boto3.client("dynamodb"), OrdersTable=ORDERS_TABLE)
+        yield World(ORDERS_TABLE)
+
+
+def report_match_cost(points: tuple[int, ...] = (10, 100, 1_000)) -> None:
+    orders, *gsis = indexes(("OrdersTable",))
+    started, rows, first = time.perf_counter(), [], None
+    for point in points:
+        with world() as w:
+            add_refusing_lines(w, 0, point - 2)
+            sent = w.transactions()
+            order = submit(w, "bench-order")
+            before = stored_order(w, "bench-order")
+            w.matcher.match(order)
+            change = Change("OrdersTable", before, stored_order(w, "bench-order"), True)
+            gsi = sum(cost for i in gsis for _, cost in index_writes(i, orders.keys, change))
+            written = stored_sizes(w, sent[-1])
+        size, units = sum(s for _, s in written), transaction_units(written) + gsi
+        first = first or (size, units)
+        growth = (f"{size / first[0]:.2f}x", f"{units / first[1]:.2f}x")
+        parts = ", ".join(f"{kind} {s} B" for kind, s in written)
+        rows.append((f"{point:,}", f"{size:,}", units, gsi, *growth, parts))
+    took = f"items ({time.perf_counter() - started:.0f} s)"
+    table(("lines", "bytes", "WCU", "of GSI", "bytes", "WCU", took), rows)
+
+
+def unbounded(w: World, order_size: int) -> int:
+    """The order item plus every entry stored apart, each as a list element (a map
+    less its keys)."""
+    keys = {":pk": {"S": order_pk(TENANT, ORDER_ID)}, ":hist": {"S": HIST_PREFIX}}
+    pages = w.client.get_paginator("query").paginate(
+        TableName=ORDERS_TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :hist)",
+        ExpressionAttributeValues=keys,
+    )
+    entries = [
+        {k: v for k, v in i.items() if k not in {"pk", "sk"}} for p in pages for i in p["Items"]
+    ]
+    return order_size + sum(1 + attribute_size({"M": entry}) for entry in entries)
+
+
+def report_order_size(points: tuple[int, ...] = (10, 1_000, 10_000)) -> None:
+    started, rows, done = time.perf_counter(), [], 0
+    with world() as w:
+        sent = w.transactions()
+        disbursed(w)
+        for point in points:
+            for number in range(done, point):
+                status, body = w.call(repaid(number))
+                api.metrics.clear_metrics()  # as log_metrics does after each invocation
+                if status != 200:
+                    raise SystemExit(f"repayment {number}: {status} {body}")
+            done, size = point, item_size(stored_order(w))
+            written = stored_sizes(w, sent[-1])
+            parts = ", ".join(f"{kind} {s} B" for kind, s in written)
+            whole = f"{unbounded(w, size) / KB:,.0f} KB"
+            rows.append((f"{point:,}", f"{size:,} B", whole, transaction_units(written), parts))
+    took = f"last event's items ({time.perf_counter() - started:.0f} s)"
+    table(("repayments", "order item", "unbounded", "WCU", took), rows)

@@ -1,99 +1,46 @@
-"""What the bench's sections share: the repository's sample events, its tables on moto,
-one counter of DynamoDB requests, batch writes, and one way to print a table."""
+"""What the bench's sections share: dummy AWS settings for moto, its tables, a line
+and its counters, a backlog of expired holds, latency figures by the CLI's
+statistics, and one way to print a table."""
 
-import json
 import os
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from fundrouter.domain.lines import LineConfig
+from fundrouter.domain.clock import utc_now
+from fundrouter.domain.lifecycle import matched
+from fundrouter.domain.lines import LineConfig, LineRecord
+from fundrouter.domain.orders import OrderStatus
+from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, day_key, line_pk
+from fundrouter.persistence.orders import ORDER_SK, order_item, order_pk
+from fundrouter.persistence.retries import batch_get
+from fundrouter_cli.stats import summarize
 
-from tests.support import template
-from tests.support.requests import Requests
-from tests.support.template import ROOT
+from tests.support import factories, template
+from tests.support.aws import put_all
+from tests.support.orders import DECISION, received
 
-EVENTS = ROOT / "events"
 REGION = "ap-east-1"
 
 
-def event(relative: str) -> Any:
-    return json.loads((EVENTS / relative).read_text())
-
-
-def line_body(**changes: Any) -> dict[str, Any]:
-    """events/api/put_line.json's body, with room for every order of a run."""
-    body: dict[str, Any] = json.loads(event("api/put_line.json")["body"])
-    return body | {"limit": 10**12, "dailyLimit": None} | changes
-
-
 def line_config(**changes: Any) -> LineConfig:
-    return LineConfig.model_validate(line_body(**changes))
+    """events/api/put_line.json's line, with room for every order of a run."""
+    return factories.line_config(
+        factories.API_EXAMPLE, {"limit": 10**12, "dailyLimit": None}, **changes
+    )
 
 
-def order_body(order_id: str) -> dict[str, Any]:
-    """events/api/submit_order.json's body under another orderId."""
-    body: dict[str, Any] = json.loads(event("api/submit_order.json")["body"])
-    return body | {"orderId": order_id}
+def order_key(tenant_id: str, order_id: str) -> dict[str, Any]:
+    return {"pk": {"S": order_pk(tenant_id, order_id)}, "sk": {"S": ORDER_SK}}
 
 
 def create_tables(client: Any, **names: str) -> None:
     """Tables of template.yaml by logical id, e.g. OrdersTable="bench-orders"."""
     for logical, name in names.items():
         client.create_table(**template.create_table_kwargs(logical, name))
-
-
-def put_all(client: Any, table: str, items: Sequence[dict[str, Any]]) -> None:
-    """BatchWriteItem, 25 at a time, unprocessed items sent again (bounded)."""
-    for start in range(0, len(items), 25):
-        batch = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
-        for _ in range(20):
-            batch = dict(client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {})
-            if not batch:
-                break
-
-
-class Calls(Requests):
-    """tests/support's request counter, plus the errors the calls got back (a cancelled
-    transaction with its cancellation reasons) and the retries botocore needed."""
-
-    def __init__(self, client: Any) -> None:
-        super().__init__(client)
-        self.errors: Counter[str] = Counter()
-        self.retries = 0
-        client.meta.events.register("after-call.dynamodb.*", self._after)
-
-    def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self.retries += parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-        code = parsed.get("Error", {}).get("Code")
-        if code:
-            reasons = {r.get("Code") for r in parsed.get("CancellationReasons", [])} - {None}
-            detail = f" ({', '.join(sorted(reasons - {'None'}))})" if reasons - {"None"} else ""
-            self.errors[f"{model.name} {code}{detail}"] += 1
-
-    def counts(self) -> Counter[str]:
-        return Counter(self.names) + self.errors
-
-    def reset(self) -> None:
-        self.names.clear()
-        self.tables.clear()
-        self.errors.clear()
-        self.retries = 0
-
-
-@dataclass
-class Context:
-    """The Lambda context a handler's decorators read."""
-
-    function_name: str = "fundrouter-ApiFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        f"arn:aws:lambda:{REGION}:123456789012:function:fundrouter-ApiFunction"
-    )
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
 
 
 @contextmanager
@@ -105,23 +52,28 @@ def offline_aws() -> Iterator[None]:
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL") or name in ("AWS_PROFILE", "LAMBDA_TASK_ROOT"):
                 patch.delenv(name)
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "POWERTOOLS_SERVICE_NAME": "fundrouter",
-            "POWERTOOLS_METRICS_NAMESPACE": "fundrouter",
-        }.items():
-            patch.setenv(name, value)
+        settings = "AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN"
+        for name in settings.split():
+            patch.setenv(name, "testing")
+        for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+            patch.setenv(name, REGION)
+        patch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.setenv("POWERTOOLS_SERVICE_NAME", "fundrouter")
+        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "fundrouter")
         yield
 
 
 def ms(nanoseconds: float) -> str:
     return f"{nanoseconds / 1e6:8.1f} ms"
+
+
+def spread(nanoseconds: Sequence[float]) -> list[str]:
+    """Median, p90, min and max, in ms."""
+    found = summarize(nanoseconds, (50.0, 90.0))
+    if found is None:
+        raise SystemExit("no latencies")
+    return [ms(v) for v in (*found.percentiles.values(), found.minimum, found.maximum)]
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -131,18 +83,76 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     full = [r for r in cells if len(r) == len(head)]
     widths = [max(len(r[i]) for r in full) for i in range(len(head))]
     for row in cells:
+        last = len(row) - 1
         parts = [
-            cell.ljust(widths[i])
-            if i == 0
-            else cell
-            if i == len(row) - 1
-            else cell.rjust(widths[i])
-            for i, cell in enumerate(row)
+            c.ljust(widths[i]) if i == 0 else c if i == last else c.rjust(widths[i])
+            for i, c in enumerate(row)
         ]
         print("  ".join(parts).rstrip())
 
 
 def header(title: str) -> None:
-    print()
-    print(title)
-    print("=" * len(title))
+    print(f"\n{title}\n{'=' * len(title)}")
+
+
+def set_counters(client: Any, lines_table: str, line_id: str, **numbers: int) -> None:
+    """The line item's counters and counts (by attribute name) set as its orders would."""
+    client.update_item(
+        TableName=lines_table,
+        Key={"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}},
+        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in numbers),
+        ExpressionAttributeNames={f"#{name}": name for name in numbers},
+        ExpressionAttributeValues={f":{name}": {"N": str(n)} for name, n in numbers.items()},
+    )
+
+
+@dataclass
+class Backlog:
+    """Expired holds on lines (expired_holds), and what is left of them."""
+
+    client: Any
+    tables: dict[str, str]
+    line_ids: list[str]
+    keys: list[dict[str, Any]]
+
+    def lines(self) -> list[LineRecord]:
+        found = map(DynamoLineRepository(self.client, self.tables["LinesTable"]).get, self.line_ids)
+        return [record for record in found if record is not None]
+
+    def reserved(self) -> int:
+        return sum(record.line.counters.reserved for record in self.lines())
+
+    def left(self) -> tuple[int, int, int]:
+        """Orders not EXPIRED, the lines' reserved and MATCHED count."""
+        items = batch_get(self.client, self.tables["OrdersTable"], self.keys)
+        expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
+        matched = sum(record.orders.get(OrderStatus.MATCHED, 0) for record in self.lines())
+        return len(self.keys) - expired, self.reserved(), matched
+
+
+def expired_holds(client: Any, tables: dict[str, str], line_ids: list[str], holds: int) -> Backlog:
+    """`holds` MATCHED orders over the lines whose holds expired a minute ago, as the
+    matcher writes them, and each line's counters and day holding exactly their sum."""
+    now, amount = utc_now(), 10_000
+    lines = DynamoLineRepository(client, tables["LinesTable"])
+    config = line_config(limit=10**15, minAmount=amount)
+    records = [lines.put_config(line_id, config, now).line for line_id in line_ids]
+    then, day = now - timedelta(minutes=16), records[0].day_of(now)
+
+    orders = []
+    for n in range(holds):
+        line, order = records[n % len(records)], received(f"expiry-{n:06d}", amount, then)
+        expires = now - timedelta(minutes=1)
+        orders.append(
+            matched(order, line_id=line.line_id, funder_id=line.config.funder_id, now=then,
+                    hold_expires_at=expires, claim_day=day, decision=DECISION)
+        )  # fmt: skip
+    put_all(client, tables["OrdersTable"], [order_item(o) for o in orders])
+    for line in records:
+        total = amount * (count := sum(o.line_id == line.line_id for o in orders))
+        set_counters(
+            client, tables["LinesTable"], line.line_id, reserved=total, held=total, nMatched=count
+        )
+        used = {"used": {"N": str(total)}, "lineId": {"S": line.line_id}}
+        client.put_item(TableName=tables["LinesTable"], Item=day_key(line.line_id, day) | used)
+    return Backlog(client, tables, line_ids, [order_key(o.tenant_id, o.order_id) for o in orders])

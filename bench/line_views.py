@@ -1,35 +1,37 @@
 """Section 9: `GET /v1/lines/{id}` (events/api/get_line.json through the ApiFunction's
 app, moto) with 1,000 and 100,000 DISBURSED holdings written straight into the Orders
 table, the line's counters and counts set to match. Read units from the returned
-items' sizes (moto's ConsumedCapacity is a constant); against the byLine Query the
-view made before the line counted its orders."""
+items' sizes (moto's ConsumedCapacity is a constant): a consistent BatchGetItem
+ceil(size / 4 KB) an item (1 a key not found), an eventually consistent Query half of
+ceil(sum / 4 KB); against the byLine Query the view made before the line counted its
+orders."""
 
 import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import boto3
-from common import Context, create_tables, event, ms, put_all, table
+from common import create_tables, header, set_counters, spread, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
-from fundrouter.domain.lines import LineConfig
-from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import item_size
-from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, count_attribute, line_pk
+from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import BY_LINE, DynamoOrderRepository, order_item, order_pk
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
-from fundrouter_cli.stats import percentile
 from moto import mock_aws
 
 from tests.support.api import serve
+from tests.support.aws import put_all
+from tests.support.events import load_event
+from tests.support.factories import API_EXAMPLE, line_config
 from tests.support.orders import DECISION, received
+from tests.support.requests import Answers
 
-GET_LINE_EVENT = "api/get_line.json"
+REQUEST = load_event("api/get_line.json")
 ORDERS_TABLE = "fundrouter-bench-views-orders"
 LINES_TABLE = "fundrouter-bench-views-lines"
 HOLDINGS = (1_000, 100_000)
@@ -37,163 +39,102 @@ READS = 100
 AMOUNT = 10_000
 
 
-def disbursed(line_id: str, funder_id: str) -> Order:
-    """One loan as the matcher and a DISBURSED event leave it."""
-    now = utc_now()
-    order = matched(
-        received("bench-loan", AMOUNT, now),
-        line_id=line_id,
-        funder_id=funder_id,
-        now=now,
-        hold_expires_at=now + timedelta(minutes=15),
-        claim_day=now.date().isoformat(),
-        decision=DECISION,
-    )
-    sent = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
-    return apply_event(order, sent, now).order
-
-
-class Reads:
-    """Read units from the items returned: a consistent BatchGetItem ceil(size / 4 KB)
-    an item (1 a key not found), an eventually consistent Query half of ceil(sum / 4 KB)."""
-
-    def __init__(self, client: Any) -> None:
-        self.units = 0.0
-        self.requests = 0
-        self.item_bytes: list[int] = []
-        self._keys = 0
-        client.meta.events.register("before-parameter-build.dynamodb.*", self._asked)
-        client.meta.events.register("after-call.dynamodb.*", self._count)
-
-    def _asked(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        if model.name == "BatchGetItem":
-            self._keys = sum(len(r["Keys"]) for r in params["RequestItems"].values())
-
-    def _count(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self.requests += 1
-        if model.name == "BatchGetItem":
+def read_units(calls: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float:
+    units = 0.0
+    for name, params, parsed in calls:
+        if name == "BatchGetItem":
             items = [i for found in parsed.get("Responses", {}).values() for i in found]
-            self.units += sum(math.ceil(item_size(i) / 4096) for i in items)
-            self.units += self._keys - len(items)
-        elif model.name == "Query":
-            sizes = [item_size(i) for i in parsed.get("Items", [])]
-            self.item_bytes += sizes
-            self.units += math.ceil(sum(sizes) / 4096) / 2
-
-    def reset(self) -> None:
-        self.units, self.requests, self.item_bytes = 0.0, 0, []
+            units += sum(math.ceil(item_size(i) / 4096) for i in items)
+            units += sum(len(r["Keys"]) for r in params["RequestItems"].values()) - len(items)
+        elif name == "Query":
+            units += math.ceil(sum(map(item_size, parsed.get("Items", []))) / 4096) / 2
+    return units
 
 
-def hold(client: Any, line_id: str, loan: Order, start: int, count: int) -> None:
-    """Copies `start` to `count` of `loan` in the Orders table, and the line's
-    counters and counts set to match `count` loans."""
-    template = order_item(loan)
-    items = [
-        template | {"pk": {"S": order_pk(loan.tenant_id, order_id)}, "orderId": {"S": order_id}}
-        for order_id in (f"bench-loan-{index:06d}" for index in range(start, count))
-    ]
-    put_all(client, ORDERS_TABLE, items)
-    held = count * AMOUNT
-    client.update_item(
-        TableName=LINES_TABLE,
-        Key={"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}},
-        UpdateExpression="SET drawn = :d, held = :d, #n = :n",
-        ExpressionAttributeNames={"#n": count_attribute(loan.status)},
-        ExpressionAttributeValues={":d": {"N": str(held)}, ":n": {"N": str(count)}},
+def hold(client: Any, line_id: str, funder_id: str, start: int, count: int) -> None:
+    """Loans `start` to `count` in the Orders table, each as the matcher and a
+    DISBURSED event leave it, and the line's counters and counts set to match `count`."""
+    now = utc_now()
+    day, expires = now.date().isoformat(), now + timedelta(minutes=15)
+    order = matched(received("bench-loan", AMOUNT, now), line_id=line_id, funder_id=funder_id,
+                    now=now, hold_expires_at=expires, claim_day=day, decision=DECISION)  # fmt: skip
+    sent = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
+    item = order_item(apply_event(order, sent, now).order)
+    names = (f"bench-loan-{index:06d}" for index in range(start, count))
+    keyed = [item | {"pk": {"S": order_pk(order.tenant_id, n)}, "orderId": {"S": n}} for n in names]
+    put_all(client, ORDERS_TABLE, keyed)
+    set_counters(
+        client, LINES_TABLE, line_id, drawn=count * AMOUNT, held=count * AMOUNT, nDisbursed=count
     )
 
 
-@dataclass
-class Point:
-    holdings: int
-    latencies_ns: list[int]
-    units: float
-    requests: int
-    orders: dict[str, int]
-
-
-def views(services: tuple[Any, ...], context: Any, reads: Reads, count: int) -> Point:
-    request = event(GET_LINE_EVENT)
-    latencies, units, body = [], [], {}
-    reads.reset()
-    for _ in range(READS):
-        before = reads.units
-        start = time.perf_counter_ns()
-        response = serve(request, context, orders=services[0], lines=services[1])
-        latencies.append(time.perf_counter_ns() - start)
-        units.append(reads.units - before)
-        body = json.loads(response["body"])
-        if response["statusCode"] != 200:
-            raise SystemExit(f"{request['rawPath']}: {response['statusCode']} {body}")
-    return Point(
-        count, latencies, statistics.median(units), reads.requests // READS, body["orders"]
-    )
-
-
-def by_line(client: Any, line_id: str, reads: Reads) -> tuple[int, int, float, float, float]:
+def by_line(client: Any, line_id: str, calls: Answers) -> tuple[int, int, float, float, float]:
     """The byLine Query of old: items, pages, units, ms, mean projected item size."""
-    reads.reset()
-    query: dict[str, Any] = {
-        "TableName": ORDERS_TABLE,
-        "IndexName": BY_LINE,
+    calls.reset()
+    key = {
         "KeyConditionExpression": "lineKey = :line",
         "ExpressionAttributeValues": {":line": {"S": line_id}},
     }
-    found, start = 0, time.perf_counter_ns()
-    while True:
-        page = client.query(**query)
-        found += len(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    start = time.perf_counter_ns()
+    pages = client.get_paginator("query").paginate(TableName=ORDERS_TABLE, IndexName=BY_LINE, **key)
+    found = sum(len(page["Items"]) for page in pages)
     elapsed = (time.perf_counter_ns() - start) / 1e6
-    return found, reads.requests, reads.units, elapsed, statistics.mean(reads.item_bytes)
+    sizes = [item_size(i) for _, _, parsed in calls.calls for i in parsed["Items"]]
+    return found, len(calls.calls), read_units(calls.calls), elapsed, statistics.mean(sizes)
+
+
+def views(services: dict[str, Any], calls: Answers) -> tuple[list[int], float, int, Any]:
+    """READS views of the line: their latencies, median read units, requests a view and
+    the line's counts of its orders."""
+    latencies, units = [], []
+    calls.reset()
+    for _ in range(READS):
+        asked, start = len(calls.calls), time.perf_counter_ns()
+        response = serve(REQUEST, **services)
+        latencies.append(time.perf_counter_ns() - start)
+        units.append(read_units(calls.calls[asked:]))
+        if response["statusCode"] != 200:
+            raise SystemExit(f"{REQUEST['rawPath']}: {response['statusCode']} {response['body']}")
+    orders = json.loads(response["body"])["orders"]
+    return latencies, statistics.median(units), len(calls.calls) // READS, orders
 
 
 def report() -> None:
+    header("9. GET /v1/lines/{id} with 1,000 and 100,000 holdings (moto, in-process)")
     print(f"{READS} reads per point; latency is moto's, in-process, not AWS's")
+    line_id, points, written = REQUEST["pathParameters"]["lineId"], [], 0
     with mock_aws():
         client = boto3.client("dynamodb")
         create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
-        line_id = event(GET_LINE_EVENT)["pathParameters"]["lineId"]
-        body = json.loads(event("api/put_line.json")["body"])
-        config = LineConfig.model_validate(body | {"limit": 10**15})
-        lines = DynamoLineRepository(client, LINES_TABLE)
-        lines.put_config(line_id, config, utc_now())
-        loan = disbursed(line_id, config.funder_id)
-        services = (
-            OrderService(DynamoOrderRepository(client, ORDERS_TABLE), utc_now),
-            LineService(lines, utc_now),
-        )
-        reads = Reads(client)
-        points, before, written = [], None, 0
+        lines, calls = DynamoLineRepository(client, LINES_TABLE), Answers(client)
+        config = lines.put_config(
+            line_id, line_config(API_EXAMPLE, limit=10**15), utc_now()
+        ).line.config
+        orders = DynamoOrderRepository(client, ORDERS_TABLE)
+        services = {"orders": OrderService(orders, utc_now), "lines": LineService(lines, utc_now)}
         for count in HOLDINGS:
-            hold(client, line_id, loan, written, count)
+            hold(client, line_id, config.funder_id, written, count)
+            points.append(views(services, calls))
+            if not written:  # on moto a byLine Query of 100,000 items takes too long
+                found, pages, byline_units, elapsed, projected = by_line(client, line_id, calls)
             written = count
-            points.append(views(services, Context(), reads, count))
-            if before is None:  # on moto a byLine Query of 100,000 items takes too long
-                before = by_line(client, line_id, reads)
-    found, pages, units, elapsed, projected = before or (0, 0, 0.0, 0.0, 0.0)
-    rows = [
-        (
-            f"{p.holdings:,}",
-            p.requests,
-            f"{p.units:.1f}",
-            ms(statistics.median(p.latencies_ns)),
-            ms(percentile(p.latencies_ns, 90)),
-            f"{math.ceil(p.holdings * projected / 4096) / 2:,.1f}",
-            math.ceil(p.holdings * projected / 2**20),
-            p.orders,
+    rows = []
+    for n, (latencies, units, requests, counts) in zip(HOLDINGS, points, strict=True):
+        by_line_units = f"{math.ceil(n * projected / 4096) / 2:,.1f}"
+        row = (
+            f"{units:.1f}",
+            *spread(latencies)[:2],
+            by_line_units,
+            math.ceil(n * projected / 2**20),
         )
-        for p in points
-    ]
+        rows.append((f"{n:,}", requests, *row, counts))
     head = ("holdings", "requests", "read units", "median", "p90", "byLine units", "pages")
     table((*head, "orders"), rows)
-    low, high = points[0], points[-1]
-    ratio = statistics.median(high.latencies_ns) / statistics.median(low.latencies_ns)
-    growth = f"latency {ratio:.2f}x, units {high.units / low.units:.2f}x"
-    print(f"{high.holdings:,} vs {low.holdings:,}: {growth}")
+    (low, low_units, *_), (high, high_units, *_) = points[0], points[-1]
+    ratio = statistics.median(high) / statistics.median(low)
+    growth = f"latency {ratio:.2f}x, units {high_units / low_units:.2f}x"
+    print(f"{HOLDINGS[-1]:,} vs {HOLDINGS[0]:,}: {growth}")
     print(
-        f"byLine (before) measured at {found:,}: {pages} page(s), {units:,.1f} units,"
+        f"byLine (before) measured at {found:,}: {pages} page(s), {byline_units:,.1f} units,"
         f" {elapsed:,.0f} ms on moto, {projected:.0f} B an item; at other points computed"
     )

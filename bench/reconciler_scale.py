@@ -6,15 +6,16 @@ holds on moto (moto_speed), the real Reconciler and adapters, one expiry in flig
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
-from common import create_tables, put_all, table
+from common import create_tables, expired_holds, header, table
+from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.audit import DynamoAudit
-from fundrouter.persistence.codec import item_size, to_item
+from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lifecycle import DynamoOrderEvents
-from fundrouter.persistence.lines import DynamoLineRepository, day_key, line_pk
+from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderIndexes, order_item
 from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
 from fundrouter.service.reconciling import Reconciler
@@ -30,13 +31,13 @@ UNIT = 4096
 
 
 def report() -> None:
+    header("10. Reconciler: audit cost per run by open loans, expiry throughput")
     order_bytes = item_size(order_item(fakes.book_with(1).orders.popitem()[1]))
     print(f"(a) in-memory book, {fakes.LINES} lines, order item {order_bytes} B")
     rows = []
     for loans in LOANS:
         book, clock = fakes.book_with(loans), fakes.Clock()
-        subject = fakes.reconciler(book, clock)
-        per_line = loans // fakes.LINES
+        subject, per_line = fakes.reconciler(book, clock), loans // fakes.LINES
         runs = -(-per_line // (CUTS_PER_RUN * CUT_ORDERS))
         reads, seconds, units = [], [], []
         for _ in range(runs + 1):  # the first pass, then one paced run
@@ -47,18 +48,11 @@ def report() -> None:
             reads.append(book.reads - before)
             units.append(_units(book.log[logged:], order_bytes))
         complete = all(s.last_pass_orders == per_line for s in book.audit.values())
-        rows.append(
-            (
-                f"{loans:,}",
-                runs,
-                f"{max(reads[:-1]):,}",
-                f"{max(units[:-1]):,.1f}",
-                f"{1000 * sum(seconds) / len(seconds):.0f}",
-                f"{reads[-1]:,}",
-                f"{units[-1]:,.1f}",
-                "" if complete else "a line was not fully audited!",
-            )
-        )
+        rows.append((
+            f"{loans:,}", runs, f"{max(reads[:-1]):,}", f"{max(units[:-1]):,.1f}",
+            f"{1000 * sum(seconds) / len(seconds):.0f}", f"{reads[-1]:,}", f"{units[-1]:,.1f}",
+            "" if complete else "a line was not fully audited!",
+        ))  # fmt: skip
     head = ("open loans", "1st pass runs", "items/run", "units/run", "ms/run", "paced items")
     table((*head, "paced units", ""), rows)
     holds_per_minute, missed, batches = _backlog()
@@ -84,47 +78,23 @@ def _units(reads: list[tuple[str, int]], order_bytes: int) -> float:
 def _backlog() -> tuple[float, int, int]:
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
         moto_speed.speed_up_moto(patch)  # moto copies whole tables per transaction otherwise
-        client = boto3.client("dynamodb")
-        create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
+        client, tables = (
+            boto3.client("dynamodb"),
+            {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE},
+        )
+        create_tables(client, **tables)
+        line_ids = [f"line-{n}" for n in range(fakes.LINES)]
+        backlog = expired_holds(client, tables, line_ids, BACKLOG)
         lines = DynamoLineRepository(client, LINES_TABLE)
-        book = fakes.book_with(0, BACKLOG)  # the same orders, written to moto
-        now = datetime.now(UTC)
-        held: dict[str, int] = {}
-        for record in book.lines.values():
-            lines.put_config(record.line.line_id, record.line.config, now)
-        put_all(client, ORDERS_TABLE, [order_item(o) for o in book.orders.values()])
-        for order in book.orders.values():
-            held[order.line_id or ""] = held.get(order.line_id or "", 0) + order.reserved
-        for line_id, amount in held.items():
-            client.update_item(
-                TableName=LINES_TABLE,
-                Key={"pk": {"S": line_pk(line_id)}, "sk": {"S": "LINE"}},
-                UpdateExpression="SET reserved = :a, held = :a",
-                ExpressionAttributeValues={":a": {"N": str(amount)}},
-            )
-            client.put_item(
-                TableName=LINES_TABLE,
-                Item=day_key(line_id, "2026-11-24")
-                | to_item({"used": amount, "lineId": line_id, "day": "2026-11-24"}),
-            )
+        events = DynamoOrderEvents(client, ORDERS_TABLE, lines)
+        audit = DynamoAudit(client, ORDERS_TABLE, LINES_TABLE)
+        indexes = DynamoOrderIndexes(client, ORDERS_TABLE)
         reconciler = Reconciler(
-            DynamoOrderIndexes(client, ORDERS_TABLE),
-            lines,
-            DynamoOrderEvents(client, ORDERS_TABLE, lines),
-            fakes.NoMatcher(),
-            lambda: fakes.START + timedelta(minutes=1),
-            audit=DynamoAudit(client, ORDERS_TABLE, LINES_TABLE),
-            workers=1,
+            indexes, lines, events, fakes.NoMatcher(), utc_now, audit=audit, workers=1
         )
         started = time.perf_counter()
         report = reconciler.run(deadline=time.monotonic() + 3600)
         elapsed = time.perf_counter() - started
-        still = sum(
-            1
-            for page in client.get_paginator("scan").paginate(TableName=ORDERS_TABLE)
-            for item in page["Items"]
-            if item.get("status", {}).get("S") == "MATCHED"
-        )
-        counters = [r.line.counters.reserved for r in lines.list_lines()]
-        missed = still + sum(1 for c in counters if c != 0)
-        return len(report.expired) * 60 / elapsed, missed, report.batches
+        missed = backlog.left()[0] + sum(r.line.counters.reserved != 0 for r in backlog.lines())
+        per_minute: float = len(report.expired) * 60 / elapsed
+        return per_minute, missed, report.batches

@@ -17,7 +17,7 @@ from tests.support.moto_speed import speed_up_moto
 from tests.support.world import KB, ORDER_ID, TENANT, World, disbursed, repaid, stored_order
 
 # 1,000 here (about 50 s on moto); FUNDROUTER_REPAYMENTS=10000 runs the 10,000
-# (several minutes), as bench/order_size.py does on every `make bench`.
+# (several minutes), as bench/capacity.py does on every `make bench`.
 REPAYMENTS = int(os.environ.get("FUNDROUTER_REPAYMENTS", "1000"))
 
 

@@ -28,3 +28,13 @@ def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def put_all(client: Any, table: str, items: list[dict[str, Any]]) -> None:
+    """BatchWriteItem, 25 at a time, unprocessed items sent again (bounded)."""
+    for start in range(0, len(items), 25):
+        batch = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
+        for _ in range(20):
+            batch = dict(client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {})
+            if not batch:
+                break

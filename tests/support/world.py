@@ -29,7 +29,7 @@ from fundrouter.service.orders import OrderHistoryService, OrderService
 from fundrouter.service.reconciling import Reconciler
 
 from tests.support.api import serve
-from tests.support.aws import scan_all
+from tests.support.aws import put_all, scan_all
 from tests.support.events import load_event
 from tests.support.factories import line_config
 from tests.support.fakes import Clock
@@ -156,7 +156,7 @@ class World:
         return sorted(json.dumps(item, sort_keys=True) for item in mine)
 
 
-# What the tests of big histories and many lines, and bench/order_size.py, build on a World.
+# What the tests of big histories and many lines, and the benches, build on a World.
 KB = 1024
 
 
@@ -203,9 +203,7 @@ def add_refusing_lines(world: World, first: int, last: int) -> None:
         stored | {"pk": {"S": line_pk(f"many-{n:04d}")}, "lineId": {"S": f"many-{n:04d}"}}
         for n in range(first, last - 1)
     ]
-    for start in range(0, len(copies), 25):
-        requests = [{"PutRequest": {"Item": item}} for item in copies[start : start + 25]]
-        world.client.batch_write_item(RequestItems={LINES_TABLE: requests})
+    put_all(world.client, LINES_TABLE, copies)
 
 
 def submit(world: World, order_id: str) -> Order:
