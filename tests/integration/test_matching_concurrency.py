@@ -142,7 +142,10 @@ def test_sixteen_threads_never_over_allocate_a_sharded_line(
         held = sum(o.reserved for o in matched if (o.shard or 0) == shard.index)
         assert shard.reserved == held <= shard.cap, shard
         assert sum(shard.daily_used.values()) == held <= (shard.day_cap or 0), shard
-    assert {o.shard or 0 for o in matched} == {0, 1, 2, 3}  # the hash spread the claims
+    # Which shards took the claims depends on how the stream cut the orders into
+    # batches (a group goes on its first order's shard, room is moved to it): the
+    # hash's spread is tested offline (test_sharded_lines); here, that no shard
+    # holds an order of another and none is over its share, above.
     # Funds used as fully as possible: what is left today is less than any unmatched order.
     left = 900_000 - sum(o.amount for o in matched)
     assert left < min(o.amount for o in final if o.status is OrderStatus.UNMATCHED)

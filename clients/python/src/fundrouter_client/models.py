@@ -167,6 +167,7 @@ class LineConfig(Model):
     active_until: datetime | None = None
     status: LineStatus = LineStatus.ACTIVE
     timezone: str = "Asia/Shanghai"
+    shards: int = 1  # capacity shard items (K) for a hot line, 1 to 32
 
 
 class LinePatch(Model):
@@ -191,6 +192,7 @@ class LinePatch(Model):
     active_until: datetime | None = None
     status: LineStatus | None = None
     timezone: str | None = None
+    shards: int | None = None
 
 
 class LineWarning(Model):
@@ -211,6 +213,9 @@ class LineResource(LineConfig):
     config_version: int
     created_at: datetime
     updated_at: datetime
+    # As the reconciler last measured them; GET /v1/lines/{lineId} only, else None.
+    claims_per_minute: int | None = None
+    suggested_shards: int | None = None
 
 
 class LineList(Model):
