@@ -3,7 +3,7 @@ expressions. The code the Lambdas run (the matcher's claim, DynamoMatchStore.cla
 and its group commit, claim_together: all or nothing; the lifecycle's and the
 reconciler's commit, DynamoOrderEvents.commit, with the transitions of
 fundrouter.domain.lifecycle) and the pure Line model are driven here
-with the same seeded random sequences (1,000 of 14 steps) and must agree on every
+with the same seeded random sequences (1,000 of 10 steps) and must agree on every
 outcome, every counter and the line's counts of its orders, after every step. A
 third of the lines are sharded (K of 2 or 4 at first; K of 1 to 3 among the
 configuration changes, made while orders hold them): the model is the unsharded
@@ -40,7 +40,7 @@ from tests.support.orders import Paths, counts_of
 from tests.support.template import create_table_kwargs
 
 SEQUENCES = int(os.environ.get("FUNDROUTER_MODEL_SEQUENCES", "1000"))
-OPERATIONS_PER_SEQUENCE = 14
+OPERATIONS_PER_SEQUENCE = 10
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai: days roll over
 
 
