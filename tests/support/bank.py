@@ -260,13 +260,16 @@ class Bank:
         are routed again; the reconciler re-drives what the matcher dropped)."""
         deadline = time.monotonic() + seconds
         while True:
-            listed = list(again(self.tally, lambda: list(self.client.iter_orders(max_pages=10**4))))
-            mine = [o for o in listed if str(o.get("orderId")).startswith(f"{self.run}-")]
+            mine = self.listing()
             if not any(o.get("status") == "RECEIVED" for o in mine):
                 return mine
             if time.monotonic() > deadline:
                 return mine
             time.sleep(3.0)
+
+    def listing(self) -> list[dict[str, Any]]:
+        listed = again(self.tally, lambda: list(self.client.iter_orders(max_pages=10**4)))
+        return [o for o in listed if str(o.get("orderId")).startswith(f"{self.run}-")]
 
     def steady(
         self, listed: list[dict[str, Any]]
@@ -281,7 +284,7 @@ class Bank:
         for _ in range(STEADY_LISTINGS):
             if holdings(listed, self.lines) == counters(lines):
                 break
-            before, listed = lines, self.settle()
+            before, listed = lines, self.listing()
             self.tally.relisted += 1
             lines = self.read_lines()
             if counters(lines) == counters(before):
