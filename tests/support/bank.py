@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -29,6 +29,8 @@ from tests.support.stack import LocalStack
 CLIENTS: Final = 8
 HOLDING: Final = {"MATCHED", "APPROVED"}
 SAMPLES: Final = 5
+# Listings taken again, at most, while the reconciler is still expiring holds.
+STEADY_LISTINGS: Final = 10
 # Lifecycles and their weights: what each order's business system does once matched.
 SCRIPTS: Final = {
     "disburse": 3,  # APPROVED, DISBURSED (maybe in part), maybe REPAID (in part or in full)
@@ -50,6 +52,7 @@ class Tally:
     violations: list[str] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     repeated: int = 0
+    relisted: int = 0  # listings taken again at the end (Bank.steady)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def violation(self, text: str) -> None:
@@ -257,17 +260,47 @@ class Bank:
         are routed again; the reconciler re-drives what the matcher dropped)."""
         deadline = time.monotonic() + seconds
         while True:
-            listed = list(again(self.tally, lambda: list(self.client.iter_orders(max_pages=10**4))))
-            mine = [o for o in listed if str(o.get("orderId")).startswith(f"{self.run}-")]
+            mine = self.listing()
             if not any(o.get("status") == "RECEIVED" for o in mine):
                 return mine
             if time.monotonic() > deadline:
                 return mine
             time.sleep(3.0)
 
+    def listing(self) -> list[dict[str, Any]]:
+        listed = again(self.tally, lambda: list(self.client.iter_orders(max_pages=10**4)))
+        return [o for o in listed if str(o.get("orderId")).startswith(f"{self.run}-")]
+
+    def steady(
+        self, listed: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The orders and the lines as at one point. Once settled only the reconciler
+        moves capacity: it expires holds (line b's within a minute or two of the end),
+        and one that commits between the listing and the lines' read leaves a hold
+        listed that the line no longer counts. So a listing that disagrees with the
+        lines read after it is taken again, and judged once no line's counters moved
+        across it (nothing then committed on them while it was taken)."""
+        lines = self.read_lines()
+        for _ in range(STEADY_LISTINGS):
+            if holdings(listed, self.lines) == counters(lines):
+                break
+            before, listed = lines, self.listing()
+            self.tally.relisted += 1
+            lines = self.read_lines()
+            if counters(lines) == counters(before):
+                break
+        return listed, lines
+
+    def read_lines(self) -> dict[str, dict[str, Any]]:
+        return {
+            line_id: again(self.tally, lambda i=line_id: self.client.get_line(i))
+            for line_id in self.lines
+        }
+
     def audit(self, listed: list[dict[str, Any]]) -> dict[str, Any]:
         """Through the API only: each order once, each line's counters the sums of its
         orders, no line over its limit."""
+        listed, lines = self.steady(listed)
         seen = Counter(str(o["orderId"]) for o in listed)
         lost = sorted(set(self.bodies) - set(seen))
         doubled = sorted(i for i, n in seen.items() if n > 1)
@@ -278,49 +311,60 @@ class Bank:
         for order_id in waiting:
             self.tally.violation(f"{order_id} still RECEIVED at the end")
         over_limit = {str(o.get("lineId")) for o in listed if o.get("overLimit")}
-        lines = self.check_lines(self.sums(listed), over_limit)
+        self.check_lines(self.sums(listed), lines, over_limit)
         for text in lost:
             self.tally.violation(f"{text} was accepted and is lost")
         return {"lost": lost, "lines": lines, "statuses": Counter(o["status"] for o in listed)}
 
     def sums(self, listed: list[dict[str, Any]]) -> dict[str, list[int]]:
         """Per line: the amounts its MATCHED and APPROVED orders reserve, and the
-        outstanding principal of its DISBURSED orders."""
-        sums = {line_id: [0, 0] for line_id in self.lines}
+        outstanding principal of its DISBURSED orders; each order checked on the way."""
         for order in listed:
             status, line_id, order_id = order.get("status"), order.get("lineId"), order["orderId"]
             if order.get("amount") != self.bodies.get(str(order_id), {}).get("amount"):
                 self.tally.violation(f"{order_id} amount {order.get('amount')} is not as sent")
             if status not in HOLDING | {"DISBURSED"}:
                 continue
-            if line_id not in sums:
+            if line_id not in self.lines:
                 self.tally.violation(f"{order_id} {status} on unknown line {line_id}")
-            elif status == "DISBURSED":
-                sums[line_id][1] += int(order["outstanding"])
-            else:
-                sums[line_id][0] += int(order["amount"])
-                if order.get("reserved") != order["amount"]:
-                    self.tally.violation(f"{order_id} {status} reserves {order['reserved']}")
-        return sums
+            elif status in HOLDING and order.get("reserved") != order["amount"]:
+                self.tally.violation(f"{order_id} {status} reserves {order['reserved']}")
+        return holdings(listed, self.lines)
 
     def check_lines(
-        self, sums: dict[str, list[int]], over_limit: set[str]
-    ) -> dict[str, dict[str, Any]]:
+        self,
+        sums: dict[str, list[int]],
+        lines: dict[str, dict[str, Any]],
+        over_limit: set[str],
+    ) -> None:
         """`over_limit`: lines holding a late disbursement they had no room for, which
         may stand above their limit by design (the order says overLimit)."""
-        lines = {}
-        for line_id in self.lines:
-            line = again(self.tally, lambda i=line_id: self.client.get_line(i))
-            lines[line_id] = line
-            shown = [line.get("reserved"), line.get("drawn")]
+        for line_id, shown in counters(lines).items():
             if shown != sums[line_id]:
                 self.tally.violation(
                     f"line {line_id}: reserved, drawn {shown}; its orders hold {sums[line_id]}"
                 )
+        for line_id, line in lines.items():
             held = int(line["reserved"]) + int(line["drawn"])
             if held > int(line["limit"]) and line_id not in over_limit:
                 self.tally.violation(f"line {line_id} over its limit: {line}")
-        return lines
+
+
+def holdings(listed: list[dict[str, Any]], line_ids: Iterable[str]) -> dict[str, list[int]]:
+    """Per line: what its MATCHED and APPROVED orders reserve, and the outstanding
+    principal of its DISBURSED orders."""
+    sums = {line_id: [0, 0] for line_id in line_ids}
+    for order in listed:
+        status, line_id = order.get("status"), order.get("lineId")
+        if line_id in sums and status in HOLDING:
+            sums[line_id][0] += int(order["amount"])
+        elif line_id in sums and status == "DISBURSED":
+            sums[line_id][1] += int(order["outstanding"])
+    return sums
+
+
+def counters(lines: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {line_id: [line.get("reserved"), line.get("drawn")] for line_id, line in lines.items()}
 
 
 def injected_faults(stack: LocalStack) -> Counter[str]:
@@ -367,7 +411,7 @@ def report(bank: Bank, audit: dict[str, Any], faults: Counter[str], seconds: flo
         f"injected faults by kind: {dict(sorted(faults.items()))} (total {sum(faults.values())})",
         f"HTTP answers by status: {dict(sorted(tally.statuses.items()))};"
         f" client retries {bank.client.stats['retries']}, calls repeated after a lost"
-        f" connection {tally.repeated}",
+        f" connection {tally.repeated}; orders listed again at the end {tally.relisted}",
         f"events refused: {dict(sorted(tally.refused.items()))}",
     ]
     rows += [f"  violation: {v}" for v in tally.violations[:SAMPLES]]
