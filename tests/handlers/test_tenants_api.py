@@ -5,6 +5,7 @@ rotation with its grace, the order quota) and the tokens the function verifies."
 import base64
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -18,9 +19,10 @@ from fundrouter.service.orders import OrderService
 from fundrouter.service.tenants import TenantGate, TenantService
 
 from tests.support.api import serve
-from tests.support.aws import scan_all
+from tests.support.aws import put_all, scan_all
 from tests.support.events import load_event
 from tests.support.fakes import Clock
+from tests.support.requests import Requests
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test"
 
@@ -223,6 +225,33 @@ def test_the_quota_refuses_the_order_past_it_with_retry_after_until_the_next_min
     assert stack.order(tenant, "o-2")[0] == 202
     assert stack.call("patch_tenant", {"ordersPerMinute": None}, tenant=tenant)[0] == 200
     assert [stack.order(tenant, f"o-{n}")[0] for n in range(3, 7)] == [202] * 4
+
+
+def test_an_order_costs_a_tenant_the_same_requests_among_300_tenants_as_among_3(
+    stack: Stack,
+) -> None:
+    """The gate and the quota read and write the caller's own items only: growing the
+    number of tenants 100-fold changes no request an order makes (no scan, no query)."""
+    tenant = stack.create(ordersPerMinute=1_000)["tenant"]["tenantId"]
+    stored = [i for i in stack.stored(stack.tenants_table) if i["pk"]["S"].startswith("T#")]
+
+    def requests_of_an_order(order_id: str) -> Counter[str]:
+        assert stack.order(tenant, f"{order_id}-warm")[0] == 202  # the client's alias read
+        counted = Requests(stack.dynamodb)
+        assert stack.order(tenant, order_id)[0] == 202
+        return Counter(counted.names)
+
+    def add_tenants(first: int, count: int) -> None:
+        copies = [stored[0] | {"pk": {"S": f"T#other{n:04d}"}} for n in range(first, first + count)]
+        put_all(stack.dynamodb, stack.tenants_table, copies)
+
+    add_tenants(0, 2)
+    among_3 = requests_of_an_order("o-small")
+    add_tenants(2, 297)
+    among_300 = requests_of_an_order("o-large")
+
+    assert among_300 == among_3
+    assert among_3 == Counter({"GetItem": 1, "UpdateItem": 1, "PutItem": 1})
 
 
 # ------------------------------------------------------------------ tokens the function verifies
