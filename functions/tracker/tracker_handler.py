@@ -1,15 +1,7 @@
 """TrackerFunction: every change on the Orders stream that moves an order's status
-publishes an OrderStatusChanged event to the orders event bus and counts in the
-metrics (fundrouter.triggers.streams). Other records (per-order items such as
-``EVENT#...``, removals, writes that kept the status) are skipped, never failed.
-What cannot be published is dead-lettered on the unpublished-events queue, from
-which ``POST /v1/admin/status-events/republish`` publishes the order's status again.
-A redelivered record publishes the same event again, with the same ``version``,
-which is what subscribers de-duplicate on.
-
-Metrics (namespace ``fundrouter``): ``OrdersByStatus`` [status], ``MatchedOrders`` and
-``MatchedVolume`` (minor units) [lineId], ``MatchedOrders`` / ``UnmatchedOrders`` for
-the unmatched rate, and ``StatusEventsDeadLettered``."""
+publishes an OrderStatusChanged event (subscribers de-duplicate on its ``version``) and
+counts in the metrics; other records are skipped. What cannot be published goes to the
+queue ``POST /v1/admin/status-events/republish`` drains (fundrouter.triggers.streams)."""
 
 from __future__ import annotations
 

@@ -93,3 +93,23 @@ def test_handlers_import_only_the_layer_powertools_and_the_sdk(path: Path) -> No
     known = STDLIB | {"fundrouter", "aws_lambda_powertools", "boto3", "pydantic"}
 
     assert sorted(m for m in imports if m.split(".")[0] not in known) == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "functions").glob("*/*.py")), ids=lambda p: p.parent.name
+)
+def test_handlers_stay_thin(path: Path) -> None:
+    """A handler wires the layer to Lambda: its module stays about 40 lines."""
+    assert len(path.read_text().splitlines()) <= 40
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.stem)
+def test_functions_of_the_layer_fit_on_a_screen(path: Path) -> None:
+    """No function in the layer is longer than 50 lines, its signature included."""
+    functions = (
+        node
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    )
+    long = {f.name: f.end_lineno - f.lineno + 1 for f in functions if f.end_lineno}
+    assert {name: n for name, n in long.items() if n > 50} == {}

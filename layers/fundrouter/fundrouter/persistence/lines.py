@@ -294,30 +294,10 @@ class DynamoLineRepository:
         expected_version: int | None,
         step: int = 1,
     ) -> list[dict[str, Any]]:
-        version = 0 if current is None else current.config_version
-        if expected_version is not None and expected_version != version:
-            raise StaleLineConfig(line_id)
-        shards = list(current.shards) if current is not None else []
-        if current is not None and not shards:
-            shards = [current.shard(0)]
-        recurrency = current is not None and current.line.config.currency != config.currency
-        if recurrency and any(shard.held for shard in shards):
-            raise LineCurrencyLocked(line_id)
-        count = max(len(shards), config.shards)
-        shards += [Shard(i, 0) for i in range(len(shards), count)]
+        version, shards, recurrency = _shards_to_write(line_id, config, current, expected_version)
+        count = len(shards)
         caps, day_caps, short = _targets(config, shards, day)
-        values: dict[str, Any] = {
-            ":v": _n(version + step),
-            ":zero": _n(0),
-            ":now": _s(format_timestamp(now)),
-            ":id": _s(line_id),
-        }
-        sets = ["configVersion = :v", "updatedAt = :now", "lineId = :id"]
-        # Counters present on every shard; a new one starts empty.
-        sets += [f"{c} = if_not_exists({c}, :zero)" for c in ("reserved", "drawn", "held")]
-        removes = ["dayCap"] if config.daily_limit is None else []
-        # Claims stop on every shard of a short line until it has room again.
-        (sets if short else removes).append("closed = :v" if short else "closed")
+        values, sets, removes = _every_shard(line_id, config, version + step, now, short)
         conditions = ["(attribute_not_exists(held) OR held = :zero)"] if recurrency else []
         items = []
         for shard, cap, day_cap in zip(shards, caps, day_caps, strict=True):
@@ -961,6 +941,43 @@ class DynamoLineRepository:
         return RoutingPolicy.model_validate(
             {k: v for k, v in values.items() if k in {"strategy", "lineIds"}}
         )
+
+
+def _shards_to_write(
+    line_id: str, config: LineConfig, current: LineRecord | None, expected_version: int | None
+) -> tuple[int, list[Shard], bool]:
+    """The line's version, its shards as the new config will have them (new ones empty),
+    and whether the currency changes (only while nothing is held)."""
+    version = 0 if current is None else current.config_version
+    if expected_version is not None and expected_version != version:
+        raise StaleLineConfig(line_id)
+    shards = list(current.shards) if current is not None else []
+    if current is not None and not shards:
+        shards = [current.shard(0)]
+    recurrency = current is not None and current.line.config.currency != config.currency
+    if recurrency and any(shard.held for shard in shards):
+        raise LineCurrencyLocked(line_id)
+    shards += [Shard(i, 0) for i in range(len(shards), max(len(shards), config.shards))]
+    return version, shards, recurrency
+
+
+def _every_shard(
+    line_id: str, config: LineConfig, version: int, now: datetime, short: bool
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The values, SETs and REMOVEs a config write makes on every shard."""
+    values: dict[str, Any] = {
+        ":v": _n(version),
+        ":zero": _n(0),
+        ":now": _s(format_timestamp(now)),
+        ":id": _s(line_id),
+    }
+    sets = ["configVersion = :v", "updatedAt = :now", "lineId = :id"]
+    # Counters present on every shard; a new one starts empty.
+    sets += [f"{c} = if_not_exists({c}, :zero)" for c in ("reserved", "drawn", "held")]
+    removes = ["dayCap"] if config.daily_limit is None else []
+    # Claims stop on every shard of a short line until it has room again.
+    (sets if short else removes).append("closed = :v" if short else "closed")
+    return values, sets, removes
 
 
 def _line_item_part(

@@ -232,6 +232,9 @@ class TrackedBatch:
 
 
 def count(published: list[OrderStatusChanged], dead_lettered: int) -> None:
+    """Namespace ``fundrouter``: ``OrdersByStatus`` [status], ``MatchedOrders`` and
+    ``MatchedVolume`` (minor units) [lineId], ``MatchedOrders`` / ``UnmatchedOrders``
+    (the unmatched rate) and ``StatusEventsDeadLettered``."""
     summary = figures(published)
     metrics.add_metric("StatusEventsDeadLettered", MetricUnit.Count, dead_lettered)
     metrics.add_metric("MatchedOrders", MetricUnit.Count, summary.matched)
