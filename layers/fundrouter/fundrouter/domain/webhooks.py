@@ -329,6 +329,10 @@ class Delivery:
     finished_at: datetime | None = None
     leased_until: datetime | None = field(default=None, compare=False)
 
+    @property
+    def payload(self) -> StatusChangedBody:
+        return StatusChangedBody.model_validate_json(self.body)
+
     def after(self, attempt: Attempt, policy: RetryPolicy, jitter: float) -> Self:
         """The delivery once `attempt` is logged: delivered, due again, or dead."""
         logged = (*self.attempts, attempt)[-MAX_LOGGED_ATTEMPTS:]
