@@ -125,7 +125,7 @@ def get_order_history(
     tenant_id: TenantQuery = None,
 ) -> Response[HistoryPage]:
     page = history.page(_tenant_for_read(caller, tenant_id), order_id, limit, cursor)
-    return answer(HTTPStatus.OK, HistoryPage(items=page.items, next_cursor=page.next_cursor))
+    return answer(HTTPStatus.OK, HistoryPage.of(page))
 
 
 @router.get(
@@ -143,4 +143,4 @@ def list_orders(
     tenant_id: TenantQuery = None,
 ) -> Response[OrderPage]:
     page = service.list(_tenant_for_read(caller, tenant_id), status, limit, cursor)
-    return answer(HTTPStatus.OK, OrderPage.of(page.items, page.next_cursor))
+    return answer(HTTPStatus.OK, OrderPage.of(page))

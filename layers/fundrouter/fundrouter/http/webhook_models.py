@@ -14,7 +14,7 @@ from fundrouter.domain.webhooks import (
     StatusChangedBody,
     WebhookEventType,
 )
-from fundrouter.http.models import Cursor, ResponseModel, Version
+from fundrouter.http.models import Paged, ResponseModel, Version
 
 
 class EndpointResource(ResponseModel):
@@ -89,6 +89,5 @@ class DeliveryResource(ResponseModel):
         return cls.model_validate(delivery, from_attributes=True)
 
 
-class DeliveryPage(ResponseModel):
-    items: list[DeliveryResource]
-    next_cursor: Cursor
+class DeliveryPage(Paged[DeliveryResource]):
+    pass

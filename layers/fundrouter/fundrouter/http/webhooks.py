@@ -116,8 +116,7 @@ def list_deliveries(
     cursor: Cursor = None,
 ) -> Response[DeliveryPage]:
     page = service.deliveries(caller.client_id, endpoint_id, state, limit, cursor)
-    items = [DeliveryResource.of(d) for d in page.items]
-    return answer(HTTPStatus.OK, DeliveryPage(items=items, next_cursor=page.next_cursor))
+    return answer(HTTPStatus.OK, DeliveryPage.of(page))
 
 
 @router.get(
