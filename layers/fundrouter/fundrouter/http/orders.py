@@ -15,6 +15,7 @@ from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, O
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.deps import Admitted, CallerOf, Events, Gate, History, Orders
 from fundrouter.http.models import HistoryPage, OrderPage, OrderResource, answers
+from fundrouter.http.params import Cursor, Limit
 from fundrouter.http.responses import answer
 from fundrouter.service.lifecycle import Recorded
 
@@ -25,8 +26,6 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 router = APIGatewayHttpRouter()
 
 OrderPath = Annotated[OrderId, Path(alias="orderId")]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
 TenantQuery = Annotated[
     str | None,
     Query(
