@@ -386,7 +386,7 @@ class TenantResource(Tenant, ResponseModel):
 
     @classmethod
     def of(cls, tenant: Tenant) -> Self:
-        return cls.model_validate(tenant.model_dump())
+        return cls.model_validate(tenant, from_attributes=True)
 
 
 class TenantPage(Paged[TenantResource]):
