@@ -173,10 +173,9 @@ def run_load(
     events: bool,
     rate: float | None = None,
     capacity: float = CAPACITY_SHARE,
-    figures: dict[str, Any] | None = None,
-) -> int:
-    """The whole load run; returns the exit code (1 when the audit finds anything).
-    `figures`, if given, receives what --json prints."""
+) -> tuple[int, dict[str, Any]]:
+    """The whole load run: its exit code (1 when the audit finds anything) and the
+    figures --json prints."""
     run = workload.run_id("load")
     rng = random.Random(seed)  # noqa: S311 - load data, not security
     rt.console.print(
@@ -200,19 +199,18 @@ def run_load(
     final = workload.collect(rt.client, ids, since)
     _report(rt, phases, match.latencies_ms, final)
     report = _audit_run(rt, run, line_ids, ids, final, refused=submitted.failed)
-    if figures is not None:
-        figures |= {
-            "run": run,
-            "orders": count,
-            "concurrency": concurrency,
-            "rate": rate,
-            "refused": submitted.failed,
-            "phases": {p.key: p.figures() for p in [*phases, _matched_phase(decided)]},
-            "outcomes": dict(Counter(str(o.get("status")) for o in final.values())),
-            "audit": {"ok": report.ok, "violations": [str(v) for v in report.violations]},
-            "http": dict(rt.client.stats),
-        }
-    return 0 if report.ok else 1
+    figures = {
+        "run": run,
+        "orders": count,
+        "concurrency": concurrency,
+        "rate": rate,
+        "refused": submitted.failed,
+        "phases": {p.key: p.figures() for p in [*phases, _matched_phase(decided)]},
+        "outcomes": dict(Counter(str(o.get("status")) for o in final.values())),
+        "audit": {"ok": report.ok, "violations": [str(v) for v in report.violations]},
+        "http": dict(rt.client.stats),
+    }
+    return (0 if report.ok else 1), figures
 
 
 def _create_lines(rt: Runtime, run: str, count: int, share: float) -> list[str]:

@@ -629,10 +629,9 @@ def load(
     """Generate load; report throughput and latency; audit the invariant (exit 1 if broken)."""
     rt = runtime(ctx)
     rt.confirm_writes("load", yes)
-    figures: dict[str, Any] | None = {} if as_json else None
     if as_json:
         rt.console = rt.err
-    code = run_load(
+    code, figures = run_load(
         rt,
         orders,
         concurrency,
@@ -641,9 +640,8 @@ def load(
         events=events,
         rate=rate,
         capacity=capacity,
-        figures=figures,
     )
-    if figures is not None:
+    if as_json:
         _print_json(figures)
     if code:
         raise typer.Exit(code)

@@ -272,6 +272,7 @@ def test_failures_are_retried_after_the_backoff_then_delivered_with_every_attemp
     assert (delivery["state"], delivery["attemptCount"]) == ("DELIVERED", 3)
     assert [a["statusCode"] for a in delivery["attempts"]] == [500, 503, 200]
     assert [a["durationMs"] for a in delivery["attempts"]] == [12] * 3
+    assert delivery["payload"] == json.loads(hooks.receiver.requests[-1][2])  # as sent
 
 
 def test_after_a_day_of_failures_it_is_dead_listable_and_resent(hooks: Webhooks) -> None:

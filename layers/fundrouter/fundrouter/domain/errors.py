@@ -24,12 +24,18 @@ class DomainError(Exception):
         self.fields = fields
 
 
-class OrderNotFound(DomainError):
-    code = "order_not_found"
+class NotFound(DomainError):
+    """No such resource (or another tenant's): `what` names its kind in the message."""
 
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} not found")
-        self.order_id = order_id
+    what = "resource"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{self.what} {key} not found")
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    what = "order"
 
 
 class OrderConflict(DomainError):

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from fundrouter.domain.clock import Timestamp, format_timestamp
-from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.errors import DomainError, FieldProblem, NotFound
 from fundrouter.domain.orders import (
     HOLDING_STATUSES,
     MAX_TERM_MONTHS,
@@ -606,11 +606,9 @@ class LineCurrencyLocked(DomainError):
         super().__init__(f"line {line_id} holds capacity: its currency cannot change now")
 
 
-class LineNotFound(DomainError):
+class LineNotFound(NotFound):
     code = "line_not_found"
-
-    def __init__(self, line_id: str) -> None:
-        super().__init__(f"line {line_id} not found")
+    what = "line"
 
 
 @dataclass(frozen=True)

@@ -201,15 +201,10 @@ class Order(OrderFields):
 
     @classmethod
     def received(cls, tenant_id: str, request: OrderRequest, now: Timestamp) -> Self:
+        # Every field of the request as sent: one it gains cannot be left out here.
         return cls(
-            order_id=request.order_id,
+            **dict(request),
             tenant_id=tenant_id,
-            amount=request.amount,
-            currency=request.currency,
-            term_months=request.term_months,
-            product=request.product,
-            customer=request.customer,
-            metadata=request.metadata,
             status=OrderStatus.RECEIVED,
             history=[HistoryEntry(status=OrderStatus.RECEIVED, at=now)],
             history_total=1,

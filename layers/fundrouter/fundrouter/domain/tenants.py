@@ -11,7 +11,7 @@ from typing import Annotated, Final, Literal, Self
 from pydantic import Field, StrictInt, StringConstraints
 
 from fundrouter.domain.clock import Timestamp
-from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.errors import DomainError, FieldProblem, NotFound
 from fundrouter.domain.orders import CamelModel
 
 TenantScope = Literal["fundrouter/orders.write", "fundrouter/orders.read"]
@@ -122,11 +122,9 @@ class Tenant(CamelModel):
         return self.changed(now, clients=left), [c.client_id for c in gone]
 
 
-class TenantNotFound(DomainError):
+class TenantNotFound(NotFound):
     code = "tenant_not_found"
-
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id} not found")
+    what = "tenant"
 
 
 class TenantSuspended(DomainError):

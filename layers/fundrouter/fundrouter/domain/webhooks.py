@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, StringConstraints
 
 from fundrouter.domain.clock import format_timestamp
-from fundrouter.domain.errors import DomainError, FieldProblem
+from fundrouter.domain.errors import DomainError, FieldProblem, NotFound
 from fundrouter.domain.orders import CamelModel, OrderStatus
 
 MAX_ENDPOINTS_PER_TENANT: Final = 10
@@ -72,18 +72,14 @@ class RotateRequest(CamelModel):
     )
 
 
-class WebhookNotFound(DomainError):
+class WebhookNotFound(NotFound):
     code = "webhook_not_found"
-
-    def __init__(self, endpoint_id: str) -> None:
-        super().__init__(f"webhook endpoint {endpoint_id} not found")
+    what = "webhook endpoint"
 
 
-class DeliveryNotFound(DomainError):
+class DeliveryNotFound(NotFound):
     code = "delivery_not_found"
-
-    def __init__(self, delivery_id: str) -> None:
-        super().__init__(f"delivery {delivery_id} not found")
+    what = "delivery"
 
 
 class WebhookLimitReached(DomainError):
@@ -328,6 +324,10 @@ class Delivery:
     failures: int = 0  # in a row, in this cycle
     finished_at: datetime | None = None
     leased_until: datetime | None = field(default=None, compare=False)
+
+    @property
+    def payload(self) -> StatusChangedBody:
+        return StatusChangedBody.model_validate_json(self.body)
 
     def after(self, attempt: Attempt, policy: RetryPolicy, jitter: float) -> Self:
         """The delivery once `attempt` is logged: delivered, due again, or dead."""

@@ -8,16 +8,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fundrouter.domain.lines import LineConfig, LineId
-from fundrouter.domain.orders import TENANT_ID_PATTERN
 from fundrouter.domain.routing import RoutingPolicy
 from fundrouter.http.deps import Lines
 from fundrouter.http.models import LineList, LinePatch, LineResource, RoutingResource, answers
+from fundrouter.http.params import TenantPath
 from fundrouter.http.responses import answer
 
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
 LinePath = Annotated[LineId, Path(alias="lineId")]
-TenantPath = Annotated[str, Path(alias="tenantId", pattern=TENANT_ID_PATTERN)]
 THE_LINE = answers({HTTPStatus.OK: (LineResource, "The line as it is now")})
 THE_POLICY = answers({HTTPStatus.OK: (RoutingResource, "The tenant's routing policy")})
 

@@ -53,6 +53,17 @@ class ResponseModel(CamelModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
+class Paged[T](ResponseModel):
+    """Every listing's page: the service's Page, each item mapped by attribute."""
+
+    items: list[T]
+    next_cursor: Cursor
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> Self:
+        return cls.model_validate(page, from_attributes=True)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -134,20 +145,12 @@ class OrderResource(OrderFields):
         return cls.model_validate(order, from_attributes=True)
 
 
-class OrderPage(ResponseModel):
-    items: list[OrderResource]
-    next_cursor: Cursor
-
-    @classmethod
-    def of(cls, orders: list[Order], next_cursor: str | None) -> Self:
-        return cls(items=[OrderResource.of(o) for o in orders], next_cursor=next_cursor)
+class OrderPage(Paged[OrderResource]):
+    pass
 
 
-class HistoryPage(ResponseModel):
+class HistoryPage(Paged[HistoryEntry]):
     """Entries oldest first; `historyTotal` on the order counts them all."""
-
-    items: list[HistoryEntry]
-    next_cursor: Cursor
 
 
 # ---------------------------------------------------------------- lines
@@ -383,16 +386,11 @@ class TenantResource(Tenant, ResponseModel):
 
     @classmethod
     def of(cls, tenant: Tenant) -> Self:
-        return cls.model_validate(tenant.model_dump())
+        return cls.model_validate(tenant, from_attributes=True)
 
 
-class TenantPage(ResponseModel):
-    items: list[TenantResource]
-    next_cursor: Cursor
-
-    @classmethod
-    def of(cls, page: Page[Tenant]) -> Self:
-        return cls(items=[TenantResource.of(t) for t in page.items], next_cursor=page.next_cursor)
+class TenantPage(Paged[TenantResource]):
+    pass
 
 
 class TenantCredentials(ResponseModel):

@@ -15,6 +15,7 @@ from fundrouter.domain.orders import TENANT_ID_PATTERN, OrderId, OrderRequest, O
 from fundrouter.http.auth import Caller, Forbidden, Scope
 from fundrouter.http.deps import Admitted, CallerOf, Events, Gate, History, Orders
 from fundrouter.http.models import HistoryPage, OrderPage, OrderResource, answers
+from fundrouter.http.params import Cursor, Limit
 from fundrouter.http.responses import answer
 from fundrouter.service.lifecycle import Recorded
 
@@ -25,8 +26,6 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 router = APIGatewayHttpRouter()
 
 OrderPath = Annotated[OrderId, Path(alias="orderId")]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
 TenantQuery = Annotated[
     str | None,
     Query(
@@ -125,7 +124,7 @@ def get_order_history(
     tenant_id: TenantQuery = None,
 ) -> Response[HistoryPage]:
     page = history.page(_tenant_for_read(caller, tenant_id), order_id, limit, cursor)
-    return answer(HTTPStatus.OK, HistoryPage(items=page.items, next_cursor=page.next_cursor))
+    return answer(HTTPStatus.OK, HistoryPage.of(page))
 
 
 @router.get(
@@ -143,4 +142,4 @@ def list_orders(
     tenant_id: TenantQuery = None,
 ) -> Response[OrderPage]:
     page = service.list(_tenant_for_read(caller, tenant_id), status, limit, cursor)
-    return answer(HTTPStatus.OK, OrderPage.of(page.items, page.next_cursor))
+    return answer(HTTPStatus.OK, OrderPage.of(page))

@@ -6,18 +6,17 @@ from http import HTTPStatus
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from fundrouter.domain.orders import TENANT_ID_PATTERN
 from fundrouter.domain.tenants import RotationRequest, TenantPatch, TenantRequest, TenantStatus
 from fundrouter.http.deps import Tenants
 from fundrouter.http.models import TenantCredentials, TenantPage, TenantResource, answers
+from fundrouter.http.params import Limit, TenantPath
 from fundrouter.http.responses import answer
 
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
-TenantPath = Annotated[str, Path(alias="tenantId", pattern=TENANT_ID_PATTERN)]
 THE_TENANT = answers({HTTPStatus.OK: (TenantResource, "The tenant as it is now")})
 
 
@@ -41,7 +40,7 @@ def create_tenant(
 )
 def list_tenants(
     service: Tenants,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response[TenantPage]:
     return answer(HTTPStatus.OK, TenantPage.of(service.list(limit, cursor)))

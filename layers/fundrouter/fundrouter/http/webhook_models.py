@@ -8,14 +8,13 @@ from pydantic import Field, NonNegativeInt
 
 from fundrouter.domain.clock import Timestamp
 from fundrouter.domain.webhooks import (
-    Attempt,
     Delivery,
     DeliveryState,
     Endpoint,
     StatusChangedBody,
     WebhookEventType,
 )
-from fundrouter.http.models import Cursor, ResponseModel, Version
+from fundrouter.http.models import Paged, ResponseModel, Version
 
 
 class EndpointResource(ResponseModel):
@@ -69,15 +68,6 @@ class AttemptResource(ResponseModel):
     status_code: int | None = Field(description="null: no answer; `error` says why.")
     error: str | None
 
-    @classmethod
-    def of(cls, attempt: Attempt) -> Self:
-        return cls(
-            at=attempt.at,
-            duration_ms=attempt.duration_ms,
-            status_code=attempt.status_code,
-            error=attempt.error,
-        )
-
 
 class DeliveryResource(ResponseModel):
     delivery_id: str
@@ -96,23 +86,8 @@ class DeliveryResource(ResponseModel):
 
     @classmethod
     def of(cls, delivery: Delivery) -> Self:
-        return cls(
-            delivery_id=delivery.delivery_id,
-            endpoint_id=delivery.endpoint_id,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            order_id=delivery.order_id,
-            order_version=delivery.order_version,
-            state=delivery.state,
-            next_attempt_at=delivery.next_attempt_at,
-            attempt_count=delivery.attempt_count,
-            attempts=[AttemptResource.of(a) for a in delivery.attempts],
-            created_at=delivery.created_at,
-            finished_at=delivery.finished_at,
-            payload=StatusChangedBody.model_validate_json(delivery.body),
-        )
+        return cls.model_validate(delivery, from_attributes=True)
 
 
-class DeliveryPage(ResponseModel):
-    items: list[DeliveryResource]
-    next_cursor: Cursor
+class DeliveryPage(Paged[DeliveryResource]):
+    pass

@@ -18,6 +18,7 @@ from fundrouter.domain.webhooks import (
 )
 from fundrouter.http.deps import CallerOf, Webhooks
 from fundrouter.http.models import answers
+from fundrouter.http.params import Cursor, Limit
 from fundrouter.http.responses import answer
 from fundrouter.http.webhook_models import (
     DeliveryPage,
@@ -31,8 +32,6 @@ router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
 EndpointPath = Annotated[str, Path(alias="endpointId", pattern=ENDPOINT_ID_PATTERN)]
 DeliveryPath = Annotated[str, Path(alias="deliveryId", pattern=DELIVERY_ID_PATTERN)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
 @router.post(
@@ -116,8 +115,7 @@ def list_deliveries(
     cursor: Cursor = None,
 ) -> Response[DeliveryPage]:
     page = service.deliveries(caller.client_id, endpoint_id, state, limit, cursor)
-    items = [DeliveryResource.of(d) for d in page.items]
-    return answer(HTTPStatus.OK, DeliveryPage(items=items, next_cursor=page.next_cursor))
+    return answer(HTTPStatus.OK, DeliveryPage.of(page))
 
 
 @router.get(

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +37,7 @@ from fundrouter.persistence.retries import CONDITION_FAILED, read
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryOutputTypeDef
     from mypy_boto3_sqs import SQSClient
 
 BY_DUE: Final = "byDue"
@@ -187,6 +188,17 @@ def _refused(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == f"{CONDITION_FAILED}Exception"
 
 
+def _unless_refused(write: Callable[[], object]) -> bool:
+    """A conditional write: False when its condition refused it."""
+    try:
+        write()
+    except ClientError as error:
+        if _refused(error):
+            return False
+        raise
+    return True
+
+
 class DynamoWebhookStore:
     def __init__(self, client: "DynamoDBClient", table: str) -> None:
         self._client = client
@@ -197,19 +209,7 @@ class DynamoWebhookStore:
     def add_endpoint(self, endpoint: Endpoint, limit: int) -> bool:
         # A count, then the write: two concurrent creations may pass one over the
         # limit, which only bounds fan-out work, never money.
-        counted = read(
-            partial(
-                self._client.query,
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={
-                    ":pk": {"S": f"TENANT#{endpoint.tenant_id}"},
-                    ":prefix": {"S": _ENDPOINT},
-                },
-                Select="COUNT",
-                ConsistentRead=True,
-            )
-        )
+        counted = self._query_endpoints(endpoint.tenant_id, Select="COUNT", ConsistentRead=True)
         if counted["Count"] >= limit:
             return False
         self._client.put_item(
@@ -220,7 +220,13 @@ class DynamoWebhookStore:
         return True
 
     def endpoints(self, tenant_id: str) -> list[Endpoint]:
-        answer = read(
+        answer = self._query_endpoints(tenant_id)
+        return sorted(
+            (endpoint_from_item(i) for i in answer.get("Items", [])), key=lambda e: e.created_at
+        )
+
+    def _query_endpoints(self, tenant_id: str, **options: Any) -> "QueryOutputTypeDef":
+        return read(
             partial(
                 self._client.query,
                 TableName=self._table,
@@ -229,39 +235,20 @@ class DynamoWebhookStore:
                     ":pk": {"S": f"TENANT#{tenant_id}"},
                     ":prefix": {"S": _ENDPOINT},
                 },
+                **options,
             )
-        )
-        return sorted(
-            (endpoint_from_item(i) for i in answer.get("Items", [])), key=lambda e: e.created_at
         )
 
     def _endpoint_key(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"{_ENDPOINT}{endpoint_id}"}}
 
     def endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
-        answer = read(
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=self._endpoint_key(tenant_id, endpoint_id),
-                ConsistentRead=True,
-            )
-        )
-        return endpoint_from_item(answer["Item"]) if "Item" in answer else None
+        item = self._item(self._endpoint_key(tenant_id, endpoint_id))
+        return None if item is None else endpoint_from_item(item)
 
     def replace_endpoint(self, endpoint: Endpoint) -> bool:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=endpoint_item(endpoint),
-                ConditionExpression="version = :previous",
-                ExpressionAttributeValues={":previous": {"N": str(endpoint.version - 1)}},
-            )
-        except ClientError as error:
-            if _refused(error):
-                return False
-            raise
-        return True
+        previous = {":previous": {"N": str(endpoint.version - 1)}}
+        return self._put_if(endpoint_item(endpoint), "version = :previous", previous)
 
     def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         answer = self._client.delete_item(
@@ -274,31 +261,14 @@ class DynamoWebhookStore:
     # ------------------------------------------------------------ deliveries
 
     def add_delivery(self, delivery: Delivery) -> bool:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=delivery_item(delivery),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if _refused(error):
-                return False
-            raise
-        return True
+        return self._put_if(delivery_item(delivery), "attribute_not_exists(pk)")
 
     def _delivery_key(self, endpoint_id: str, delivery_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{_ENDPOINT}{endpoint_id}"}, "sk": {"S": f"{_DELIVERY}{delivery_id}"}}
 
     def delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
-        answer = read(
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=self._delivery_key(endpoint_id, delivery_id),
-                ConsistentRead=True,
-            )
-        )
-        return delivery_from_item(answer["Item"]) if "Item" in answer else None
+        item = self._item(self._delivery_key(endpoint_id, delivery_id))
+        return None if item is None else delivery_from_item(item)
 
     def deliveries(
         self, endpoint_id: str, state: DeliveryState | None, limit: int, cursor: str | None
@@ -340,8 +310,9 @@ class DynamoWebhookStore:
         return Page(found, None if start is None else _encode_cursor(start, state))
 
     def claim(self, delivery: Delivery, now: datetime, until: datetime) -> bool:
-        try:
-            self._client.update_item(
+        return _unless_refused(
+            partial(
+                self._client.update_item,
                 TableName=self._table,
                 Key=self._delivery_key(delivery.endpoint_id, delivery.delivery_id),
                 UpdateExpression="SET leasedUntil = :until, dueAt = :until",
@@ -355,11 +326,7 @@ class DynamoWebhookStore:
                     ":now": {"S": format_timestamp(now)},
                 },
             )
-        except ClientError as error:
-            if _refused(error):
-                return False
-            raise
-        return True
+        )
 
     def record(self, delivery: Delivery, previous: Delivery) -> bool:
         lease = previous.leased_until
@@ -369,28 +336,35 @@ class DynamoWebhookStore:
         values = {":count": {"N": str(previous.attempt_count)}}
         if lease is not None:
             values[":lease"] = {"S": format_timestamp(lease)}
-        return self._put_if(delivery, condition, values)
+        return self._put_if(delivery_item(delivery), condition, values)
 
     def resend(self, delivery: Delivery, now: datetime) -> bool:
         return self._put_if(
-            delivery,
+            delivery_item(delivery),
             "attemptCount = :count AND (attribute_not_exists(leasedUntil) OR leasedUntil < :now)",
             {":count": {"N": str(delivery.attempt_count)}, ":now": {"S": format_timestamp(now)}},
         )
 
-    def _put_if(self, delivery: Delivery, condition: str, values: dict[str, Any]) -> bool:
-        try:
-            self._client.put_item(
+    def _item(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        answer = read(
+            partial(self._client.get_item, TableName=self._table, Key=key, ConsistentRead=True)
+        )
+        return answer.get("Item")
+
+    def _put_if(
+        self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        # DynamoDB refuses an empty ExpressionAttributeValues.
+        options: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
+        return _unless_refused(
+            partial(
+                self._client.put_item,
                 TableName=self._table,
-                Item=delivery_item(delivery),
+                Item=item,
                 ConditionExpression=condition,
-                ExpressionAttributeValues=values,
+                **options,
             )
-        except ClientError as error:
-            if _refused(error):
-                return False
-            raise
-        return True
+        )
 
     def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         keys: list[tuple[str, str]] = []
