@@ -9,8 +9,7 @@ import time
 from datetime import timedelta
 
 import boto3
-import pytest
-from common import create_tables, expired_holds, header, table
+from common import create_tables, expired_holds, header, moto, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.audit import DynamoAudit
 from fundrouter.persistence.codec import item_size
@@ -19,9 +18,8 @@ from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.orders import DynamoOrderIndexes, order_item
 from fundrouter.service.auditing import CUT_ORDERS, CUTS_PER_RUN
 from fundrouter.service.reconciling import Reconciler
-from moto import mock_aws
 
-from tests.support import fakes, moto_speed
+from tests.support import fakes
 
 ORDERS_TABLE = "fundrouter-bench-reconciler-orders"
 LINES_TABLE = "fundrouter-bench-reconciler-lines"
@@ -76,12 +74,9 @@ def _units(reads: list[tuple[str, int]], order_bytes: int) -> float:
 
 
 def _backlog() -> tuple[float, int, int]:
-    with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        moto_speed.speed_up_moto(patch)  # moto copies whole tables per transaction otherwise
-        client, tables = (
-            boto3.client("dynamodb"),
-            {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE},
-        )
+    with moto(faster=True):  # moto copies whole tables per transaction otherwise
+        client = boto3.client("dynamodb")
+        tables = {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE}
         create_tables(client, **tables)
         line_ids = [f"line-{n}" for n in range(fakes.LINES)]
         backlog = expired_holds(client, tables, line_ids, BACKLOG)
