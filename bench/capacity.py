@@ -12,8 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
-from common import create_tables, header, moto, table, timed
+from common import header, moto, table, timed
 from fundrouter.persistence.codec import attribute_size, item_size
 from fundrouter.persistence.history import HIST_PREFIX
 from fundrouter.persistence.orders import order_pk
@@ -39,7 +38,8 @@ ORDERS_TABLE = "bench-size-orders"
 
 def report(rate: int = GOALS["system"]) -> None:
     header("7. Capacity model: orders/s before any partition passes 1,000 WCU/s (docs/capacity.md)")
-    partitions, found = capacity.model()
+    with moto():
+        partitions, found = capacity.model()
     print(f"computed, not measured on AWS; one order's life: {', '.join(LIFE)};")
     print(f"{SAMPLE:,} orders of one tenant on one line; 'order' keys are an order's own")
     rows = []
@@ -65,8 +65,7 @@ def report(rate: int = GOALS["system"]) -> None:
 
 @contextmanager
 def world() -> Iterator[World]:
-    with moto(faster=True):
-        create_tables(boto3.client("dynamodb"), OrdersTable=ORDERS_TABLE)
+    with moto(faster=True, OrdersTable=ORDERS_TABLE):
         yield World(ORDERS_TABLE)
 
 

@@ -5,12 +5,12 @@ figures by the CLI's statistics, and one way to print a table."""
 import copy
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
@@ -50,10 +50,11 @@ def create_tables(client: Any, **names: str) -> None:
 
 
 @contextmanager
-def moto(faster: bool = False) -> Iterator[None]:
-    """moto, in Lambda's environment with dummy credentials and no profile or endpoint
-    override (nothing may reach a real one, nothing leaks into the local stack's scripts
-    afterwards); `faster`: tests/support/moto_speed's shortcuts."""
+def moto(faster: bool = False, **tables: str) -> Iterator[Any]:
+    """A DynamoDB client of moto with `tables` (create_tables), in Lambda's environment
+    with dummy credentials and no profile or endpoint override (nothing may reach a real
+    one, nothing leaks into the local stack's scripts afterwards); `faster`:
+    tests/support/moto_speed's shortcuts."""
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL") or name in ("AWS_PROFILE", "LAMBDA_TASK_ROOT"):
@@ -62,7 +63,9 @@ def moto(faster: bool = False) -> Iterator[None]:
             patch.setenv(*setting.split("=", 1))
         if faster:
             speed_up_moto(patch)
-        yield
+        client = boto3.client("dynamodb")
+        create_tables(client, **tables)
+        yield client
 
 
 def timed(event: dict[str, Any], status: int, **services: object) -> int:
@@ -144,36 +147,28 @@ def holding(
     return [order_key(o.tenant_id, o.order_id) for o in orders]
 
 
-@dataclass
-class Backlog:
-    """Expired holds on lines (expired_holds), and what is left of them."""
-
-    client: Any
-    tables: dict[str, str]
-    line_ids: list[str]
-    keys: list[dict[str, Any]]
-
-    def lines(self) -> list[LineRecord]:
-        lines = DynamoLineRepository(self.client, self.tables["LinesTable"])
-        return [record for line_id in self.line_ids if (record := lines.get(line_id))]
-
-    def reserved(self) -> int:
-        return sum(record.line.counters.reserved for record in self.lines())
-
-    def left(self) -> tuple[int, int, int]:
-        """Orders not EXPIRED, the lines' reserved and MATCHED count."""
-        items = batch_get(self.client, self.tables["OrdersTable"], self.keys)
-        expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
-        matched = sum(record.orders.get(OrderStatus.MATCHED, 0) for record in self.lines())
-        return len(self.keys) - expired, self.reserved(), matched
-
-
-def expired_holds(client: Any, tables: dict[str, str], line_ids: list[str], holds: int) -> Backlog:
-    """`holds` expired holds spread over new lines, one line after another."""
+def expired_holds(
+    client: Any, tables: dict[str, str], line_ids: list[str], holds: int
+) -> Callable[..., tuple[int, int, int]]:
+    """`holds` expired holds spread over new lines, one after another; what is left of
+    them, when asked: orders not EXPIRED (if `orders`), the lines' reserved and MATCHED
+    count."""
     lines = DynamoLineRepository(client, tables["LinesTable"])
     config = line_config(limit=10**15, minAmount=AMOUNT)
     keys = []
     for n, line_id in enumerate(line_ids):
         names = [f"expiry-{i:06d}" for i in range(n, holds, len(line_ids))]
         keys += holding(client, tables, lines.put_config(line_id, config, utc_now()), names)
-    return Backlog(client, tables, line_ids, keys)
+
+    def left(orders: bool = True) -> tuple[int, int, int]:
+        items = batch_get(client, tables["OrdersTable"], keys) if orders else []
+        expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
+        records = [record for line_id in line_ids if (record := lines.get(line_id))]
+        reserved = sum(record.line.counters.reserved for record in records)
+        return (
+            len(keys) - expired,
+            reserved,
+            sum(r.orders.get(OrderStatus.MATCHED, 0) for r in records),
+        )
+
+    return left

@@ -12,8 +12,7 @@ import statistics
 import time
 from typing import Any
 
-import boto3
-from common import create_tables, header, holding, moto, spread, table, timed
+from common import header, holding, moto, spread, table, timed
 from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import DynamoLineRepository
@@ -78,10 +77,8 @@ def report() -> None:
     header("9. GET /v1/lines/{id} with 1,000 and 100,000 holdings (moto, in-process)")
     print(f"{READS} reads per point; latency is moto's, in-process, not AWS's")
     line_id, points = REQUEST["pathParameters"]["lineId"], []
-    with moto():
-        client = boto3.client("dynamodb")
-        tables = {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE}
-        create_tables(client, **tables)
+    tables = {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE}
+    with moto(**tables) as client:
         lines, calls = DynamoLineRepository(client, LINES_TABLE), Answers(client)
         record = lines.put_config(line_id, line_config(API_EXAMPLE, limit=10**15), utc_now())
         orders = OrderService(DynamoOrderRepository(client, ORDERS_TABLE), utc_now)

@@ -111,9 +111,6 @@ def report(args: Any) -> Figures:
     return figures
 
 
-# ------------------------------------------------------------------ a. fundrouter load
-
-
 def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -> dict[str, Any]:
     command = [sys.executable, "-m", "fundrouter_cli", "load", "--orders", str(orders), "--yes"]
     command += ["--concurrency", str(args.submitters), "--capacity", "3", "--no-events", "--json"]
@@ -207,9 +204,6 @@ def report_table_burst(stack: LocalStack, orders: int) -> float | None:
     print(f"decided {len(decided):,} ({dict(statuses)}) {span:.1f} s after the first write:")
     print(f"{rate:.1f} matched orders/s")
     return rate
-
-
-# ------------------------------------------------------------------ b. claims per second
 
 
 def outcome(report: object) -> str:
@@ -342,15 +336,12 @@ def rate_row(kind: str, level: dict[str, RateRun]) -> tuple[Any, ...]:
     return (clients, kind, f"{run.rate():.0f}", ratio, done, per)
 
 
-# ------------------------------------------------------------------ c. expiry throughput
-
-
 def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
     """The clock runs from the first invocation to the end of the run that released
     the last hold (the schedule also fires each minute: what it expired is in no run)."""
     started, names = time.perf_counter(), {"OrdersTable": "ORDERS", "LinesTable": "LINES"}
     tables = {table: stack.settings[f"FUNDROUTER_{name}_TABLE"] for table, name in names.items()}
-    backlog = expired_holds(stack.client("dynamodb"), tables, ["bench-expiry"], holds)
+    left = expired_holds(stack.client("dynamodb"), tables, ["bench-expiry"], holds)
     seeded = time.perf_counter() - started
     aws_lambda = stack.client("lambda", Config(read_timeout=120))
     functions = aws_lambda.list_functions()["Functions"]
@@ -360,10 +351,10 @@ def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
         answer = aws_lambda.invoke(FunctionName=name, Payload=b'{"time": "bench"}')
         summary = json.loads(answer["Payload"].read() or b"{}")
         runs.append(f"{len(summary.get('expired', [])):,}/{len(summary.get('failures', []))}")
-        if backlog.reserved() == 0:
+        if left(orders=False)[1] == 0:
             break
     seconds = time.perf_counter() - started
-    missed, reserved, still = backlog.left()
+    missed, reserved, still = left()
     print(f"{holds:,} holds expired a minute ago, seeded in {seeded:.0f} s")
     print(f"runs (expired/failures): {', '.join(runs)}")
     per_minute = holds / seconds * 60

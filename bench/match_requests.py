@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from common import create_tables, header, line_config, moto, order_key, table
+from common import header, line_config, moto, order_key, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.orders import Order
 from fundrouter.persistence.codec import item_size
@@ -59,10 +58,8 @@ def stream_event(order: Order, sequence: int) -> dict[str, Any]:
     return {"Records": [{"eventID": f"b-{sequence}", "eventName": "INSERT", "dynamodb": stream}]}
 
 
-def measure(orders: int) -> tuple[list[Case], dict[str, int]]:
+def measure(client: Any, orders: int) -> tuple[list[Case], dict[str, int]]:
     matcher = handler_module("matcher", "matcher_handler")
-    client = boto3.client("dynamodb")
-    create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
     calls, lines = Answers(client), DynamoLineRepository(client, LINES_TABLE)
     store, stored = (
         DynamoMatchStore(client, ORDERS_TABLE, lines),
@@ -130,8 +127,8 @@ def report(orders: int) -> tuple[list[Case], dict[str, int]]:
     header("3. DynamoDB requests per match (MatcherFunction, moto, in-process)")
     # One INFO line per order (the batch's, from fundrouter.triggers) would drown the figures.
     streams.logger.setLevel("WARNING")
-    with moto():
-        cases, sizes = measure(orders)
+    with moto(OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE) as client:
+        cases, sizes = measure(client, orders)
     print(f"{orders} orders a case; lines bench-a (priority 10), bench-b (20); the third")
     print(f"case adds {FIRST} (priority 1, room for one order when cached, then filled)")
     rows = []

@@ -1,12 +1,7 @@
 """`make bench`: what a cold start, an order and a match cost. Figures only, no verdicts.
-
-Sections: 1 handler import time (here), 2 DynamoDB requests per order (here), 3 per
-match and 5 one line's ceiling on AWS (match_requests.py), 4 the matcher on a local
-stack (local_stack.py), 6 the bank test under faults (here), 7 the capacity model
-and 8 writes per match and order item sizes (capacity.py), 9 line views
-(line_views.py), 10 the reconciler (reconciler_scale.py).
-Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``.
-"""
+Sections 1, 2 and 6 here; 3 and 5 in match_requests.py, 4 local_stack.py, 7 and 8
+capacity.py, 9 line_views.py, 10 reconciler_scale.py. From the repository root:
+``.venv/bin/python bench/run.py --arch x86_64``."""
 
 import argparse
 import json
@@ -22,13 +17,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT))
 
-import boto3  # noqa: E402 - after the repository root is on sys.path, as all below
-import capacity  # noqa: E402
+import capacity  # noqa: E402 - after the repository root is on sys.path, as all below
 import line_views  # noqa: E402
 import local_stack  # noqa: E402
 import match_requests  # noqa: E402
 import reconciler_scale  # noqa: E402
-from common import create_tables, header, moto, spread, table, timed  # noqa: E402
+from common import header, moto, spread, table, timed  # noqa: E402
 from fundrouter.domain.clock import utc_now  # noqa: E402
 from fundrouter.persistence.orders import DynamoOrderRepository  # noqa: E402
 from fundrouter.service.orders import OrderService  # noqa: E402
@@ -43,7 +37,6 @@ FUNCTIONS = ROOT / "functions"
 TABLE = "fundrouter-bench-orders"
 WARMUP_ORDERS = 5
 SAMPLE = load_event("api/submit_order.json")
-# ------------------------------------------------------------------ 1. cold imports
 
 
 def report_imports(runs: int) -> tuple[str, float] | None:
@@ -70,15 +63,10 @@ def report_imports(runs: int) -> tuple[str, float] | None:
     return max(list(ratios.items())[1:], key=lambda kr: kr[1], default=None)
 
 
-# ------------------------------------------------------------------ 2. DynamoDB per order
-
-
 def report_requests(orders: int) -> list[float]:
     """The ApiFunction's app on a counted moto client; requests per order of each pass."""
     header("2. DynamoDB requests per order (moto, in-process)")
-    with moto():
-        client = boto3.client("dynamodb")
-        create_tables(client, OrdersTable=TABLE)
+    with moto(OrdersTable=TABLE) as client:
         # Built as fundrouter.bootstrap builds it, on the counted client.
         service, calls = (
             OrderService(DynamoOrderRepository(client, TABLE), utc_now),
@@ -109,9 +97,6 @@ def report_requests(orders: int) -> list[float]:
     return per_order
 
 
-# ------------------------------------------------------------------ 6. the bank test
-
-
 def report_bank(orders: int) -> int:
     """The bank test, as `make test` runs it but with `orders` orders; its figures
     are its own output. Returns pytest's exit status."""
@@ -122,9 +107,6 @@ def report_bank(orders: int) -> int:
     command += ["-m", "integration", "--timeout", "7200", "--no-header", test]
     print(f"+ FUNDROUTER_BANK_ORDERS={orders} pytest {test}", flush=True)
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
-
-
-# ------------------------------------------------------------------ main
 
 
 OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
