@@ -65,8 +65,8 @@ RAW_UPDATE = {
     "ConditionExpression": "n < :max",
     "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(10**12)}},
 }
-PHASES = (("intake", "POST round trip"), ("match", "intake -> decision"))
-PHASES += (("matched", "intake -> MATCHED"),)
+PHASES = {"intake": "POST round trip", "match": "intake -> decision"}
+PHASES["matched"] = "intake -> MATCHED"
 
 
 @dataclass
@@ -128,12 +128,11 @@ def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]
     runs = [(f"paced {args.rate:g}/s", load(stack, args, args.latency_orders, args.rate))]
     runs += [(f"burst {n:,}", load(stack, args, n)) for n in args.bursts if n]
     print(f"{args.submitters} submitters (keep-alive) after {2 * args.submitters} warm-up orders;")
-    print("latency from the order's createdAt to its first decision's `at` (server clocks);")
-    print("rate: POSTs/s offered, or decisions/s from the first intake to the last decision;")
-    print("lines hold 3x the run's amount (--capacity 3): the first takes every order")
+    print("latency from createdAt to the first decision's `at`, rate to the last (server")
+    print("clocks); lines hold 3x the run's amount (--capacity 3): the first takes them all")
     rows = []
     for label, run in runs:
-        for n, (key, what) in enumerate(PHASES):
+        for n, (key, what) in enumerate(PHASES.items()):
             phase = run["phases"][key]
             cells = [f"{phase.get(f'{q}Ms', float('nan')):.0f}" for q in ("p50", "p95", "p99")]
             cells += [f"{phase.get('maxMs', float('nan')):.0f}", f"{phase['perSecond']:.1f}"]
