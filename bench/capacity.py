@@ -12,15 +12,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
-import pytest
-from common import create_tables, header, table
+from common import header, moto, table, timed
 from fundrouter.persistence.codec import attribute_size, item_size
 from fundrouter.persistence.history import HIST_PREFIX
 from fundrouter.persistence.orders import order_pk
-from moto import mock_aws
 
-from tests.support import capacity, moto_speed
+from tests.support import capacity
 from tests.support.capacity import GOALS, LIFE, SAMPLE, Change, index_writes, indexes
 from tests.support.world import (
     KB,
@@ -28,7 +25,6 @@ from tests.support.world import (
     TENANT,
     World,
     add_refusing_lines,
-    api,
     disbursed,
     repaid,
     stored_order,
@@ -42,27 +38,22 @@ ORDERS_TABLE = "bench-size-orders"
 
 def report(rate: int = GOALS["system"]) -> None:
     header("7. Capacity model: orders/s before any partition passes 1,000 WCU/s (docs/capacity.md)")
-    partitions, found = capacity.model()
+    with moto():
+        partitions, found = capacity.model()
     print(f"computed, not measured on AWS; one order's life: {', '.join(LIFE)};")
     print(f"{SAMPLE:,} orders of one tenant on one line; 'order' keys are an order's own")
-    rows = [
-        (
-            p.index.label,
-            p.scope,
-            f"{p.wcu_per_order:.2f}",
-            "-" if p.scope == "order" else f"{p.wcu_per_order * rate:,.0f}",
-            "none" if p.scope == "order" or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s",
-            f"{p.total_per_order:.2f}",
-            f"{p.total_per_order * rate:,.0f}",
-        )
-        for p in partitions
-    ]
+    rows = []
+    for p in partitions:
+        mine = p.scope == "order"
+        ceiling = "none" if mine or math.isinf(p.ceiling) else f"{p.ceiling:,.0f}/s"
+        at = "-" if mine else f"{p.wcu_per_order * rate:,.0f}"
+        whole = (f"{p.total_per_order:.2f}", f"{p.total_per_order * rate:,.0f}")
+        rows.append((p.index.label, p.scope, f"{p.wcu_per_order:.2f}", at, ceiling, *whole))
     head = ("table / index", "scope", "WCU/order", f"at {rate:,}/s", "ceiling", "whole/order")
     table((*head, f"whole at {rate:,}/s (quota 40,000 WCU/s a table)"), rows)
-    for name, value, goal in (
-        ("system-wide", found.system, GOALS["system"]),
-        ("one tenant", found.tenant, GOALS["tenant"]),
-        ("one line", found.line, None),
+    goals = (GOALS["system"], GOALS["tenant"], None)
+    for name, value, goal in zip(
+        ("system-wide", "one tenant", "one line"), found, goals, strict=True
     ):
         shown = "no shared partition" if math.isinf(value) else f"{value:,.0f} orders/s"
         print(f"  {name:<12} {shown}" + (f" (goal {goal:,})" if goal else ""))
@@ -74,9 +65,7 @@ def report(rate: int = GOALS["system"]) -> None:
 
 @contextmanager
 def world() -> Iterator[World]:
-    with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        moto_speed.speed_up_moto(patch)
-        create_tables(boto3.client("dynamodb"), OrdersTable=ORDERS_TABLE)
+    with moto(faster=True, OrdersTable=ORDERS_TABLE):
         yield World(ORDERS_TABLE)
 
 
@@ -124,10 +113,7 @@ def report_order_size(points: tuple[int, ...] = (10, 1_000, 10_000)) -> None:
         disbursed(w)
         for point in points:
             for number in range(done, point):
-                status, body = w.call(repaid(number))
-                api.metrics.clear_metrics()  # as log_metrics does after each invocation
-                if status != 200:
-                    raise SystemExit(f"repayment {number}: {status} {body}")
+                timed(repaid(number), 200, **w.api_services)
             done, size = point, item_size(stored_order(w))
             written = stored_sizes(w, sent[-1])
             parts = ", ".join(f"{kind} {s} B" for kind, s in written)

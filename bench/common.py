@@ -1,29 +1,35 @@
-"""What the bench's sections share: dummy AWS settings for moto, its tables, a line
-and its counters, a backlog of expired holds, latency figures by the CLI's
-statistics, and one way to print a table."""
+"""What the bench's sections share: moto with Lambda's dummy settings, the template's
+tables, a line and orders holding capacity on it, the API's answers timed, latency
+figures by the CLI's statistics, and one way to print a table."""
 
+import copy
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 from fundrouter.domain.clock import utc_now
-from fundrouter.domain.lifecycle import matched
+from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
 from fundrouter.domain.lines import LineConfig, LineRecord
 from fundrouter.domain.orders import OrderStatus
 from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, day_key, line_pk
 from fundrouter.persistence.orders import ORDER_SK, order_item, order_pk
 from fundrouter.persistence.retries import batch_get
 from fundrouter_cli.stats import summarize
+from moto import mock_aws
 
 from tests.support import factories, template
+from tests.support.api import api, serve
 from tests.support.aws import put_all
+from tests.support.handlers import LAMBDA_ENV
+from tests.support.moto_speed import speed_up_moto
 from tests.support.orders import DECISION, received
 
-REGION = "ap-east-1"
+AMOUNT = 10_000
 
 
 def line_config(**changes: Any) -> LineConfig:
@@ -44,28 +50,33 @@ def create_tables(client: Any, **names: str) -> None:
 
 
 @contextmanager
-def offline_aws() -> Iterator[None]:
-    """Dummy credentials and region, no profile or endpoint override, while moto runs:
-    nothing may reach a real endpoint, and nothing of this leaks into the local stack's
-    scripts afterwards."""
-    with pytest.MonkeyPatch.context() as patch:
+def moto(faster: bool = False, **tables: str) -> Iterator[Any]:
+    """A DynamoDB client of moto with `tables` (create_tables), in Lambda's environment
+    with dummy credentials and no profile or endpoint override (nothing may reach a real
+    one, nothing leaks into the local stack's scripts afterwards); `faster`:
+    tests/support/moto_speed's shortcuts."""
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL") or name in ("AWS_PROFILE", "LAMBDA_TASK_ROOT"):
                 patch.delenv(name)
-        settings = "AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN"
-        for name in settings.split():
-            patch.setenv(name, "testing")
-        for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
-            patch.setenv(name, REGION)
-        patch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        patch.setenv("POWERTOOLS_SERVICE_NAME", "fundrouter")
-        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "fundrouter")
-        yield
+        for setting in [*LAMBDA_ENV.split(), "AWS_EC2_METADATA_DISABLED=true"]:
+            patch.setenv(*setting.split("=", 1))
+        if faster:
+            speed_up_moto(patch)
+        client = boto3.client("dynamodb")
+        create_tables(client, **tables)
+        yield client
 
 
-def ms(nanoseconds: float) -> str:
-    return f"{nanoseconds / 1e6:8.1f} ms"
+def timed(event: dict[str, Any], status: int, **services: object) -> int:
+    """Nanoseconds the ApiFunction's app took to answer `event`, with `status`."""
+    start = time.perf_counter_ns()
+    response = serve(copy.deepcopy(event), **services)
+    took = time.perf_counter_ns() - start
+    api.metrics.clear_metrics()  # log_metrics would flush and clear them per invocation
+    if response["statusCode"] != status:
+        raise SystemExit(f"{event['rawPath']}: expected {status}, got {response}")
+    return took
 
 
 def spread(nanoseconds: Sequence[float]) -> list[str]:
@@ -73,7 +84,8 @@ def spread(nanoseconds: Sequence[float]) -> list[str]:
     found = summarize(nanoseconds, (50.0, 90.0))
     if found is None:
         raise SystemExit("no latencies")
-    return [ms(v) for v in (*found.percentiles.values(), found.minimum, found.maximum)]
+    values = (*found.percentiles.values(), found.minimum, found.maximum)
+    return [f"{v / 1e6:8.1f} ms" for v in values]
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -95,64 +107,68 @@ def header(title: str) -> None:
     print(f"\n{title}\n{'=' * len(title)}")
 
 
-def set_counters(client: Any, lines_table: str, line_id: str, **numbers: int) -> None:
-    """The line item's counters and counts (by attribute name) set as its orders would."""
-    client.update_item(
-        TableName=lines_table,
-        Key={"pk": {"S": line_pk(line_id)}, "sk": {"S": LINE_SK}},
-        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in numbers),
-        ExpressionAttributeNames={f"#{name}": name for name in numbers},
-        ExpressionAttributeValues={f":{name}": {"N": str(n)} for name, n in numbers.items()},
-    )
-
-
-@dataclass
-class Backlog:
-    """Expired holds on lines (expired_holds), and what is left of them."""
-
-    client: Any
-    tables: dict[str, str]
-    line_ids: list[str]
-    keys: list[dict[str, Any]]
-
-    def lines(self) -> list[LineRecord]:
-        found = map(DynamoLineRepository(self.client, self.tables["LinesTable"]).get, self.line_ids)
-        return [record for record in found if record is not None]
-
-    def reserved(self) -> int:
-        return sum(record.line.counters.reserved for record in self.lines())
-
-    def left(self) -> tuple[int, int, int]:
-        """Orders not EXPIRED, the lines' reserved and MATCHED count."""
-        items = batch_get(self.client, self.tables["OrdersTable"], self.keys)
-        expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
-        matched = sum(record.orders.get(OrderStatus.MATCHED, 0) for record in self.lines())
-        return len(self.keys) - expired, self.reserved(), matched
-
-
-def expired_holds(client: Any, tables: dict[str, str], line_ids: list[str], holds: int) -> Backlog:
-    """`holds` MATCHED orders over the lines whose holds expired a minute ago, as the
-    matcher writes them, and each line's counters and day holding exactly their sum."""
-    now, amount = utc_now(), 10_000
-    lines = DynamoLineRepository(client, tables["LinesTable"])
-    config = line_config(limit=10**15, minAmount=amount)
-    records = [lines.put_config(line_id, config, now).line for line_id in line_ids]
-    then, day = now - timedelta(minutes=16), records[0].day_of(now)
-
+def holding(
+    client: Any,
+    tables: dict[str, str],
+    record: LineRecord,
+    names: list[str],
+    disbursed: bool = False,
+) -> list[dict[str, Any]]:
+    """Orders named `names` on the line, MATCHED with holds that expired a minute ago
+    (or then DISBURSED), written straight in as the matcher and the lifecycle leave
+    them, and added to the line's counters, counts and day. Their keys."""
+    line, now = record.line, utc_now()
+    then, day = now - timedelta(minutes=16), line.day_of(now)
+    event = OrderEvent(event_id="bench", type=EventType.DISBURSED, amount=AMOUNT)
     orders = []
-    for n in range(holds):
-        line, order = records[n % len(records)], received(f"expiry-{n:06d}", amount, then)
-        expires = now - timedelta(minutes=1)
-        orders.append(
-            matched(order, line_id=line.line_id, funder_id=line.config.funder_id, now=then,
-                    hold_expires_at=expires, claim_day=day, decision=DECISION)
-        )  # fmt: skip
-    put_all(client, tables["OrdersTable"], [order_item(o) for o in orders])
-    for line in records:
-        total = amount * (count := sum(o.line_id == line.line_id for o in orders))
-        set_counters(
-            client, tables["LinesTable"], line.line_id, reserved=total, held=total, nMatched=count
+    for name in names:
+        order = matched(received(name, AMOUNT, then), line_id=line.line_id, now=then,
+                        funder_id=line.config.funder_id, claim_day=day,
+                        hold_expires_at=now - timedelta(minutes=1), decision=DECISION)  # fmt: skip
+        orders.append(apply_event(order, event, now).order if disbursed else order)
+    put_all(client, tables["OrdersTable"], [order_item(order) for order in orders])
+    total, count = len(names) * AMOUNT, len(names)
+    added = (
+        {"drawn": total, "nDisbursed": count}
+        if disbursed
+        else {"reserved": total, "nMatched": count}
+    )
+    keys = [({"pk": {"S": line_pk(line.line_id)}, "sk": {"S": LINE_SK}}, added | {"held": total})]
+    keys += [] if disbursed else [(day_key(line.line_id, day), {"used": total})]
+    for key, numbers in keys:
+        client.update_item(
+            TableName=tables["LinesTable"],
+            Key=key,
+            UpdateExpression="SET lineId = :id ADD " + ", ".join(f"#{k} :{k}" for k in numbers),
+            ExpressionAttributeNames={f"#{name}": name for name in numbers},
+            ExpressionAttributeValues={f":{name}": {"N": str(n)} for name, n in numbers.items()}
+            | {":id": {"S": line.line_id}},
         )
-        used = {"used": {"N": str(total)}, "lineId": {"S": line.line_id}}
-        client.put_item(TableName=tables["LinesTable"], Item=day_key(line.line_id, day) | used)
-    return Backlog(client, tables, line_ids, [order_key(o.tenant_id, o.order_id) for o in orders])
+    return [order_key(o.tenant_id, o.order_id) for o in orders]
+
+
+def expired_holds(
+    client: Any, tables: dict[str, str], line_ids: list[str], holds: int
+) -> Callable[..., tuple[int, int, int]]:
+    """`holds` expired holds spread over new lines, one after another; what is left of
+    them, when asked: orders not EXPIRED (if `orders`), the lines' reserved and MATCHED
+    count."""
+    lines = DynamoLineRepository(client, tables["LinesTable"])
+    config = line_config(limit=10**15, minAmount=AMOUNT)
+    keys = []
+    for n, line_id in enumerate(line_ids):
+        names = [f"expiry-{i:06d}" for i in range(n, holds, len(line_ids))]
+        keys += holding(client, tables, lines.put_config(line_id, config, utc_now()), names)
+
+    def left(orders: bool = True) -> tuple[int, int, int]:
+        items = batch_get(client, tables["OrdersTable"], keys) if orders else []
+        expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
+        records = [record for line_id in line_ids if (record := lines.get(line_id))]
+        reserved = sum(record.line.counters.reserved for record in records)
+        return (
+            len(keys) - expired,
+            reserved,
+            sum(r.orders.get(OrderStatus.MATCHED, 0) for r in records),
+        )
+
+    return left

@@ -4,31 +4,25 @@ table, the line's counters and counts set to match. Read units from the returned
 items' sizes (moto's ConsumedCapacity is a constant): a consistent BatchGetItem
 ceil(size / 4 KB) an item (1 a key not found), an eventually consistent Query half of
 ceil(sum / 4 KB); against the byLine Query the view made before the line counted its
-orders."""
+orders (measured at the first point, computed at the others)."""
 
 import json
 import math
 import statistics
 import time
-from datetime import timedelta
 from typing import Any
 
-import boto3
-from common import create_tables, header, set_counters, spread, table
+from common import header, holding, moto, spread, table, timed
 from fundrouter.domain.clock import utc_now
-from fundrouter.domain.lifecycle import EventType, OrderEvent, apply_event, matched
 from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import BY_LINE, DynamoOrderRepository, order_item, order_pk
+from fundrouter.persistence.orders import BY_LINE, DynamoOrderRepository
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
-from moto import mock_aws
 
 from tests.support.api import serve
-from tests.support.aws import put_all
 from tests.support.events import load_event
 from tests.support.factories import API_EXAMPLE, line_config
-from tests.support.orders import DECISION, received
 from tests.support.requests import Answers
 
 REQUEST = load_event("api/get_line.json")
@@ -36,7 +30,6 @@ ORDERS_TABLE = "fundrouter-bench-views-orders"
 LINES_TABLE = "fundrouter-bench-views-lines"
 HOLDINGS = (1_000, 100_000)
 READS = 100
-AMOUNT = 10_000
 
 
 def read_units(calls: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float:
@@ -51,32 +44,16 @@ def read_units(calls: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float
     return units
 
 
-def hold(client: Any, line_id: str, funder_id: str, start: int, count: int) -> None:
-    """Loans `start` to `count` in the Orders table, each as the matcher and a
-    DISBURSED event leave it, and the line's counters and counts set to match `count`."""
-    now = utc_now()
-    day, expires = now.date().isoformat(), now + timedelta(minutes=15)
-    order = matched(received("bench-loan", AMOUNT, now), line_id=line_id, funder_id=funder_id,
-                    now=now, hold_expires_at=expires, claim_day=day, decision=DECISION)  # fmt: skip
-    sent = OrderEvent(event_id="bench-disbursed", type=EventType.DISBURSED, amount=AMOUNT)
-    item = order_item(apply_event(order, sent, now).order)
-    names = (f"bench-loan-{index:06d}" for index in range(start, count))
-    keyed = [item | {"pk": {"S": order_pk(order.tenant_id, n)}, "orderId": {"S": n}} for n in names]
-    put_all(client, ORDERS_TABLE, keyed)
-    set_counters(
-        client, LINES_TABLE, line_id, drawn=count * AMOUNT, held=count * AMOUNT, nDisbursed=count
-    )
-
-
 def by_line(client: Any, line_id: str, calls: Answers) -> tuple[int, int, float, float, float]:
     """The byLine Query of old: items, pages, units, ms, mean projected item size."""
     calls.reset()
-    key = {
-        "KeyConditionExpression": "lineKey = :line",
-        "ExpressionAttributeValues": {":line": {"S": line_id}},
-    }
     start = time.perf_counter_ns()
-    pages = client.get_paginator("query").paginate(TableName=ORDERS_TABLE, IndexName=BY_LINE, **key)
+    pages = client.get_paginator("query").paginate(
+        TableName=ORDERS_TABLE,
+        IndexName=BY_LINE,
+        KeyConditionExpression="lineKey = :line",
+        ExpressionAttributeValues={":line": {"S": line_id}},
+    )
     found = sum(len(page["Items"]) for page in pages)
     elapsed = (time.perf_counter_ns() - start) / 1e6
     sizes = [item_size(i) for _, _, parsed in calls.calls for i in parsed["Items"]]
@@ -89,52 +66,38 @@ def views(services: dict[str, Any], calls: Answers) -> tuple[list[int], float, i
     latencies, units = [], []
     calls.reset()
     for _ in range(READS):
-        asked, start = len(calls.calls), time.perf_counter_ns()
-        response = serve(REQUEST, **services)
-        latencies.append(time.perf_counter_ns() - start)
+        asked = len(calls.calls)
+        latencies.append(timed(REQUEST, 200, **services))
         units.append(read_units(calls.calls[asked:]))
-        if response["statusCode"] != 200:
-            raise SystemExit(f"{REQUEST['rawPath']}: {response['statusCode']} {response['body']}")
-    orders = json.loads(response["body"])["orders"]
+    orders = json.loads(serve(REQUEST, **services)["body"])["orders"]
     return latencies, statistics.median(units), len(calls.calls) // READS, orders
 
 
 def report() -> None:
     header("9. GET /v1/lines/{id} with 1,000 and 100,000 holdings (moto, in-process)")
     print(f"{READS} reads per point; latency is moto's, in-process, not AWS's")
-    line_id, points, written = REQUEST["pathParameters"]["lineId"], [], 0
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_tables(client, OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE)
+    line_id, points = REQUEST["pathParameters"]["lineId"], []
+    tables = {"OrdersTable": ORDERS_TABLE, "LinesTable": LINES_TABLE}
+    with moto(**tables) as client:
         lines, calls = DynamoLineRepository(client, LINES_TABLE), Answers(client)
-        config = lines.put_config(
-            line_id, line_config(API_EXAMPLE, limit=10**15), utc_now()
-        ).line.config
-        orders = DynamoOrderRepository(client, ORDERS_TABLE)
-        services = {"orders": OrderService(orders, utc_now), "lines": LineService(lines, utc_now)}
-        for count in HOLDINGS:
-            hold(client, line_id, config.funder_id, written, count)
+        record = lines.put_config(line_id, line_config(API_EXAMPLE, limit=10**15), utc_now())
+        orders = OrderService(DynamoOrderRepository(client, ORDERS_TABLE), utc_now)
+        services = {"orders": orders, "lines": LineService(lines, utc_now)}
+        for start, count in zip((0, *HOLDINGS), HOLDINGS, strict=False):
+            names = [f"bench-loan-{n:06d}" for n in range(start, count)]
+            holding(client, tables, record, names, disbursed=True)
             points.append(views(services, calls))
-            if not written:  # on moto a byLine Query of 100,000 items takes too long
+            if not start:  # on moto a byLine Query of 100,000 items takes too long
                 found, pages, byline_units, elapsed, projected = by_line(client, line_id, calls)
-            written = count
     rows = []
     for n, (latencies, units, requests, counts) in zip(HOLDINGS, points, strict=True):
         by_line_units = f"{math.ceil(n * projected / 4096) / 2:,.1f}"
-        row = (
-            f"{units:.1f}",
-            *spread(latencies)[:2],
-            by_line_units,
-            math.ceil(n * projected / 2**20),
-        )
-        rows.append((f"{n:,}", requests, *row, counts))
+        cells = (*spread(latencies)[:2], by_line_units, math.ceil(n * projected / 2**20), counts)
+        rows.append((f"{n:,}", requests, f"{units:.1f}", *cells))
     head = ("holdings", "requests", "read units", "median", "p90", "byLine units", "pages")
     table((*head, "orders"), rows)
     (low, low_units, *_), (high, high_units, *_) = points[0], points[-1]
-    ratio = statistics.median(high) / statistics.median(low)
-    growth = f"latency {ratio:.2f}x, units {high_units / low_units:.2f}x"
-    print(f"{HOLDINGS[-1]:,} vs {HOLDINGS[0]:,}: {growth}")
-    print(
-        f"byLine (before) measured at {found:,}: {pages} page(s), {byline_units:,.1f} units,"
-        f" {elapsed:,.0f} ms on moto, {projected:.0f} B an item; at other points computed"
-    )
+    ratio, units = statistics.median(high) / statistics.median(low), high_units / low_units
+    print(f"{HOLDINGS[-1]:,} vs {HOLDINGS[0]:,}: latency {ratio:.2f}x, units {units:.2f}x")
+    print(f"byLine (before) measured at {found:,}: {pages} page(s), {byline_units:,.1f} units,")
+    print(f"  {elapsed:,.0f} ms on moto, {projected:.0f} B an item; at other points computed")

@@ -4,13 +4,15 @@ stopped at the end).
 
 a. Intake to decision: `fundrouter load --json` runs (no lifecycle events): a warm-up,
    a paced run, a 300-order burst (latency) and a 2,000-order burst (throughput).
-b. Claims/s on ONE line (DynamoMatchStore.claim: line + day + order in one
-   TransactWriteItems, on orders inserted beforehand) against a plain conditional
-   UpdateItem on one item, same server and threads, on tables of their own.
+b. On ONE line, tables of their own, the same server and threads: "claims"
+   (DynamoMatchStore.claim, one order at a time), "group" (the matcher service as
+   fundrouter.bootstrap.match_service() builds it, deciding the largest burst in
+   stream batches of 100 with `match_all`: its group commit claims up to 45 orders
+   a TransactWriteItems) and "raw" (a plain conditional UpdateItem on one item).
 c. Expiry: a backlog of expired holds on one line, the deployed ReconcilerFunction
    invoked run after run until the line holds nothing.
 d. The largest burst written straight into the Orders table, decided by the deployed
-   matcher: its own rate without the HTTP intake.
+   matcher fed by ministack's stream poller (one serial thread: decision 33).
 """
 
 import json
@@ -22,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +33,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from common import create_tables, expired_holds, header, line_config, order_key, table
+from common import AMOUNT, create_tables, expired_holds, header, line_config, order_key, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.errors import Unavailable
 from fundrouter.domain.orders import Candidate, Decision, Order, OrderStatus
@@ -38,20 +41,22 @@ from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import order_item
 from fundrouter.persistence.retries import batch_get
+from fundrouter.service.matching import LineCatalog, MatchOutcome, MatchService
 from fundrouter.service.ports import ClaimResult
 
 from tests.support.aws import put_all
 from tests.support.orders import received
 from tests.support.requests import Answers
 from tests.support.stack import LocalStack, running_stack
-from tests.support.template import ROOT
 
 PORT = os.environ.get("FUNDROUTER_BENCH_PORT", "4590")
 STATE_DIR = ".fundrouter/bench"
-AMOUNT = 10_000
 LEVELS = (1, 4, 16)
+KINDS = ("raw", "claims", "group")
 WARM_CALLS = 20
 RAW_CAP_FACTOR = 4
+STREAM_BATCH = 100
+BURST_SECONDS = 300.0
 NO_RETRIES = Config(max_pool_connections=10, retries={"mode": "standard", "total_max_attempts": 1})
 COUNTER = {"pk": {"S": "BENCH#raw"}, "sk": {"S": "COUNTER"}}
 RAW_UPDATE = {
@@ -60,11 +65,8 @@ RAW_UPDATE = {
     "ConditionExpression": "n < :max",
     "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(10**12)}},
 }
-PHASES = (
-    ("intake", "POST round trip"),
-    ("match", "intake -> decision"),
-    ("matched", "intake -> MATCHED"),
-)
+PHASES = {"intake": "POST round trip", "match": "intake -> decision"}
+PHASES["matched"] = "intake -> MATCHED"
 
 
 @dataclass
@@ -77,34 +79,31 @@ class RateRun:
     def rate(self) -> float:
         return self.outcomes["ok"] / self.seconds if self.seconds else 0.0
 
-    def add(self, other: "RateRun") -> None:
-        self.seconds += other.seconds
-        self.outcomes.update(other.outcomes)
-        self.requests.update(other.requests)
-
 
 @dataclass
 class Figures:
     loads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    rates: list[tuple[RateRun, RateRun]] = field(default_factory=list)
+    rates: list[dict[str, RateRun]] = field(default_factory=list)  # by level, by kind
+    burst: int = 0
     table_burst: float | None = None  # matched/s, 4d
     skipped: str | None = None
 
 
 def report(args: Any) -> Figures:
     header(f"4. The matcher on a dedicated local stack (ministack, 127.0.0.1:{PORT})")
-    figures, started = Figures(), time.perf_counter()
+    figures, started = Figures(burst=max(args.bursts)), time.perf_counter()
     try:
         with contextmanager(running_stack)(PORT, STATE_DIR) as stack:
-            print(f"stack ready in {time.perf_counter() - started:.0f} s; {layer_matches(args)}")
+            print(f"stack ready in {time.perf_counter() - started:.0f} s")
             print("\n4a. Intake to decision: fundrouter load --json --no-events")
             figures.loads = report_loads(stack, args)
-            print("\n4b. Claims/s on ONE line vs raw conditional updates/s, same server")
-            figures.rates = report_rates(stack, args)
+            print("\n4b. Claims/s and a burst's group commit on ONE line vs raw updates/s")
+            figures.rates = report_rates(stack, args, figures.burst)
             print("\n4c. Expiry throughput of the deployed ReconcilerFunction")
             report_expiry(stack, args.expiry_holds)
-            print("\n4d. A burst written straight into the Orders table: the matcher's own rate")
-            figures.table_burst = report_table_burst(stack, max(args.bursts))
+            print("\n4d. A burst written straight into the Orders table: the deployed matcher")
+            figures.table_burst = report_table_burst(stack, figures.burst)
+            print()
             ratios(figures)
     except pytest.fail.Exception as error:  # no stack
         figures.skipped = str(error)
@@ -112,30 +111,12 @@ def report(args: Any) -> Figures:
     return figures
 
 
-def layer_matches(args: Any) -> str:
-    """Whether the layer built for this stack is the working tree's as it is now
-    (others may edit it while the bench runs)."""
-    source = ROOT / "layers" / "fundrouter" / "fundrouter"
-    built = ROOT / STATE_DIR / f"build-{args.arch}" / "SharedLayer" / "python" / "fundrouter"
-    if not built.is_dir():
-        return "deployed layer: no build found"
-    tree, deployed = (
-        {p.relative_to(r): p.read_bytes() for p in r.rglob("*.py")} for r in (source, built)
-    )
-    differ = sorted(str(n) for n in tree.keys() | deployed.keys() if tree.get(n) != deployed.get(n))
-    return f"deployed layer differs in: {', '.join(differ)}" if differ else "deployed layer = tree"
-
-
-# ------------------------------------------------------------------ a. fundrouter load
-
-
 def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -> dict[str, Any]:
     command = [sys.executable, "-m", "fundrouter_cli", "load", "--orders", str(orders), "--yes"]
     command += ["--concurrency", str(args.submitters), "--capacity", "3", "--no-events", "--json"]
     command += ["--timeout", str(args.stack_seconds)] + (["--rate", str(rate)] if rate else [])
-    done = subprocess.run(
-        command, env=os.environ | stack.settings, capture_output=True, text=True, check=False
-    )
+    env = os.environ | stack.settings
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if not done.stdout.strip():
         raise pytest.fail.Exception(f"fundrouter load failed ({done.returncode}): {done.stderr}")
     figures: dict[str, Any] = json.loads(done.stdout)
@@ -147,19 +128,15 @@ def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]
     runs = [(f"paced {args.rate:g}/s", load(stack, args, args.latency_orders, args.rate))]
     runs += [(f"burst {n:,}", load(stack, args, n)) for n in args.bursts if n]
     print(f"{args.submitters} submitters (keep-alive) after {2 * args.submitters} warm-up orders;")
-    print("latency from the order's createdAt to its first decision's `at` (server clocks);")
-    print("rate: POSTs/s offered, or decisions/s from the first intake to the last decision;")
-    print("lines hold 3x the run's amount (--capacity 3): the first takes every order")
+    print("latency from createdAt to the first decision's `at`, rate to the last (server")
+    print("clocks); lines hold 3x the run's amount (--capacity 3): the first takes them all")
     rows = []
     for label, run in runs:
-        for n, (key, what) in enumerate(PHASES):
+        for n, (key, what) in enumerate(PHASES.items()):
             phase = run["phases"][key]
-            cells = [
-                f"{phase.get(f'{q}Ms', float('nan')):.0f}" for q in ("p50", "p95", "p99", "max")
-            ]
-            rows.append(
-                ("" if n else label, what, phase["count"], *cells, f"{phase['perSecond']:.1f}")
-            )
+            cells = [f"{phase.get(f'{q}Ms', float('nan')):.0f}" for q in ("p50", "p95", "p99")]
+            cells += [f"{phase.get('maxMs', float('nan')):.0f}", f"{phase['perSecond']:.1f}"]
+            rows.append(("" if n else label, what, phase["count"], *cells))
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items()))
         audit = "ok" if run["audit"]["ok"] else f"FAILED {run['audit']['violations'][:3]}"
         rows.append(("", f"  {outcomes}; audit {audit}"))
@@ -167,60 +144,57 @@ def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]
     return runs
 
 
-def ratios(figures: Figures) -> None:
-    """Issue 11: matched orders/s in the biggest burst (over HTTP, and written straight
-    into the table) against the raw rate."""
-    bursts = [(label, run) for label, run in figures.loads if label.startswith("burst")]
-    measured = [
-        (f"{label} over HTTP", run["phases"]["matched"]["perSecond"]) for label, run in bursts
-    ]
-    measured += (
-        [("the same burst written into the table", figures.table_burst)]
-        if figures.table_burst
-        else []
+def against_raw(
+    rates: list[dict[str, RateRun]], rate: Callable[[dict[str, RateRun]], float]
+) -> str:
+    """At each level of 4b: `rate` against the raw updates/s, and their ratio."""
+    pairs = [(r["raw"], rate(r)) for r in rates if r["raw"].rate()]
+    return "; ".join(
+        f"{raw.clients}: {n:.0f} vs {raw.rate():.0f} ({n / raw.rate():.2f})" for raw, n in pairs
     )
-    for label, rate in measured[-2:] if figures.rates else []:
-        parts = [
-            f"{r.clients} client(s) {r.rate():.0f}/s: {rate / r.rate():.2f}"
-            for _, r in figures.rates
-            if r.rate()
-        ]
-        print(
-            f"\n{label}: {rate:.1f} matched/s; ratio to raw conditional updates/s at "
-            + "; ".join(parts)
-        )
 
 
-def report_table_burst(stack: LocalStack, orders: int, seconds: float = 300.0) -> float | None:
+def ratios(figures: Figures) -> None:
+    """Issue 11: matched orders/s of the largest burst against raw conditional updates/s
+    at each level: over HTTP (4a), decided by 4b's threads with the matcher's group
+    commit, and written into the table for the deployed matcher (4d)."""
+    http = [
+        run["phases"]["matched"]["perSecond"] for label, run in figures.loads if "burst" in label
+    ]
+    rates: list[tuple[str, Callable[[dict[str, RateRun]], float]]] = [
+        ("over HTTP (4a)", lambda _: http[-1]),
+        ("group commit (4b)", lambda r: r["group"].rate()),
+        ("into the table (4d)", lambda _: figures.table_burst or 0.0),
+    ]
+    print(f"{figures.burst:,}-order burst, matched/s vs raw updates/s (ratio) by clients:")
+    for what, rate in rates[0 if http else 1 : 3 if figures.table_burst else 2]:
+        print(f"  {what}: {against_raw(figures.rates, rate)}")
+
+
+def report_table_burst(stack: LocalStack, orders: int) -> float | None:
     """`orders` RECEIVED orders put into the Orders table at once (BatchWriteItem), as
     intake stores them, for the deployed matcher to decide from the stream: its rate
     without the HTTP intake in front of it. From the first write to the last decision
     (the orders' updatedAt, the server's clock), read once a second."""
-    client, table_name, now = (
-        stack.client("dynamodb"),
-        stack.settings["FUNDROUTER_ORDERS_TABLE"],
-        utc_now(),
-    )
+    client, now = stack.client("dynamodb"), utc_now()
+    table_name = stack.settings["FUNDROUTER_ORDERS_TABLE"]
     lines = DynamoLineRepository(client, stack.settings["FUNDROUTER_LINES_TABLE"])
     lines.put_config("bench-burst", line_config(limit=10**15, minAmount=AMOUNT, priority=1), now)
     run = uuid.uuid4().hex[:8]
     batch = [received(f"burst-{run}-{i:05d}", AMOUNT, now) for i in range(orders)]
     started = utc_now()
     put_all(client, table_name, [order_item(o) for o in batch])
-    written, deadline = (utc_now() - started).total_seconds(), time.monotonic() + seconds
+    written, deadline = (utc_now() - started).total_seconds(), time.monotonic() + BURST_SECONDS
     waiting = [order_key(o.tenant_id, o.order_id) for o in batch]
     decided: dict[str, tuple[str, str]] = {}
     while waiting and time.monotonic() < deadline:
         time.sleep(1.0)
-        found = {
-            i["pk"]["S"]: i
-            for i in batch_get(client, table_name, waiting)
-            if i["status"]["S"] != "RECEIVED"
-        }
-        decided |= {pk: (i["status"]["S"], i["updatedAt"]["S"]) for pk, i in found.items()}
-        waiting = [k for k in waiting if k["pk"]["S"] not in found]
+        for item in batch_get(client, table_name, waiting):
+            if item["status"]["S"] != "RECEIVED":
+                decided[item["pk"]["S"]] = (item["status"]["S"], item["updatedAt"]["S"])
+        waiting = [k for k in waiting if k["pk"]["S"] not in decided]
     if not decided:
-        print(f"{orders:,} orders written in {written:.1f} s; none decided in {seconds:.0f} s")
+        print(f"{orders:,} orders written in {written:.1f} s; none decided in {BURST_SECONDS} s")
         return None
     statuses = Counter(status for status, _ in decided.values())
     span = (max(datetime.fromisoformat(at) for _, at in decided.values()) - started).total_seconds()
@@ -231,12 +205,17 @@ def report_table_burst(stack: LocalStack, orders: int, seconds: float = 300.0) -
     return rate
 
 
-# ------------------------------------------------------------------ b. claims per second
+def outcome(report: object) -> str:
+    if isinstance(report, Exception):
+        return f"error {type(report).__name__}"
+    found = getattr(report, "outcome", None) or getattr(report, "result", None)
+    return "ok" if found in (MatchOutcome.MATCHED, ClaimResult.CLAIMED) else str(found)
 
 
 class ClaimRates:
     """Tables of their own (the deployed matcher never sees them), one line, orders
-    inserted beforehand, a counter item, one counted client per thread."""
+    inserted beforehand as intake writes them, a counter item, one counted client per
+    thread."""
 
     def __init__(self, stack: LocalStack, orders: int) -> None:
         run, now = uuid.uuid4().hex[:8], utc_now()
@@ -252,115 +231,108 @@ class ClaimRates:
         self.inserted = time.perf_counter() - started
         self.clients = [stack.client("dynamodb", NO_RETRIES) for _ in range(max(LEVELS))]
         self.counted = [Answers(client) for client in self.clients]
-        self.used = 0
+        self.used, self.ok = 0, Counter[str]()
 
-    def worker(self, kind: str, client: Any, orders: list[Order]) -> Callable[[int], str]:
+    def worker(self, kind: str, client: Any, orders: list[Order]) -> Callable[[int], list[Any]]:
+        """A call of `kind` on the `index`-th of `orders`: its outcomes."""
         if kind == "raw":
+            return lambda _: [client.update_item(TableName=self.lines_table, **RAW_UPDATE)]
+        lines = DynamoLineRepository(client, self.lines_table)
+        store = DynamoMatchStore(client, self.orders_table, lines)
+        if kind == "group":  # as fundrouter.bootstrap.match_service() builds it
+            service = MatchService(LineCatalog(lines), store, utc_now)
 
-            def update(_: int) -> str:
-                client.update_item(TableName=self.lines_table, **RAW_UPDATE)
-                return "ok"
+            def decide(index: int) -> list[Any]:
+                with service.batch():
+                    return service.match_all(orders[index : index + STREAM_BATCH])
 
-            return update
-        store = DynamoMatchStore(
-            client, self.orders_table, DynamoLineRepository(client, self.lines_table)
-        )
-        decision = Decision(
-            strategy="PRIORITY",
-            candidates=[Candidate(line_id=self.line.line.line_id, outcome="CLAIMED")],
-        )
+            return decide
+        claimed = Candidate(line_id=self.line.line.line_id, outcome="CLAIMED")
+        decision = Decision(strategy="PRIORITY", candidates=[claimed])
 
-        def claim(index: int) -> str:
+        def claim(index: int) -> list[Any]:
             at = utc_now()
-            attempt = store.claim(
-                orders[index], self.line, at, at + timedelta(minutes=15), decision
-            )
-            return "ok" if attempt.result is ClaimResult.CLAIMED else attempt.result.value
+            hold = at + timedelta(minutes=15)
+            return [store.claim(orders[index], self.line, at, hold, decision)]
 
         return claim
 
-    def run(self, kind: str, threads: int, cap: int, seconds: float) -> RateRun:
-        """`threads` threads of claims (each run on orders of its own) or raw updates,
-        sharing a running index, until `cap` calls or `seconds` (the clock starts
-        when all threads are ready)."""
-        orders = self.orders[self.used : self.used + cap] if kind == "claims" else []
+    def run(self, kind: str, found: RateRun, count: int, seconds: float) -> None:
+        """`found.clients` threads sharing `count` raw updates, claims or orders in
+        stream batches (each run on orders of its own), until done or `seconds` (the
+        clock starts when all threads are ready); added to `found`."""
+        orders = [] if kind == "raw" else self.orders[self.used : self.used + count]
         self.used += len(orders)
-        lock, counter, found = threading.Lock(), iter(range(cap)), RateRun(threads)
-        box: dict[str, float] = {}
-        ends: list[float] = []
-        barrier = threading.Barrier(threads, action=lambda: box.update(t=time.perf_counter()))
+        step = STREAM_BATCH if kind == "group" else 1
+        calls, start, threads = iter(range(0, count, step)), [0.0], found.clients
+        barrier = threading.Barrier(threads, action=lambda: start.append(time.perf_counter()))
 
-        def loop(client: Any, calls: Answers) -> None:
+        def loop(client: Any, counted: Answers) -> tuple[Counter[str], Counter[str], float]:
             work, mine = self.worker(kind, client, orders), Counter[str]()
-            calls.reset()
+            counted.reset()
             barrier.wait(timeout=60)
-            while time.perf_counter() < box["t"] + seconds:
-                with lock:
-                    index = next(counter, None)
-                if index is None:
-                    break
+            # next() on a range iterator is atomic under the GIL: each call made once
+            while (
+                time.perf_counter() < start[-1] + seconds and (i := next(calls, None)) is not None
+            ):
                 try:
-                    mine[work(index)] += 1
+                    mine.update(outcome(r) if kind != "raw" else "ok" for r in work(i))
                 except (ClientError, BotoCoreError, Unavailable) as error:
                     code = getattr(error, "response", {}).get("Error", {}).get("Code")
                     mine[f"error {code or type(error).__name__}"] += 1
-            with lock:
-                ends.append(time.perf_counter())
-                found.outcomes.update(mine)
-                found.requests.update(calls.counts())
+            return mine, counted.counts(), time.perf_counter()
 
-        pool = [
-            threading.Thread(target=loop, args=pair)
-            for pair in zip(self.clients[:threads], self.counted, strict=False)
-        ]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join(seconds + 120)
-        found.seconds = max(ends) - box["t"] if ends else 0.0
-        return found
+        with ThreadPoolExecutor(threads) as pool:
+            done = list(pool.map(loop, self.clients[:threads], self.counted))
+        for outcomes, requests, _ in done:
+            found.outcomes.update(outcomes)
+            found.requests.update(requests)
+        found.seconds += max(end for *_, end in done) - start[-1]
+        self.ok[kind] += sum(outcomes["ok"] for outcomes, *_ in done)
 
 
-def report_rates(stack: LocalStack, args: Any) -> list[tuple[RateRun, RateRun]]:
-    """`claim_rounds` rounds over the levels, raw first in even rounds and claims first
-    in odd ones (neither always on a warmer server), summed per level."""
+def report_rates(stack: LocalStack, args: Any, burst: int) -> list[dict[str, RateRun]]:
+    """`claim_rounds` rounds over the levels, the kinds in turn first (none always on a
+    warmer server), summed per level."""
     cap, seconds, rounds = args.claims_per_level, args.claim_seconds, args.claim_rounds
-    bench = ClaimRates(stack, WARM_CALLS + cap * len(LEVELS) * rounds)
-    bench.run("claims", 1, WARM_CALLS, 30)  # warm-up, not counted
-    bench.run("raw", 1, WARM_CALLS, 30)
-    results = [(RateRun(n), RateRun(n)) for n in LEVELS]
+    # a run's size and time bound, by kind: raw costs no preparation, so time bounds it
+    runs = {"raw": (RAW_CAP_FACTOR * cap, seconds), "claims": (cap, seconds)}
+    runs["group"] = (burst, BURST_SECONDS)
+    per_round = len(LEVELS) * (cap + burst)
+    bench = ClaimRates(stack, WARM_CALLS + STREAM_BATCH + per_round * rounds)
+    for kind in KINDS:  # warm-up, not counted
+        bench.run(kind, RateRun(1), STREAM_BATCH if kind == "group" else WARM_CALLS, 30)
+    results = [{kind: RateRun(n) for kind in KINDS} for n in LEVELS]
     for round_no in range(rounds):
-        for claimed, updated in results:
-            for kind in ("raw", "claims")[:: 1 if round_no % 2 == 0 else -1]:
-                if kind == "raw":  # costs no preparation: bounded by time first
-                    updated.add(bench.run("raw", updated.clients, RAW_CAP_FACTOR * cap, seconds))
-                else:
-                    claimed.add(bench.run("claims", claimed.clients, cap, seconds))
+        for level in results:
+            shift = round_no % len(KINDS)
+            for kind in KINDS[shift:] + KINDS[:shift]:
+                bench.run(kind, level[kind], *runs[kind])
     print(f"{len(bench.orders)} orders inserted (BatchWriteItem) in {bench.inserted:.1f} s;")
-    print(f"a run: until {cap} claims ({RAW_CAP_FACTOR * cap} raw updates) or {seconds:g} s;")
-    print(f"{rounds} rounds, {WARM_CALLS} warm-up calls of each; botocore retries off")
-    head = ("clients", "claims/s", "raw/s", "ratio", "claims in", "raw in", "requests per claim")
-    table(head, [rate_row(claimed, updated) for claimed, updated in results])
-    total = sum(claimed.outcomes["ok"] for claimed, _ in results) + WARM_CALLS
+    print(f"a run: {cap} claims ({RAW_CAP_FACTOR * cap} raw updates) or {seconds:g} s at most;")
+    print(f"group: {burst:,} orders in batches of {STREAM_BATCH}, a batch a call (match_all);")
+    print(f"{rounds} rounds, warm-up calls of each; botocore retries off")
+    rows = [rate_row(kind, level) for level in results for kind in KINDS]
+    table(("clients", "kind", "per s", "ratio to raw", "done in", "requests per success"), rows)
     record = DynamoLineRepository(bench.admin, bench.lines_table).get(bench.line.line.line_id)
     reserved = record.line.counters.reserved if record else None
-    print(f"line reserved {reserved:,} = claims x {AMOUNT:,}: {reserved == total * AMOUNT}")
+    matched = bench.ok["claims"] + bench.ok["group"]
+    print(f"line reserved {reserved:,} = (claims + group matched) x {AMOUNT:,}:", end=" ")
+    print(reserved == matched * AMOUNT)
     print("clients and ministack share this machine's cores: compare ratios, not rates")
     return results
 
 
-def rate_row(claimed: RateRun, updated: RateRun) -> tuple[Any, ...]:
-    ok = max(1, claimed.outcomes["ok"])
-    per = ", ".join(f"{k} {v / ok:.2f}" for k, v in sorted(claimed.requests.items()))
-    other = {k: v for k, v in (claimed.outcomes + updated.outcomes).items() if k != "ok"}
-    other |= {k: v for k, v in updated.requests.items() if k != "UpdateItem"}
-    ratio = f"{claimed.rate() / updated.rate():.2f}" if updated.rate() else "nan"
-    rates = (f"{claimed.rate():.0f}", f"{updated.rate():.0f}", ratio)
-    spans = [f"{r.outcomes['ok']}/{r.seconds:.1f}s" for r in (claimed, updated)]
-    return (claimed.clients, *rates, *spans, per + (f"; not successes: {other}" if other else ""))
-
-
-# ------------------------------------------------------------------ c. expiry throughput
+def rate_row(kind: str, level: dict[str, RateRun]) -> tuple[Any, ...]:
+    run, raw = level[kind], level["raw"]
+    ok = max(1, run.outcomes["ok"])
+    per = ", ".join(f"{k} {v / ok:.2f}" for k, v in sorted(run.requests.items()))
+    other = {k: v for k, v in run.outcomes.items() if k != "ok"}
+    ratio = f"{run.rate() / raw.rate():.2f}" if raw.rate() else "nan"
+    clients = run.clients if kind == KINDS[0] else ""
+    done = f"{run.outcomes['ok']}/{run.seconds:.1f}s"
+    per += f"; not: {other}" if other else ""
+    return (clients, kind, f"{run.rate():.0f}", ratio, done, per)
 
 
 def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
@@ -368,7 +340,7 @@ def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
     the last hold (the schedule also fires each minute: what it expired is in no run)."""
     started, names = time.perf_counter(), {"OrdersTable": "ORDERS", "LinesTable": "LINES"}
     tables = {table: stack.settings[f"FUNDROUTER_{name}_TABLE"] for table, name in names.items()}
-    backlog = expired_holds(stack.client("dynamodb"), tables, ["bench-expiry"], holds)
+    left = expired_holds(stack.client("dynamodb"), tables, ["bench-expiry"], holds)
     seeded = time.perf_counter() - started
     aws_lambda = stack.client("lambda", Config(read_timeout=120))
     functions = aws_lambda.list_functions()["Functions"]
@@ -378,10 +350,10 @@ def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
         answer = aws_lambda.invoke(FunctionName=name, Payload=b'{"time": "bench"}')
         summary = json.loads(answer["Payload"].read() or b"{}")
         runs.append(f"{len(summary.get('expired', [])):,}/{len(summary.get('failures', []))}")
-        if backlog.reserved() == 0:
+        if left(orders=False)[1] == 0:
             break
     seconds = time.perf_counter() - started
-    missed, reserved, still = backlog.left()
+    missed, reserved, still = left()
     print(f"{holds:,} holds expired a minute ago, seeded in {seeded:.0f} s")
     print(f"runs (expired/failures): {', '.join(runs)}")
     per_minute = holds / seconds * 60
@@ -396,5 +368,6 @@ def summary(figures: Figures) -> None:
             f"intake to MATCHED on ministack, {label}: p50 {found.get('p50Ms', 0):.0f} ms,"
             f" p99 {found.get('p99Ms', 0):.0f} ms; {found['perSecond']:.1f} matched/s"
         )
-    rates = "; ".join(f"{c.clients} {c.rate():.0f} vs {r.rate():.0f}" for c, r in figures.rates)
-    print(f"claims/s on one line vs raw updates/s: {rates}")
+    claims = against_raw(figures.rates, lambda r: r["claims"].rate())
+    print(f"claims/s on one line vs raw updates/s (ratio) by clients: {claims}")
+    ratios(figures)

@@ -1,43 +1,33 @@
 """`make bench`: what a cold start, an order and a match cost. Figures only, no verdicts.
-
-Sections: 1 handler import time (here), 2 DynamoDB requests per order (here), 3 per
-match and 5 one line's ceiling on AWS (match_requests.py), 4 the matcher on a local
-stack (local_stack.py), 6 the bank test under faults (here), 7 the capacity model
-and 8 writes per match and order item sizes (capacity.py), 9 line views
-(line_views.py), 10 the reconciler (reconciler_scale.py).
-Run from the repository root: ``.venv/bin/python bench/run.py --arch x86_64``.
-"""
+Sections 1, 2 and 6 here; 3 and 5 in match_requests.py, 4 local_stack.py, 7 and 8
+capacity.py, 9 line_views.py, 10 reconciler_scale.py. From the repository root:
+``.venv/bin/python bench/run.py --arch x86_64``."""
 
 import argparse
-import copy
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT))
 
-import boto3  # noqa: E402 - after the repository root is on sys.path, as all below
-import capacity  # noqa: E402
+import capacity  # noqa: E402 - after the repository root is on sys.path, as all below
 import line_views  # noqa: E402
 import local_stack  # noqa: E402
 import match_requests  # noqa: E402
 import reconciler_scale  # noqa: E402
-from common import create_tables, header, offline_aws, spread, table  # noqa: E402
+from common import header, moto, spread, table, timed  # noqa: E402
 from fundrouter.domain.clock import utc_now  # noqa: E402
 from fundrouter.persistence.orders import DynamoOrderRepository  # noqa: E402
 from fundrouter.service.orders import OrderService  # noqa: E402
 from fundrouter_cli.stats import percentile  # noqa: E402
-from moto import mock_aws  # noqa: E402
 
-from tests.support.api import api, serve  # noqa: E402
 from tests.support.events import load_event  # noqa: E402
 from tests.support.factories import order_body  # noqa: E402
 from tests.support.handlers import import_fresh  # noqa: E402
@@ -45,9 +35,8 @@ from tests.support.requests import Answers  # noqa: E402
 
 FUNCTIONS = ROOT / "functions"
 TABLE = "fundrouter-bench-orders"
-MIN_RUNS = 7
 WARMUP_ORDERS = 5
-# ------------------------------------------------------------------ 1. cold imports
+SAMPLE = load_event("api/submit_order.json")
 
 
 def report_imports(runs: int) -> tuple[str, float] | None:
@@ -56,64 +45,45 @@ def report_imports(runs: int) -> tuple[str, float] | None:
     baseline and the modules share the machine's noise and no one always goes first."""
     header("1. Cold import time of the Lambda handler modules")
     print(f"{sys.executable} (Python {platform.python_version()}); {runs} fresh processes each,")
-    print("interleaved with `import boto3` (+1 warm-up round); the import itself, timed in the")
-    print("child, with Lambda's environment (tracing active, no X-Ray daemon), network blocked")
-    handlers = sorted(FUNCTIONS.glob("*/*_handler.py"))
+    print("interleaved with `import boto3` (+1 warm-up round), timed in the child, with")
+    print("Lambda's environment (tracing active, no X-Ray daemon), network blocked")
     subjects = [("import boto3", "boto3", FUNCTIONS / "boto3.py")]
-    subjects += [(path.stem, str(path), path) for path in handlers]
+    subjects += [(p.stem, str(p), p) for p in sorted(FUNCTIONS.glob("*/*_handler.py"))]
     samples: dict[str, list[int]] = {label: [] for label, _, _ in subjects}
-    for _, target, handler in subjects:
-        import_fresh(target, handler)
-    for round_no in range(runs):
+    for round_no in range(-1, runs):
         shift = round_no % len(subjects)
         for label, target, handler in subjects[shift:] + subjects[:shift]:
-            samples[label].append(import_fresh(target, handler).nanoseconds)
+            took = import_fresh(target, handler).nanoseconds
+            samples[label] += [took] if round_no >= 0 else []
     base = percentile(samples["import boto3"], 50)
     ratios = {label: percentile(v, 50) / base for label, v in samples.items()}
     rows = [(label, *spread(v), f"{ratios[label]:.2f}x") for label, v in samples.items()]
     table(("module", "median", "p90", "min", "max", "ratio to import boto3"), rows)
     print("absolute times are this machine's (Lambda's CPU share differs): compare ratios")
-    del ratios["import boto3"]
-    return max(ratios.items(), key=lambda kr: kr[1], default=None)
-
-
-# ------------------------------------------------------------------ 2. DynamoDB per order
+    return max(list(ratios.items())[1:], key=lambda kr: kr[1], default=None)
 
 
 def report_requests(orders: int) -> list[float]:
     """The ApiFunction's app on a counted moto client; requests per order of each pass."""
     header("2. DynamoDB requests per order (moto, in-process)")
-    sample = load_event("api/submit_order.json")
-    with offline_aws(), mock_aws():
-        client = boto3.client("dynamodb")
-        create_tables(client, OrdersTable=TABLE)
-        calls = Answers(client)
+    with moto(OrdersTable=TABLE) as client:
         # Built as fundrouter.bootstrap builds it, on the counted client.
-        service = OrderService(DynamoOrderRepository(client, TABLE), utc_now)
+        service, calls = (
+            OrderService(DynamoOrderRepository(client, TABLE), utc_now),
+            Answers(client),
+        )
 
         def drive(prefix: str, count: int, status: int) -> list[int]:
-            latencies = []
-            for n in range(count):
-                body = json.dumps(order_body(orderId=f"{prefix}-{n:05d}"))
-                sent = copy.deepcopy(sample) | {"body": body}
-                start = time.perf_counter_ns()
-                response = serve(sent, orders=service)
-                latencies.append(time.perf_counter_ns() - start)
-                api.metrics.clear_metrics()  # log_metrics would flush and clear per invocation
-                if response["statusCode"] != status:
-                    raise SystemExit(
-                        f"expected {status}: {response['statusCode']} {response['body']}"
-                    )
-            return latencies
+            bodies = (json.dumps(order_body(orderId=f"{prefix}-{n:05d}")) for n in range(count))
+            return [timed(SAMPLE | {"body": body}, status, orders=service) for body in bodies]
 
         drive("bench-warmup", WARMUP_ORDERS, 202)  # lazy setup, not counted
         rows, per_order = [], []
         for label, status in (("new order", 202), ("identical replay", 200)):
             calls.reset()
             latencies = drive("bench", orders, status)
-            parts = [f"{name}: {count}" for name, count in sorted(Counter(calls.names).items())]
-            parts += [f"refused {name}: {count}" for name, count in sorted(calls.errors.items())]
             per_order.append(len(calls.names) / orders)
+            parts = [f"{name}: {count}" for name, count in sorted(calls.counts().items())]
             parts.append(f"retries: {calls.retries}")
             rows.append(
                 (label, orders, f"{per_order[-1]:.2f}", *spread(latencies), ", ".join(parts))
@@ -125,9 +95,6 @@ def report_requests(orders: int) -> list[float]:
     table(("", "orders", "requests/order", "median", "p90", "min", "max", "requests"), rows)
     print(f"items in the table afterwards: {stored} ({orders} + {WARMUP_ORDERS} warm-up expected)")
     return per_order
-
-
-# ------------------------------------------------------------------ 6. the bank test
 
 
 def report_bank(orders: int) -> int:
@@ -142,31 +109,19 @@ def report_bank(orders: int) -> int:
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
 
 
-# ------------------------------------------------------------------ main
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if int(text) < low:
-            raise argparse.ArgumentTypeError(f"at least {low}")
-        return int(text)
-
-    return parse
-
-
 OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
-    ("--runs", at_least(MIN_RUNS), 11, "fresh processes per module (1)"),
+    ("--runs", int, 11, "fresh processes per module (1)"),
     ("--orders", int, 200, "orders submitted on moto (2)"),
-    ("--match-orders", at_least(1), 100, "orders per matcher case on moto (3)"),
-    ("--latency-orders", at_least(1), 500, "orders of the paced run (4a)"),
+    ("--match-orders", int, 100, "orders per matcher case on moto (3)"),
+    ("--latency-orders", int, 500, "orders of the paced run (4a)"),
     ("--rate", float, 20.0, "orders/s of the paced run (4a)"),
     ("--bursts", int, [300, 2000], "orders of each unpaced run (4a, the largest also 4d)"),
-    ("--submitters", at_least(1), 4, "concurrent HTTP clients (4a)"),
+    ("--submitters", int, 4, "concurrent HTTP clients (4a)"),
     ("--stack-seconds", float, 180.0, "bound on waiting for 4a's decisions"),
-    ("--claims-per-level", at_least(1), 1000, "claims per run at most (4b)"),
+    ("--claims-per-level", int, 1000, "claims per run at most (4b)"),
     ("--claim-seconds", float, 4.0, "seconds per run at most (4b)"),
-    ("--claim-rounds", at_least(1), 2, "rounds over the levels (4b)"),
-    ("--expiry-holds", at_least(1), 20_000, "expired holds seeded (4c)"),
+    ("--claim-rounds", int, 2, "rounds over the levels (4b)"),
+    ("--expiry-holds", int, 20_000, "expired holds seeded (4c)"),
     ("--bank-orders", int, 5000, "orders of the bank test (6; 0: skip)"),
 )
 
@@ -184,15 +139,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"fundrouter bench (arch {args.arch}, host {platform.machine()})")
     worst = report_imports(args.runs)
     new, replay = report_requests(args.orders)
-    with offline_aws():
-        cases, sizes = match_requests.report(args.match_orders)
+    cases, sizes = match_requests.report(args.match_orders)
     stack = None if args.no_stack else local_stack.report(args)
     match_requests.report_scale(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
-    with offline_aws():
-        capacity.report()
-        line_views.report()
-        reconciler_scale.report()
+    capacity.report()
+    line_views.report()
+    reconciler_scale.report()
 
     header("Summary")
     if worst:
