@@ -1,10 +1,8 @@
 """Operator routes (scope lines.admin): publishing again the status events the
 tracker could not publish, from the unpublished-events queue and the table."""
 
-from http import HTTPStatus
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field, StrictInt
@@ -12,7 +10,6 @@ from pydantic import Field, StrictInt
 from fundrouter.domain.orders import CamelModel
 from fundrouter.http.deps import Republisher
 from fundrouter.http.models import RepublishReport, answers
-from fundrouter.http.responses import answer
 
 MAX_LETTERS_PER_CALL = 500
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
@@ -31,10 +28,10 @@ class RepublishRequest(CamelModel):
         "version. Letters whose event is on the bus are deleted; `failed` ones stay queued. "
         "Call again while `more` is true."
     ),
-    responses=answers({HTTPStatus.OK: (RepublishReport, "What the run did")}),
+    responses=answers(RepublishReport, ok="What the run did"),
 )
 def republish(
     service: Republisher, request: Annotated[RepublishRequest | None, Body()] = None
-) -> Response[RepublishReport]:
+) -> RepublishReport:
     limit = (request or RepublishRequest()).limit
-    return answer(HTTPStatus.OK, RepublishReport.of(service.republish(limit), limit))
+    return RepublishReport.of(service.republish(limit), limit)

@@ -1,14 +1,10 @@
 """GET /v1/audit (scope lines.admin): per line, when its counters were last fully
 audited against its orders, and the drift that pass found (docs/decisions.md, 20)."""
 
-from http import HTTPStatus
-
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fundrouter.http.deps import Audit
 from fundrouter.http.models import AuditReport, LineAudit, answers
-from fundrouter.http.responses import answer
 
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
@@ -16,7 +12,7 @@ router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 @router.get(
     "/v1/audit",
     summary="Each line's last full audit and the drift it found",
-    responses=answers({HTTPStatus.OK: (AuditReport, "Every line's audit, by lineId")}),
+    responses=answers(AuditReport, ok="Every line's audit, by lineId"),
 )
-def audit(service: Audit) -> Response[AuditReport]:
-    return answer(HTTPStatus.OK, AuditReport(items=[LineAudit.of(s) for s in service.lines()]))
+def audit(service: Audit) -> AuditReport:
+    return AuditReport(items=[LineAudit.of(s) for s in service.lines()])

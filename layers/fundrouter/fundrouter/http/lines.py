@@ -17,18 +17,15 @@ from fundrouter.http.responses import answer
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
 LinePath = Annotated[LineId, Path(alias="lineId")]
-THE_LINE = answers({HTTPStatus.OK: (LineResource, "The line as it is now")})
-THE_POLICY = answers({HTTPStatus.OK: (RoutingResource, "The tenant's routing policy")})
+THE_LINE = answers(LineResource, ok="The line as it is now")
+THE_POLICY = answers(RoutingResource, ok="The tenant's routing policy")
 
 
 @router.put(
     "/v1/lines/<lineId>",
     summary="Create or replace a lending line's configuration",
     responses=answers(
-        {
-            HTTPStatus.CREATED: (LineResource, "A new line"),
-            HTTPStatus.OK: (LineResource, "The line, its configuration replaced"),
-        }
+        LineResource, created="A new line", ok="The line, its configuration replaced"
     ),
 )
 def put_line(
@@ -43,24 +40,24 @@ def put_line(
 )
 def patch_line(
     line_id: LinePath, changes: Annotated[LinePatch, Body()], service: Lines
-) -> Response[LineResource]:
-    return answer(HTTPStatus.OK, LineResource.of(service.patch(line_id, changes.root)))
+) -> LineResource:
+    return LineResource.of(service.patch(line_id, changes.root))
 
 
 @router.get(
     "/v1/lines/<lineId>", summary="A line's configuration and utilization", responses=THE_LINE
 )
-def get_line(line_id: LinePath, service: Lines) -> Response[LineResource]:
-    return answer(HTTPStatus.OK, LineResource.of(service.get(line_id)))
+def get_line(line_id: LinePath, service: Lines) -> LineResource:
+    return LineResource.of(service.get(line_id))
 
 
 @router.get(
     "/v1/lines",
     summary="Every line with its utilization",
-    responses=answers({HTTPStatus.OK: (LineList, "Every line, by lineId")}),
+    responses=answers(LineList, ok="Every line, by lineId"),
 )
-def list_lines(service: Lines) -> Response[LineList]:
-    return answer(HTTPStatus.OK, LineList(items=[LineResource.of(v) for v in service.list()]))
+def list_lines(service: Lines) -> LineList:
+    return LineList(items=[LineResource.of(v) for v in service.list()])
 
 
 @router.put(
@@ -68,13 +65,12 @@ def list_lines(service: Lines) -> Response[LineList]:
 )
 def put_routing(
     tenant_id: TenantPath, policy: Annotated[RoutingPolicy, Body()], service: Lines
-) -> Response[RoutingResource]:
-    stored = service.put_routing(tenant_id, policy)
-    return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, stored))
+) -> RoutingResource:
+    return RoutingResource.of(tenant_id, service.put_routing(tenant_id, policy))
 
 
 @router.get(
     "/v1/tenants/<tenantId>/routing", summary="A tenant's routing policy", responses=THE_POLICY
 )
-def get_routing(tenant_id: TenantPath, service: Lines) -> Response[RoutingResource]:
-    return answer(HTTPStatus.OK, RoutingResource.of(tenant_id, service.routing(tenant_id)))
+def get_routing(tenant_id: TenantPath, service: Lines) -> RoutingResource:
+    return RoutingResource.of(tenant_id, service.routing(tenant_id))

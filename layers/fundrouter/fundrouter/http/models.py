@@ -2,7 +2,6 @@
 return and openapi.json is generated from (scripts/openapi.py), so the document is what
 the function sends. Each maps from the domain or service object it shows."""
 
-from collections.abc import Mapping
 from datetime import date
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Self
@@ -115,13 +114,20 @@ GATEWAY_STATUSES: Final = frozenset(
 
 
 def answers(
-    success: Mapping[HTTPStatus, tuple[type[BaseModel], str]],
+    model: type[BaseModel],
+    *,
+    created: str | None = None,
+    accepted: str | None = None,
+    ok: str | None = None,
 ) -> dict[int, OpenAPIResponse]:
-    """A route's `responses=`: the model and meaning of each success status, and the
-    error shape of every error status, as openapi.json states them."""
-    declared: dict[int, OpenAPIResponse] = {}
-    for status, (model, description) in success.items():
-        declared[status] = {"description": description, "content": _json(model)}
+    """A route's `responses=`: the model it answers with and what each success status
+    means, and the error shape of every error status, as openapi.json states them."""
+    success = {HTTPStatus.CREATED: created, HTTPStatus.ACCEPTED: accepted, HTTPStatus.OK: ok}
+    declared: dict[int, OpenAPIResponse] = {
+        status: {"description": meaning, "content": _json(model)}
+        for status, meaning in success.items()
+        if meaning is not None
+    }
     for status, description in ERRORS.items():
         body = Error | GatewayError if status in GATEWAY_STATUSES else Error
         declared[status] = {"description": description, "content": _json(body)}

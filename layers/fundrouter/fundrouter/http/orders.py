@@ -55,10 +55,9 @@ def _tenant_for_read(caller: Caller, tenant_id: str | None) -> str:
     "/v1/orders",
     summary="Submit an order for financing",
     responses=answers(
-        {
-            HTTPStatus.ACCEPTED: (OrderResource, "A new order, received: matching follows"),
-            HTTPStatus.OK: (OrderResource, "The same order again: the order as it stands"),
-        }
+        OrderResource,
+        accepted="A new order, received: matching follows",
+        ok="The same order again: the order as it stands",
     ),
 )
 def submit_order(
@@ -80,13 +79,11 @@ def submit_order(
 @router.post(
     "/v1/orders/<orderId>/events",
     summary="Report what happened to an order",
-    responses=answers(
-        {HTTPStatus.OK: (OrderResource, "The order after the event, or as it stands")}
-    ),
+    responses=answers(OrderResource, ok="The order after the event, or as it stands"),
 )
 def post_order_event(
     order_id: OrderPath, event: Annotated[OrderEvent, Body()], caller: CallerOf, service: Events
-) -> Response[OrderResource]:
+) -> OrderResource:
     recorded = service.record(caller.client_id, order_id, event)
     metrics.add_metric(
         "OrderEventsRepeated" if recorded.replayed else f"OrderEvents{event.type.title()}",
@@ -94,25 +91,24 @@ def post_order_event(
         1,
     )
     _count_over_limit(recorded)
-    return answer(HTTPStatus.OK, OrderResource.of(recorded.order))
+    return OrderResource.of(recorded.order)
 
 
 @router.get(
     "/v1/orders/<orderId>",
     summary="Read one order",
-    responses=answers({HTTPStatus.OK: (OrderResource, "The order")}),
+    responses=answers(OrderResource, ok="The order"),
 )
 def get_order(
     order_id: OrderPath, caller: CallerOf, service: Orders, tenant_id: TenantQuery = None
-) -> Response[OrderResource]:
-    tenant = _tenant_for_read(caller, tenant_id)
-    return answer(HTTPStatus.OK, OrderResource.of(service.get(tenant, order_id)))
+) -> OrderResource:
+    return OrderResource.of(service.get(_tenant_for_read(caller, tenant_id), order_id))
 
 
 @router.get(
     "/v1/orders/<orderId>/history",
     summary="Read an order's history, oldest first",
-    responses=answers({HTTPStatus.OK: (HistoryPage, "A page of the order's history")}),
+    responses=answers(HistoryPage, ok="A page of the order's history"),
 )
 def get_order_history(
     *,
@@ -122,15 +118,15 @@ def get_order_history(
     limit: Limit = 50,
     cursor: Cursor = None,
     tenant_id: TenantQuery = None,
-) -> Response[HistoryPage]:
-    page = history.page(_tenant_for_read(caller, tenant_id), order_id, limit, cursor)
-    return answer(HTTPStatus.OK, HistoryPage.of(page))
+) -> HistoryPage:
+    tenant = _tenant_for_read(caller, tenant_id)
+    return HistoryPage.of(history.page(tenant, order_id, limit, cursor))
 
 
 @router.get(
     "/v1/orders",
     summary="List orders, newest first",
-    responses=answers({HTTPStatus.OK: (OrderPage, "A page of the tenant's orders")}),
+    responses=answers(OrderPage, ok="A page of the tenant's orders"),
 )
 def list_orders(
     *,
@@ -140,6 +136,5 @@ def list_orders(
     limit: Limit = 50,
     cursor: Cursor = None,
     tenant_id: TenantQuery = None,
-) -> Response[OrderPage]:
-    page = service.list(_tenant_for_read(caller, tenant_id), status, limit, cursor)
-    return answer(HTTPStatus.OK, OrderPage.of(page))
+) -> OrderPage:
+    return OrderPage.of(service.list(_tenant_for_read(caller, tenant_id), status, limit, cursor))

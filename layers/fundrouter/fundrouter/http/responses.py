@@ -18,7 +18,8 @@ def dumps(body: Any) -> str:
 
 
 def answer[M: BaseModel](status: HTTPStatus, body: M) -> Response[M]:
-    """A route's answer; the resolver serializes the model as its route declares."""
+    """The answer of a route whose status is not 200 (a route that answers only 200
+    returns its model); the resolver serializes the model as the route declares."""
     return Response(status_code=status, content_type="application/json", body=body)
 
 

@@ -17,15 +17,13 @@ from fundrouter.http.responses import answer
 
 router = APIGatewayHttpRouter()  # module-level: see fundrouter.http.orders
 
-THE_TENANT = answers({HTTPStatus.OK: (TenantResource, "The tenant as it is now")})
+THE_TENANT = answers(TenantResource, ok="The tenant as it is now")
 
 
 @router.post(
     "/v1/tenants",
     summary="Create a tenant: a new OAuth2 client with the tenant scopes",
-    responses=answers(
-        {HTTPStatus.CREATED: (TenantCredentials, "The tenant and its client's secret, once")}
-    ),
+    responses=answers(TenantCredentials, created="The tenant and its client's secret, once"),
 )
 def create_tenant(
     request: Annotated[TenantRequest, Body()], service: Tenants
@@ -36,19 +34,19 @@ def create_tenant(
 @router.get(
     "/v1/tenants",
     summary="List tenants (self-service ones; the template's clients have no record)",
-    responses=answers({HTTPStatus.OK: (TenantPage, "A page of tenants, in no set order")}),
+    responses=answers(TenantPage, ok="A page of tenants, in no set order"),
 )
 def list_tenants(
     service: Tenants,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
-) -> Response[TenantPage]:
-    return answer(HTTPStatus.OK, TenantPage.of(service.list(limit, cursor)))
+) -> TenantPage:
+    return TenantPage.of(service.list(limit, cursor))
 
 
 @router.get("/v1/tenants/<tenantId>", summary="Read a tenant", responses=THE_TENANT)
-def get_tenant(tenant_id: TenantPath, service: Tenants) -> Response[TenantResource]:
-    return answer(HTTPStatus.OK, TenantResource.of(service.get(tenant_id)))
+def get_tenant(tenant_id: TenantPath, service: Tenants) -> TenantResource:
+    return TenantResource.of(service.get(tenant_id))
 
 
 @router.patch(
@@ -58,16 +56,14 @@ def get_tenant(tenant_id: TenantPath, service: Tenants) -> Response[TenantResour
 )
 def patch_tenant(
     tenant_id: TenantPath, patch: Annotated[TenantPatch, Body()], service: Tenants
-) -> Response[TenantResource]:
-    return answer(HTTPStatus.OK, TenantResource.of(service.patch(tenant_id, patch)))
+) -> TenantResource:
+    return TenantResource.of(service.patch(tenant_id, patch))
 
 
 @router.post(
     "/v1/tenants/<tenantId>/secrets",
     summary="Rotate a tenant's secret: a new client; the current one works for graceSeconds",
-    responses=answers(
-        {HTTPStatus.CREATED: (TenantCredentials, "The new client and its secret, once")}
-    ),
+    responses=answers(TenantCredentials, created="The new client and its secret, once"),
 )
 def rotate_secret(
     tenant_id: TenantPath,
@@ -83,12 +79,10 @@ def rotate_secret(
     summary="Suspend a tenant: its next call is refused (403 tenant_suspended)",
     responses=THE_TENANT,
 )
-def suspend_tenant(tenant_id: TenantPath, service: Tenants) -> Response[TenantResource]:
-    tenant = service.set_status(tenant_id, TenantStatus.SUSPENDED)
-    return answer(HTTPStatus.OK, TenantResource.of(tenant))
+def suspend_tenant(tenant_id: TenantPath, service: Tenants) -> TenantResource:
+    return TenantResource.of(service.set_status(tenant_id, TenantStatus.SUSPENDED))
 
 
 @router.post("/v1/tenants/<tenantId>/resume", summary="Resume a tenant", responses=THE_TENANT)
-def resume_tenant(tenant_id: TenantPath, service: Tenants) -> Response[TenantResource]:
-    tenant = service.set_status(tenant_id, TenantStatus.ACTIVE)
-    return answer(HTTPStatus.OK, TenantResource.of(tenant))
+def resume_tenant(tenant_id: TenantPath, service: Tenants) -> TenantResource:
+    return TenantResource.of(service.set_status(tenant_id, TenantStatus.ACTIVE))

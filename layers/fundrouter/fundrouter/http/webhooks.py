@@ -38,7 +38,7 @@ DeliveryPath = Annotated[str, Path(alias="deliveryId", pattern=DELIVERY_ID_PATTE
     "/v1/webhooks",
     summary="Register a webhook endpoint",
     description="The answer carries the endpoint's signing secret: it is shown this once.",
-    responses=answers({HTTPStatus.CREATED: (EndpointCreated, "The endpoint and its secret")}),
+    responses=answers(EndpointCreated, created="The endpoint and its secret"),
 )
 def create_webhook(
     request: Annotated[EndpointRequest, Body()], caller: CallerOf, service: Webhooks
@@ -50,34 +50,30 @@ def create_webhook(
 @router.get(
     "/v1/webhooks",
     summary="List the tenant's webhook endpoints",
-    responses=answers({HTTPStatus.OK: (EndpointList, "Every endpoint, oldest first")}),
+    responses=answers(EndpointList, ok="Every endpoint, oldest first"),
 )
-def list_webhooks(caller: CallerOf, service: Webhooks) -> Response[EndpointList]:
-    endpoints = service.list(caller.client_id)
-    return answer(HTTPStatus.OK, EndpointList(items=[EndpointResource.of(e) for e in endpoints]))
+def list_webhooks(caller: CallerOf, service: Webhooks) -> EndpointList:
+    return EndpointList(items=[EndpointResource.of(e) for e in service.list(caller.client_id)])
 
 
 @router.get(
     "/v1/webhooks/<endpointId>",
     summary="Read one webhook endpoint",
-    responses=answers({HTTPStatus.OK: (EndpointResource, "The endpoint")}),
+    responses=answers(EndpointResource, ok="The endpoint"),
 )
-def get_webhook(
-    endpoint_id: EndpointPath, caller: CallerOf, service: Webhooks
-) -> Response[EndpointResource]:
-    return answer(HTTPStatus.OK, EndpointResource.of(service.get(caller.client_id, endpoint_id)))
+def get_webhook(endpoint_id: EndpointPath, caller: CallerOf, service: Webhooks) -> EndpointResource:
+    return EndpointResource.of(service.get(caller.client_id, endpoint_id))
 
 
 @router.delete(
     "/v1/webhooks/<endpointId>",
     summary="Delete a webhook endpoint; its pending deliveries are cancelled",
-    responses=answers({HTTPStatus.OK: (EndpointResource, "The endpoint as it was")}),
+    responses=answers(EndpointResource, ok="The endpoint as it was"),
 )
 def delete_webhook(
     endpoint_id: EndpointPath, caller: CallerOf, service: Webhooks
-) -> Response[EndpointResource]:
-    deleted = service.delete(caller.client_id, endpoint_id)
-    return answer(HTTPStatus.OK, EndpointResource.of(deleted))
+) -> EndpointResource:
+    return EndpointResource.of(service.delete(caller.client_id, endpoint_id))
 
 
 @router.post(
@@ -87,23 +83,23 @@ def delete_webhook(
         "The new secret is shown this once. The old one keeps signing deliveries (each"
         " carries a `v1=` signature per valid secret) for `graceSeconds` (default a day)."
     ),
-    responses=answers({HTTPStatus.OK: (EndpointCreated, "The endpoint and its new secret")}),
+    responses=answers(EndpointCreated, ok="The endpoint and its new secret"),
 )
 def rotate_webhook_secret(
     endpoint_id: EndpointPath,
     caller: CallerOf,
     service: Webhooks,
     request: Annotated[RotateRequest | None, Body()] = None,
-) -> Response[EndpointCreated]:
+) -> EndpointCreated:
     grace = timedelta(seconds=(request or RotateRequest()).grace_seconds)
     rotated = service.rotate(caller.client_id, endpoint_id, grace)
-    return answer(HTTPStatus.OK, EndpointCreated.of(rotated.endpoint, rotated.secret))
+    return EndpointCreated.of(rotated.endpoint, rotated.secret)
 
 
 @router.get(
     "/v1/webhooks/<endpointId>/deliveries",
     summary="List an endpoint's deliveries, newest event first",
-    responses=answers({HTTPStatus.OK: (DeliveryPage, "A page of deliveries")}),
+    responses=answers(DeliveryPage, ok="A page of deliveries"),
 )
 def list_deliveries(
     *,
@@ -113,28 +109,27 @@ def list_deliveries(
     state: Annotated[DeliveryState | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Response[DeliveryPage]:
+) -> DeliveryPage:
     page = service.deliveries(caller.client_id, endpoint_id, state, limit, cursor)
-    return answer(HTTPStatus.OK, DeliveryPage.of(page))
+    return DeliveryPage.of(page)
 
 
 @router.get(
     "/v1/webhooks/<endpointId>/deliveries/<deliveryId>",
     summary="Read one delivery and its attempts",
-    responses=answers({HTTPStatus.OK: (DeliveryResource, "The delivery")}),
+    responses=answers(DeliveryResource, ok="The delivery"),
 )
 def get_delivery(
     endpoint_id: EndpointPath, delivery_id: DeliveryPath, caller: CallerOf, service: Webhooks
-) -> Response[DeliveryResource]:
-    delivery = service.delivery(caller.client_id, endpoint_id, delivery_id)
-    return answer(HTTPStatus.OK, DeliveryResource.of(delivery))
+) -> DeliveryResource:
+    return DeliveryResource.of(service.delivery(caller.client_id, endpoint_id, delivery_id))
 
 
 @router.post(
     "/v1/webhooks/<endpointId>/deliveries/<deliveryId>/resend",
     summary="Send a delivery again, whatever it ended as",
     description="Due at once, with a new retry window; its attempts keep being logged on it.",
-    responses=answers({HTTPStatus.ACCEPTED: (DeliveryResource, "The delivery, due now")}),
+    responses=answers(DeliveryResource, accepted="The delivery, due now"),
 )
 def resend_delivery(
     endpoint_id: EndpointPath, delivery_id: DeliveryPath, caller: CallerOf, service: Webhooks
