@@ -15,6 +15,7 @@ from fundrouter.domain.webhooks import (
     WebhookEventType,
 )
 from fundrouter.http.models import Paged, ResponseModel, Version
+from fundrouter.service.webhooks import Created
 
 
 class EndpointResource(ResponseModel):
@@ -54,8 +55,8 @@ class EndpointCreated(ResponseModel):
     secret: Annotated[str, Field(description="HMAC-SHA256 key of `Fundrouter-Signature`.")]
 
     @classmethod
-    def of(cls, endpoint: Endpoint, secret: str) -> Self:
-        return cls(endpoint=EndpointResource.of(endpoint), secret=secret)
+    def of(cls, created: Created) -> Self:
+        return cls(endpoint=EndpointResource.of(created.endpoint), secret=created.secret)
 
 
 class EndpointList(ResponseModel):

@@ -43,8 +43,7 @@ DeliveryPath = Annotated[str, Path(alias="deliveryId", pattern=DELIVERY_ID_PATTE
 def create_webhook(
     request: Annotated[EndpointRequest, Body()], caller: CallerOf, service: Webhooks
 ) -> Response[EndpointCreated]:
-    created = service.create(caller.client_id, request)
-    return answer(HTTPStatus.CREATED, EndpointCreated.of(created.endpoint, created.secret))
+    return answer(HTTPStatus.CREATED, EndpointCreated.of(service.create(caller.client_id, request)))
 
 
 @router.get(
@@ -92,8 +91,7 @@ def rotate_webhook_secret(
     request: Annotated[RotateRequest | None, Body()] = None,
 ) -> EndpointCreated:
     grace = timedelta(seconds=(request or RotateRequest()).grace_seconds)
-    rotated = service.rotate(caller.client_id, endpoint_id, grace)
-    return EndpointCreated.of(rotated.endpoint, rotated.secret)
+    return EndpointCreated.of(service.rotate(caller.client_id, endpoint_id, grace))
 
 
 @router.get(
