@@ -1,8 +1,10 @@
 """The webhook rules, pure: the retry schedule, the event filter, the signature, the
-secrets a rotation leaves signing, and which endpoint URLs are refused (SSRF)."""
+secrets a rotation leaves signing, which endpoint URLs are refused (SSRF), and the
+items endpoints and deliveries are stored as."""
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +21,12 @@ from fundrouter.domain.webhooks import (
     event_id,
     signature_header,
     url_problem,
+)
+from fundrouter.persistence.webhooks import (
+    delivery_from_item,
+    delivery_item,
+    endpoint_from_item,
+    endpoint_item,
 )
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -140,6 +148,18 @@ def test_after_a_rotation_both_secrets_sign_until_the_grace_ends() -> None:
     again = rotated.rotated("whsec_c", T0 + timedelta(hours=30), timedelta(0))
     assert again.signing_secrets(T0 + timedelta(hours=30)) == ["whsec_c"]
     assert [s.secret for s in again.secrets] == ["whsec_c"]
+
+
+def test_endpoints_and_deliveries_read_back_from_their_items_as_written() -> None:
+    rotated = endpoint().rotated("whsec_b", T0, timedelta(hours=1))
+    described = replace(endpoint(WebhookEventType.ORDER_STATUS_CHANGED), description="shop")
+    for written in (endpoint(), rotated, described):
+        assert endpoint_from_item(endpoint_item(written)) == written
+    dead = delivery(state=DeliveryState.DEAD, attempts=(failed(T0), Attempt(T0, 9, error="x")))
+    for sent in (delivery(), replace(dead, attempt_count=2, failures=2, finished_at=T0)):
+        assert delivery_from_item(delivery_item(sent)) == sent
+    leased = delivery_item(delivery()) | {"leasedUntil": {"S": "2026-12-01T12:00:30.000Z"}}
+    assert delivery_from_item(leased).leased_until == T0 + timedelta(seconds=30)
 
 
 def test_one_status_change_has_one_event_id_and_deliveries_sort_by_its_time() -> None:

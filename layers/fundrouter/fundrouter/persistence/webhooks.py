@@ -16,22 +16,17 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
+from pydantic.alias_generators import to_snake
 
 from fundrouter.domain.clock import format_timestamp
 from fundrouter.domain.errors import InvalidCursor
 from fundrouter.domain.paging import Page
-from fundrouter.domain.webhooks import (
-    Attempt,
-    Delivery,
-    DeliveryState,
-    Endpoint,
-    EndpointSecret,
-    WebhookEventType,
-)
+from fundrouter.domain.webhooks import Delivery, DeliveryState, Endpoint
 from fundrouter.persistence.codec import from_item, to_item
 from fundrouter.persistence.retries import CONDITION_FAILED, read
 
@@ -50,16 +45,28 @@ _MAX_QUEUE_BATCH: Final = 10
 MAX_FILTERED_READS: Final = 10
 
 
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
 def _text(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _fields(value: Any) -> Any:
+    """An item's camelCase attributes, nested ones too, by the domain's field names: the
+    decoders below validate them into the dataclasses (the keys, pk and the like, that
+    name no field are ignored)."""
+    if isinstance(value, dict):
+        return {_field_name(k): _fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fields(v) for v in value]
+    return value
+
+
+_field_name: Final = cache(to_snake)  # a few names, each converted once (a regex each)
+_ENDPOINTS: Final = TypeAdapter(Endpoint)
+_DELIVERIES: Final = TypeAdapter(Delivery)
 
 
 def endpoint_item(endpoint: Endpoint) -> dict[str, Any]:
@@ -89,23 +96,8 @@ def endpoint_item(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def endpoint_from_item(item: dict[str, Any]) -> Endpoint:
-    values = from_item(item)
-    return Endpoint(
-        endpoint_id=values["endpointId"],
-        tenant_id=values["tenantId"],
-        url=values["url"],
-        events=tuple(WebhookEventType(e) for e in values["events"]),
-        description=values.get("description"),
-        secrets=tuple(
-            EndpointSecret(
-                s["secret"], datetime.fromisoformat(s["createdAt"]), _time(s.get("expiresAt"))
-            )
-            for s in values["secrets"]
-        ),
-        created_at=datetime.fromisoformat(values["createdAt"]),
-        updated_at=datetime.fromisoformat(values["updatedAt"]),
-        version=values["version"],
-    )
+    # An endpoint without a description has none stored (_compact).
+    return _ENDPOINTS.validate_python({"description": None} | _fields(from_item(item)))
 
 
 def due_shard(delivery_id: str) -> str:
@@ -154,34 +146,7 @@ def delivery_item(delivery: Delivery) -> dict[str, Any]:
 
 
 def delivery_from_item(item: dict[str, Any]) -> Delivery:
-    values = from_item(item)
-    return Delivery(
-        delivery_id=values["deliveryId"],
-        endpoint_id=values["endpointId"],
-        tenant_id=values["tenantId"],
-        event_id=values["eventId"],
-        event_type=WebhookEventType(values["eventType"]),
-        order_id=values["orderId"],
-        order_version=values["orderVersion"],
-        body=values["body"],
-        created_at=datetime.fromisoformat(values["createdAt"]),
-        cycle_started_at=datetime.fromisoformat(values["cycleStartedAt"]),
-        state=DeliveryState(values["state"]),
-        next_attempt_at=_time(values.get("nextAttemptAt")),
-        attempts=tuple(
-            Attempt(
-                at=datetime.fromisoformat(a["at"]),
-                duration_ms=a["durationMs"],
-                status_code=a.get("statusCode"),
-                error=a.get("error"),
-            )
-            for a in values["attempts"]
-        ),
-        attempt_count=values["attemptCount"],
-        failures=values["failures"],
-        finished_at=_time(values.get("finishedAt")),
-        leased_until=_time(values.get("leasedUntil")),
-    )
+    return _DELIVERIES.validate_python(_fields(from_item(item)))
 
 
 def _refused(error: ClientError) -> bool:
