@@ -112,14 +112,19 @@ def report(args: Any) -> Figures:
     return figures
 
 
-def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -> dict[str, Any]:
-    """`fundrouter load --json`: its report as it prints it, its figures returned."""
+def load(
+    stack: LocalStack, args: Any, orders: int, rate: float | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """`fundrouter load --json`: its report as it prints it (unless `quiet`), its
+    figures returned."""
     command = [sys.executable, "-m", "fundrouter_cli", "load", "--orders", str(orders), "--yes"]
     command += ["--concurrency", str(args.submitters), "--capacity", "3", "--no-events", "--json"]
     command += ["--timeout", str(args.stack_seconds)] + (["--rate", str(rate)] if rate else [])
     print(f"+ fundrouter {' '.join(command[3:])}", flush=True)
-    env = os.environ | stack.settings
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    env, report = os.environ | stack.settings, subprocess.DEVNULL if quiet else None
+    done = subprocess.run(
+        command, env=env, stdout=subprocess.PIPE, stderr=report, text=True, check=False
+    )
     if not done.stdout.strip():
         raise pytest.fail.Exception(f"fundrouter load failed ({done.returncode})")
     figures: dict[str, Any] = json.loads(done.stdout)
@@ -129,7 +134,7 @@ def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -
 def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]]]:
     """A warm-up (the functions' workers started), a paced run, then the bursts; lines
     hold 3x a run's amount (--capacity 3): the first takes them all."""
-    load(stack, args, 2 * args.submitters)
+    load(stack, args, 2 * args.submitters, quiet=True)
     runs = [(f"paced {args.rate:g}/s", load(stack, args, args.latency_orders, args.rate))]
     return runs + [(f"burst {n:,}", load(stack, args, n)) for n in args.bursts if n]
 
