@@ -89,6 +89,10 @@ def report_match_cost(points: tuple[int, ...] = (10, 100, 1_000)) -> None:
         rows.append((f"{point:,}", f"{size:,}", units, gsi, *growth, parts))
     took = f"items ({time.perf_counter() - started:.0f} s)"
     table(("lines", "bytes", "WCU", "of GSI", "bytes", "WCU", took), rows)
+    # Every claim writes the one line item (and day item): 1,000 WCU/s a partition.
+    per_line = 1000 / max(transaction_units([i]) for i in written if i[0] in ("LINE", "DAY"))
+    shards = ", ".join(f"K={k}: {k * per_line:,.0f}" for k in (1, 2, 4, 8, 16))
+    print(f"claims/s a line (K capacity shards, each its own line and day item): {shards}")
 
 
 def unbounded(w: World, order_size: int) -> int:

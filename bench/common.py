@@ -148,27 +148,20 @@ def holding(
 
 
 def expired_holds(
-    client: Any, tables: dict[str, str], line_ids: list[str], holds: int
+    client: Any, tables: dict[str, str], line_id: str, holds: int
 ) -> Callable[..., tuple[int, int, int]]:
-    """`holds` expired holds spread over new lines, one after another; what is left of
-    them, when asked: orders not EXPIRED (if `orders`), the lines' reserved and MATCHED
-    count."""
+    """`holds` expired holds on a new line; what is left of them, when asked: orders
+    not EXPIRED (if `orders`), the line's reserved and MATCHED count."""
     lines = DynamoLineRepository(client, tables["LinesTable"])
-    config = line_config(limit=10**15, minAmount=AMOUNT)
-    keys = []
-    for n, line_id in enumerate(line_ids):
-        names = [f"expiry-{i:06d}" for i in range(n, holds, len(line_ids))]
-        keys += holding(client, tables, lines.put_config(line_id, config, utc_now()), names)
+    record = lines.put_config(line_id, line_config(limit=10**15, minAmount=AMOUNT), utc_now())
+    keys = holding(client, tables, record, [f"expiry-{i:06d}" for i in range(holds)])
 
     def left(orders: bool = True) -> tuple[int, int, int]:
         items = batch_get(client, tables["OrdersTable"], keys) if orders else []
         expired = sum(item["status"]["S"] == "EXPIRED" for item in items)
-        records = [record for line_id in line_ids if (record := lines.get(line_id))]
-        reserved = sum(record.line.counters.reserved for record in records)
-        return (
-            len(keys) - expired,
-            reserved,
-            sum(r.orders.get(OrderStatus.MATCHED, 0) for r in records),
-        )
+        if (line := lines.get(line_id)) is None:
+            raise SystemExit(f"{line_id} is gone")
+        held = line.orders.get(OrderStatus.MATCHED, 0)
+        return len(keys) - expired, line.line.counters.reserved, held
 
     return left

@@ -3,20 +3,19 @@ app, moto) with 1,000 and 100,000 DISBURSED holdings written straight into the O
 table, the line's counters and counts set to match. Read units from the returned
 items' sizes (moto's ConsumedCapacity is a constant): a consistent BatchGetItem
 ceil(size / 4 KB) an item (1 a key not found), an eventually consistent Query half of
-ceil(sum / 4 KB); against the byLine Query the view made before the line counted its
-orders (measured at the first point, computed at the others)."""
+ceil(sum / 4 KB). (Before the line counted its orders, the view read every holding
+through byLine: decision 19 keeps what that cost.)"""
 
 import json
 import math
 import statistics
-import time
 from typing import Any
 
 from common import header, holding, moto, spread, table, timed
 from fundrouter.domain.clock import utc_now
 from fundrouter.persistence.codec import item_size
 from fundrouter.persistence.lines import DynamoLineRepository
-from fundrouter.persistence.orders import BY_LINE, DynamoOrderRepository
+from fundrouter.persistence.orders import DynamoOrderRepository
 from fundrouter.service.lines import LineService
 from fundrouter.service.orders import OrderService
 
@@ -42,22 +41,6 @@ def read_units(calls: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float
         elif name == "Query":
             units += math.ceil(sum(map(item_size, parsed.get("Items", []))) / 4096) / 2
     return units
-
-
-def by_line(client: Any, line_id: str, calls: Answers) -> tuple[int, int, float, float, float]:
-    """The byLine Query of old: items, pages, units, ms, mean projected item size."""
-    calls.reset()
-    start = time.perf_counter_ns()
-    pages = client.get_paginator("query").paginate(
-        TableName=ORDERS_TABLE,
-        IndexName=BY_LINE,
-        KeyConditionExpression="lineKey = :line",
-        ExpressionAttributeValues={":line": {"S": line_id}},
-    )
-    found = sum(len(page["Items"]) for page in pages)
-    elapsed = (time.perf_counter_ns() - start) / 1e6
-    sizes = [item_size(i) for _, _, parsed in calls.calls for i in parsed["Items"]]
-    return found, len(calls.calls), read_units(calls.calls), elapsed, statistics.mean(sizes)
 
 
 def views(services: dict[str, Any], calls: Answers) -> tuple[list[int], float, int, Any]:
@@ -87,17 +70,10 @@ def report() -> None:
             names = [f"bench-loan-{n:06d}" for n in range(start, count)]
             holding(client, tables, record, names, disbursed=True)
             points.append(views(services, calls))
-            if not start:  # on moto a byLine Query of 100,000 items takes too long
-                found, pages, byline_units, elapsed, projected = by_line(client, line_id, calls)
     rows = []
     for n, (latencies, units, requests, counts) in zip(HOLDINGS, points, strict=True):
-        by_line_units = f"{math.ceil(n * projected / 4096) / 2:,.1f}"
-        cells = (*spread(latencies)[:2], by_line_units, math.ceil(n * projected / 2**20), counts)
-        rows.append((f"{n:,}", requests, f"{units:.1f}", *cells))
-    head = ("holdings", "requests", "read units", "median", "p90", "byLine units", "pages")
-    table((*head, "orders"), rows)
+        rows.append((f"{n:,}", requests, f"{units:.1f}", *spread(latencies)[:2], counts))
+    table(("holdings", "requests", "read units", "median", "p90", "orders"), rows)
     (low, low_units, *_), (high, high_units, *_) = points[0], points[-1]
     ratio, units = statistics.median(high) / statistics.median(low), high_units / low_units
     print(f"{HOLDINGS[-1]:,} vs {HOLDINGS[0]:,}: latency {ratio:.2f}x, units {units:.2f}x")
-    print(f"byLine (before) measured at {found:,}: {pages} page(s), {byline_units:,.1f} units,")
-    print(f"  {elapsed:,.0f} ms on moto, {projected:.0f} B an item; at other points computed")

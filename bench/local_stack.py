@@ -70,8 +70,6 @@ RAW_UPDATE = {
     "ConditionExpression": "n < :max",
     "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(10**12)}},
 }
-PHASES = {"intake": "POST round trip", "match": "intake -> decision"}
-PHASES["matched"] = "intake -> MATCHED"
 
 
 @dataclass
@@ -108,81 +106,37 @@ def report(args: Any) -> Figures:
             report_expiry(stack, args.expiry_holds)
             print("\n4d. A burst written straight into the Orders table: the deployed matcher")
             figures.table_burst = report_table_burst(stack, figures.burst)
-            print()
-            ratios(figures)
     except pytest.fail.Exception as error:  # no stack
         figures.skipped = str(error)
         print(f"skipped: {error}")
     return figures
 
 
-def load(stack: LocalStack, args: Any, orders: int, rate: float | None = None) -> dict[str, Any]:
+def load(
+    stack: LocalStack, args: Any, orders: int, rate: float | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """`fundrouter load --json`: its report as it prints it (unless `quiet`), its
+    figures returned."""
     command = [sys.executable, "-m", "fundrouter_cli", "load", "--orders", str(orders), "--yes"]
     command += ["--concurrency", str(args.submitters), "--capacity", "3", "--no-events", "--json"]
     command += ["--timeout", str(args.stack_seconds)] + (["--rate", str(rate)] if rate else [])
-    env = os.environ | stack.settings
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    print(f"+ fundrouter {' '.join(command[3:])}", flush=True)
+    env, report = os.environ | stack.settings, subprocess.DEVNULL if quiet else None
+    done = subprocess.run(
+        command, env=env, stdout=subprocess.PIPE, stderr=report, text=True, check=False
+    )
     if not done.stdout.strip():
-        raise pytest.fail.Exception(f"fundrouter load failed ({done.returncode}): {done.stderr}")
+        raise pytest.fail.Exception(f"fundrouter load failed ({done.returncode})")
     figures: dict[str, Any] = json.loads(done.stdout)
     return figures
 
 
 def report_loads(stack: LocalStack, args: Any) -> list[tuple[str, dict[str, Any]]]:
-    load(stack, args, 2 * args.submitters)  # warm-up: the functions' workers started
+    """A warm-up (the functions' workers started), a paced run, then the bursts; lines
+    hold 3x a run's amount (--capacity 3): the first takes them all."""
+    load(stack, args, 2 * args.submitters, quiet=True)
     runs = [(f"paced {args.rate:g}/s", load(stack, args, args.latency_orders, args.rate))]
-    runs += [(f"burst {n:,}", load(stack, args, n)) for n in args.bursts if n]
-    print(f"{args.submitters} submitters (keep-alive) after {2 * args.submitters} warm-up orders;")
-    print("latency from createdAt to the first decision's `at`, rate to the last (server")
-    print("clocks); lines hold 3x the run's amount (--capacity 3): the first takes them all")
-    rows = []
-    for label, run in runs:
-        for n, (key, what) in enumerate(PHASES.items()):
-            phase = run["phases"][key]
-            cells = [f"{phase.get(f'{q}Ms', float('nan')):.0f}" for q in ("p50", "p95", "p99")]
-            cells += [f"{phase.get('maxMs', float('nan')):.0f}", f"{phase['perSecond']:.1f}"]
-            rows.append(("" if n else label, what, phase["count"], *cells))
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items()))
-        audit = "ok" if run["audit"]["ok"] else f"FAILED {run['audit']['violations'][:3]}"
-        rows.append(("", f"  {outcomes}; audit {audit}"))
-    table(("run", "", "orders", "p50 ms", "p95 ms", "p99 ms", "max ms", "/s"), rows)
-    return runs
-
-
-def against_raw(
-    rates: list[dict[str, RateRun]], rate: Callable[[dict[str, RateRun]], float]
-) -> str:
-    """At each level of 4b: `rate` against the raw updates/s, and their ratio."""
-    pairs = [(r["raw"], rate(r)) for r in rates if r["raw"].rate()]
-    return "; ".join(
-        f"{raw.clients}: {n:.0f} vs {raw.rate():.0f} ({n / raw.rate():.2f})" for raw, n in pairs
-    )
-
-
-def ratios(figures: Figures) -> None:
-    """Issue 11: matched orders/s of the largest burst against raw conditional updates/s
-    at each level: over HTTP (4a), decided by 4b's threads with the matcher's group
-    commit, and written into the table for the deployed matcher (4d)."""
-    http = [
-        run["phases"]["matched"]["perSecond"] for label, run in figures.loads if "burst" in label
-    ]
-    rates: list[tuple[str, Callable[[dict[str, RateRun]], float]]] = [
-        ("over HTTP (4a)", lambda _: http[-1]),
-        ("group commit (4b)", lambda r: r["group"].rate()),
-        ("into the table (4d)", lambda _: figures.table_burst or 0.0),
-    ]
-    print(f"{figures.burst:,}-order burst, matched/s vs raw updates/s (ratio) by clients:")
-    for what, rate in rates[0 if http else 1 : 3 if figures.table_burst else 2]:
-        print(f"  {what}: {against_raw(figures.rates, rate)}")
-    if not figures.rates:
-        return
-    # each at the number of clients it does best with
-    group, raw = (max((r[k] for r in figures.rates), key=RateRun.rate) for k in ("group", "raw"))
-    if raw.rate():
-        print(
-            f"  best of each: group commit {group.rate():.0f}/s ({group.clients} clients)"
-            f" vs raw {raw.rate():.0f}/s ({raw.clients}): {group.rate() / raw.rate():.2f}"
-        )
+    return runs + [(f"burst {n:,}", load(stack, args, n)) for n in args.bursts if n]
 
 
 def report_table_burst(stack: LocalStack, orders: int) -> float | None:
@@ -354,7 +308,7 @@ def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
     the last hold (the schedule also fires each minute: what it expired is in no run)."""
     started, names = time.perf_counter(), {"OrdersTable": "ORDERS", "LinesTable": "LINES"}
     tables = {table: stack.settings[f"FUNDROUTER_{name}_TABLE"] for table, name in names.items()}
-    left = expired_holds(stack.client("dynamodb"), tables, ["bench-expiry"], holds)
+    left = expired_holds(stack.client("dynamodb"), tables, "bench-expiry", holds)
     seeded = time.perf_counter() - started
     aws_lambda = stack.client("lambda", Config(read_timeout=120))
     functions = aws_lambda.list_functions()["Functions"]
@@ -376,12 +330,38 @@ def report_expiry(stack: LocalStack, holds: int, max_runs: int = 10) -> None:
 
 
 def summary(figures: Figures) -> None:
+    """Issue 11's figures: intake to MATCHED of each run (4a); per second against raw
+    conditional updates at each level of 4b, one claim at a time and the group commit
+    (4b), and the largest burst's matched orders over HTTP (4a) and into the table (4d)."""
     for label, run in figures.loads:
         found = run["phases"]["matched"]
         print(
             f"intake to MATCHED on ministack, {label}: p50 {found.get('p50Ms', 0):.0f} ms,"
             f" p99 {found.get('p99Ms', 0):.0f} ms; {found['perSecond']:.1f} matched/s"
         )
-    claims = against_raw(figures.rates, lambda r: r["claims"].rate())
-    print(f"claims/s on one line vs raw updates/s (ratio) by clients: {claims}")
-    ratios(figures)
+    http = [run["phases"]["matched"]["perSecond"] for name, run in figures.loads if "burst" in name]
+    rates: list[tuple[str, Callable[[dict[str, RateRun]], float]]] = [
+        ("claims on one line (4b)", lambda r: r["claims"].rate()),
+        (f"{figures.burst:,}-order burst, group commit (4b)", lambda r: r["group"].rate()),
+        ("  matched over HTTP (4a)", lambda _: http[-1] if http else 0.0),
+        ("  matched from the table (4d)", lambda _: figures.table_burst or 0.0),
+    ]
+    print("per second vs raw updates/s (ratio), by clients:")
+    for what, rate in rates:
+        pairs = [(r["raw"], rate(r)) for r in figures.rates if r["raw"].rate() and rate(r)]
+        if pairs:
+            cells = (
+                f"{raw.clients}: {n:.0f} vs {raw.rate():.0f} ({n / raw.rate():.2f})"
+                for raw, n in pairs
+            )
+            print(f"  {what}: {'; '.join(cells)}")
+    # each at the number of clients it does best with
+    group, raw = (
+        max((r[k] for r in figures.rates), key=RateRun.rate, default=RateRun(0))
+        for k in ("group", "raw")
+    )
+    if raw.rate():
+        print(
+            f"  best of each: group commit {group.rate():.0f}/s ({group.clients} clients)"
+            f" vs raw {raw.rate():.0f}/s ({raw.clients}): {group.rate() / raw.rate():.2f}"
+        )

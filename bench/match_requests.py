@@ -3,8 +3,8 @@ one stream batch per order (stored RECEIVED as intake writes it), requests count
 on the service's client: a cold container (a new MatchService per order), a cached
 configuration (the catalog read before, its TTL clock held still), and the first
 ranked line filled by another claim after caching (its claim refused, the next wins).
-Section 5: how far one line scales on AWS, by arithmetic from DynamoDB's published
-limits and the sizes of the items a claim wrote in section 3."""
+How far one line scales on AWS is section 7's arithmetic; a claim's items and write
+units are section 8's."""
 
 import itertools
 import math
@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import header, line_config, moto, order_key, table
+from common import header, line_config, moto, table
 from fundrouter.domain.clock import utc_now
 from fundrouter.domain.orders import Order
-from fundrouter.persistence.codec import item_size
-from fundrouter.persistence.lines import LINE_SK, DynamoLineRepository, day_key, line_pk
+from fundrouter.persistence.lines import DynamoLineRepository
 from fundrouter.persistence.matching import DynamoMatchStore
 from fundrouter.persistence.orders import DynamoOrderRepository, order_item
 from fundrouter.service.matching import LineCatalog, MatchService
@@ -28,14 +27,11 @@ from tests.support.factories import order_request
 from tests.support.handlers import handler_module
 from tests.support.orders import TENANT, Paths
 from tests.support.requests import Answers
-from tests.support.world import transaction_units
 
 ORDERS_TABLE = "fundrouter-bench-match-orders"
 LINES_TABLE = "fundrouter-bench-match-lines"
 FIRST = "bench-first"  # ranks first in case 3, filled after the catalog was cached
 LINES = {"bench-a": {"priority": 10}, "bench-b": {"funderId": "trust-b", "priority": 20}}
-PARTITION_WCU_PER_S = 1000  # per partition, and so per item
-SHARDS = (1, 2, 4, 8, 16)
 
 
 @dataclass
@@ -58,7 +54,7 @@ def stream_event(order: Order, sequence: int) -> dict[str, Any]:
     return {"Records": [{"eventID": f"b-{sequence}", "eventName": "INSERT", "dynamodb": stream}]}
 
 
-def measure(client: Any, orders: int) -> tuple[list[Case], dict[str, int]]:
+def measure(client: Any, orders: int) -> list[Case]:
     matcher = handler_module("matcher", "matcher_handler")
     calls, lines = Answers(client), DynamoLineRepository(client, LINES_TABLE)
     store, stored = (
@@ -112,23 +108,15 @@ def measure(client: Any, orders: int) -> tuple[list[Case], dict[str, int]]:
     fallback_service = cached()
     Paths(client, ORDERS_TABLE, lines).claimed(first, 1_500_000, utc_now())
     fallback = run("first line full", "fallback", fallback_service)
-    keys = {
-        "line": (LINES_TABLE, {"pk": {"S": line_pk("bench-a")}, "sk": {"S": LINE_SK}}),
-        "day": (LINES_TABLE, day_key("bench-a", first.line.day_of(utc_now()))),
-        "order": (ORDERS_TABLE, order_key(TENANT, "cold-00000")),
-    }
-    sizes = {
-        k: item_size(client.get_item(TableName=t, Key=key)["Item"]) for k, (t, key) in keys.items()
-    }
-    return [cold, cached_case, fallback], sizes
+    return [cold, cached_case, fallback]
 
 
-def report(orders: int) -> tuple[list[Case], dict[str, int]]:
+def report(orders: int) -> list[Case]:
     header("3. DynamoDB requests per match (MatcherFunction, moto, in-process)")
     # One INFO line per order (the batch's, from fundrouter.triggers) would drown the figures.
     streams.logger.setLevel("WARNING")
     with moto(OrdersTable=ORDERS_TABLE, LinesTable=LINES_TABLE) as client:
-        cases, sizes = measure(client, orders)
+        cases = measure(client, orders)
     print(f"{orders} orders a case; lines bench-a (priority 10), bench-b (20); the third")
     print(f"case adds {FIRST} (priority 1, room for one order when cached, then filled)")
     rows = []
@@ -140,26 +128,4 @@ def report(orders: int) -> tuple[list[Case], dict[str, int]]:
         outcome = ", ".join(f"{k}: {v}" for k, v in sorted(case.outcomes.items()))
         rows.append(("", "", f"  outcome: {outcome}"))
     table(("case", "requests/match", "per operation"), rows)
-    return cases, sizes
-
-
-def report_scale(sizes: dict[str, int]) -> None:
-    header("5. How far one line scales on AWS (arithmetic, not a measurement)")
-    print(f"{PARTITION_WCU_PER_S:,} WCU/s a partition (so an item), 2 WCU a KB in a")
-    print("transaction; a claim is one TransactWriteItems of three items:")
-    units = {what: transaction_units([("", size)]) for what, size in sizes.items()}
-    rows = [
-        (what, key, f"~{sizes[what]} B", f"{units[what]} WCU", note)
-        for what, key, note in (
-            ("line", "LINE#<line>, LINE", "per item: no split lifts it"),
-            ("day", "LINE#<line>#DAY#<date>", "its own partition"),
-            ("order", "T#<tenant>#O#<order>", "one per order: spread out"),
-        )
-    ]
-    table(("item", "key", "size", "cost", "claims/s on its partition"), rows)
-    per_line, per_day = (PARTITION_WCU_PER_S / units[what] for what in ("line", "day"))
-    print(f"so ~{per_line:,.0f} claims/s a line (the day item alone: {per_day:,.0f}), less")
-    print("under contention (TransactionConflict cancels, never queues); releases, draws and")
-    print("restores spend the same line item's budget. A line of K capacity shards (its")
-    print("`shards`, each with limit/K and its own day item) spreads that over K partitions:")
-    print("  " + ", ".join(f"K={k}: {k * per_line:,.0f}" for k in SHARDS) + " claims/s.")
+    return cases

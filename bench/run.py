@@ -1,5 +1,5 @@
 """`make bench`: what a cold start, an order and a match cost. Figures only, no verdicts.
-Sections 1, 2 and 6 here; 3 and 5 in match_requests.py, 4 local_stack.py, 7 and 8
+Sections 1, 2 and 6 here; 3 in match_requests.py, 4 local_stack.py, 7 and 8
 capacity.py, 9 line_views.py, 10 reconciler_scale.py. From the repository root:
 ``.venv/bin/python bench/run.py --arch x86_64``."""
 
@@ -139,9 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"fundrouter bench (arch {args.arch}, host {platform.machine()})")
     worst = report_imports(args.runs)
     new, replay = report_requests(args.orders)
-    cases, sizes = match_requests.report(args.match_orders)
+    cases = match_requests.report(args.match_orders)
     stack = None if args.no_stack else local_stack.report(args)
-    match_requests.report_scale(sizes)
     bank = report_bank(args.bank_orders) if args.bank_orders > 0 else None
     capacity.report()
     line_views.report()
